@@ -1,0 +1,41 @@
+# make demo: a short scheduler demo on a throw-away data dir (no keys, no network)
+# make test: the test suite
+# Both create .venv and install the project into it first.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR := data/demo
+
+.PHONY: demo test bench install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO_DIR)
+	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 2: ít quan trọng" --priority low
+	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 1: Xin chào các bạn!" --priority urgent
+	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 3: ngày mai" --at "$$($(PY) -c 'import datetime as d; print((d.datetime.now()+d.timedelta(days=1)).strftime("%Y-%m-%dT08:00"))')"
+	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) list
+	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) run --once
+	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) list
+	@echo "daily files:" && ls $(DEMO_DIR)/jobs
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/bench_add_job.py
+	$(PY) bench/bench_cold_start.py
+	$(PY) bench/bench_dispatch_jitter.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR)

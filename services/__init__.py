@@ -1,0 +1,1 @@
+"""Services of the video scheduler: the generic scheduler core and, later, the pipeline."""

@@ -1,0 +1,260 @@
+"""The command line: ``run_scheduler.py`` parses, picks a backend, calls one method.
+
+With no daemon running, a command takes the data-dir lock and works on the files itself;
+with a daemon running, it sends the command to the daemon's local API. Either way one
+JobManager validates the change. Exit codes: 0 success, 2 invalid input or usage (one
+line on stderr naming the field and the rule), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, tzinfo
+from typing import Any, NoReturn, Protocol
+
+from .api_token import read_token
+from .clock import parse_instant
+from .daemon import serve
+from .daemon_client import DaemonClient
+from .errors import DaemonUnavailableError, JobValidationError, LockHeldError, SchedulerError
+from .lock import DataDirLock, read_holder
+from .log_format import configure_logging
+from .models import JobPriority, ScheduledJob
+from .scheduler import Scheduler
+from .settings import Settings
+
+__all__ = ["main"]
+
+PROG = "run_scheduler.py"
+LOCK_WAIT_SECONDS = 30.0  # how long a command waits for another command (or a starting daemon)
+
+
+class _UsageError(Exception):
+    """argparse found a usage mistake."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+class Backend(Protocol):
+    """What a command needs: the daemon client or a Scheduler on the files."""
+
+    def add_job(self, account_id: Any, content: Any, scheduled_time: datetime | None = ...,
+                priority: Any = ..., max_retries: Any = ..., *, kind: Any = ...) -> ScheduledJob: ...
+    def list_jobs(self, account_id: str | None = ..., status: str | None = ...) -> list[ScheduledJob]: ...
+    def get_job(self, job_id: str) -> ScheduledJob: ...
+    def remove_job(self, job_id: str) -> ScheduledJob: ...
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for --help text and tests)."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--data-dir", default=argparse.SUPPRESS,
+        help="data directory (env DATA_DIR, default ./data)",
+    )
+    parser = _Parser(prog=PROG, description="Self-hosted job scheduler for automated video channels.", parents=[common])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    add = sub.add_parser("add-job", parents=[common], help="add a job")
+    add.add_argument("--account", required=True, help="account id")
+    add.add_argument("--content", required=True, help="what to do (at most 500 characters)")
+    add.add_argument("--at", dest="when", help="ISO-8601 time; without an offset it is SCHEDULER_TIMEZONE time (default: now)")
+    add.add_argument("--priority", default="normal", help="low|normal|high|urgent or 1..4 (default normal)")
+    add.add_argument("--max-retries", default="3", help="retries after a failure (default 3)")
+    add.add_argument("--kind", default="log", help="handler that runs the job (default log)")
+    add.add_argument("--json", action="store_true", help="print the job as JSON")
+
+    lst = sub.add_parser("list", parents=[common], help="list jobs, highest priority first, then earliest")
+    lst.add_argument("--account", help="only this account")
+    lst.add_argument("--status", help="only this status")
+    lst.add_argument("--json", action="store_true", help="print a JSON array")
+
+    show = sub.add_parser("show", parents=[common], help="show one job")
+    show.add_argument("job_id")
+    show.add_argument("--json", action="store_true", help="print the job as JSON")
+
+    remove = sub.add_parser("remove", parents=[common], help="remove a job")
+    remove.add_argument("job_id")
+    remove.add_argument("--json", action="store_true", help="print the removed job as JSON")
+
+    run = sub.add_parser("run", parents=[common], help="run the scheduler daemon in the foreground")
+    run.add_argument("--once", action="store_true", help="process what is due now, then exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    env = dict(os.environ if environ is None else environ)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise _UsageError("a command is required: add-job, list, show, remove or run")
+        settings = Settings.from_env(env, data_dir=getattr(args, "data_dir", None))
+        if args.command == "run":
+            return _run(settings, once=args.once)
+        configure_logging("WARNING", sys.stderr)
+        return _with_backend(settings, lambda backend: _COMMANDS[args.command](backend, args, settings))
+    except _UsageError as exc:
+        _fail(f"usage: {exc} (see {PROG} --help)")
+        return 2
+    except SchedulerError as exc:
+        _fail(exc.message)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+
+
+def _run(settings: Settings, *, once: bool) -> int:
+    configure_logging(settings.log_level)
+    return asyncio.run(serve(settings, once=once))
+
+
+# -- choosing the backend ---------------------------------------------------------------
+
+
+def _with_backend(settings: Settings, command: Any) -> int:
+    """Run ``command(backend)`` on the files (lock free) or through the daemon (lock held)."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            with _open_backend(settings, deadline) as backend:
+                return command(backend)
+        except DaemonUnavailableError:
+            # The daemon is stopping or starting: try again, maybe without it.
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _open_backend(settings: Settings, deadline: float) -> Iterator[Backend]:
+    lock = DataDirLock(settings.data_dir, "cli")
+    while True:
+        if lock.try_acquire():
+            try:
+                scheduler = Scheduler.from_settings(settings)
+                scheduler.manager.load()
+                yield scheduler
+            finally:
+                lock.release()
+            return
+        holder = read_holder(settings.data_dir)
+        if holder and holder.get("role") == "daemon" and holder.get("ready") and holder.get("api_port"):
+            client = DaemonClient(int(holder["api_port"]), read_token(settings.data_dir))
+            try:
+                yield client
+            finally:
+                client.close()
+            return
+        if time.monotonic() >= deadline:
+            raise LockHeldError(str(settings.data_dir), holder)
+        time.sleep(0.01)
+
+
+# -- the commands ----------------------------------------------------------------------
+
+
+def _cmd_add(backend: Backend, args: argparse.Namespace, settings: Settings) -> int:
+    when = None
+    if args.when is not None:
+        try:
+            when = parse_instant(args.when, settings.zone)
+        except ValueError as exc:
+            raise JobValidationError("scheduled_time (--at)", str(exc)) from None
+    try:
+        priority = JobPriority.parse(args.priority)
+    except ValueError as exc:
+        raise JobValidationError("priority", str(exc)) from None
+    max_retries = _int_field("max_retries", args.max_retries)
+    job = backend.add_job(args.account, args.content, when, priority, max_retries, kind=args.kind)
+    print(json.dumps(job.to_dict(), ensure_ascii=False, indent=2) if args.json else job.job_id)
+    return 0
+
+
+def _cmd_list(backend: Backend, args: argparse.Namespace, settings: Settings) -> int:
+    jobs = backend.list_jobs(args.account, args.status)
+    if args.json:
+        print(json.dumps([job.to_dict() for job in jobs], ensure_ascii=False, indent=2))
+    else:
+        print(_table(jobs, settings.zone, settings.timezone_name))
+    return 0
+
+
+def _cmd_show(backend: Backend, args: argparse.Namespace, settings: Settings) -> int:
+    job = backend.get_job(args.job_id)
+    if args.json:
+        print(json.dumps(job.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    for key, value in job.to_dict().items():
+        if isinstance(value, str) and key.endswith(("_time", "_at")) and value:
+            local = datetime.fromisoformat(value).astimezone(settings.zone)
+            value = f"{value}  ({local:%Y-%m-%d %H:%M:%S} {settings.timezone_name})"
+        elif isinstance(value, dict):
+            value = json.dumps(value, ensure_ascii=False)
+        print(f"{key:>15}: {'' if value is None else value}")
+    return 0
+
+
+def _cmd_remove(backend: Backend, args: argparse.Namespace, settings: Settings) -> int:
+    job = backend.remove_job(args.job_id)
+    print(json.dumps({"removed": job.to_dict()}, ensure_ascii=False, indent=2) if args.json else f"removed {job.job_id}")
+    return 0
+
+
+_COMMANDS = {"add-job": _cmd_add, "list": _cmd_list, "show": _cmd_show, "remove": _cmd_remove}
+
+
+def _int_field(field: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise JobValidationError(field, f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise JobValidationError(field, f"must be an integer >= 0, got {value}")
+    return value
+
+
+def _table(jobs: list[ScheduledJob], zone: tzinfo, zone_name: str) -> str:
+    headers = ["JOB_ID", "ACCOUNT", "KIND", "STATUS", "PRIORITY", f"SCHEDULED ({zone_name})", "RETRIES", "CONTENT"]
+    rows = [
+        [
+            job.job_id,
+            job.account_id,
+            job.kind,
+            job.status.value,
+            job.priority.name.lower(),
+            f"{job.scheduled_time.astimezone(zone):%Y-%m-%d %H:%M:%S}",
+            f"{job.retry_count}/{job.max_retries}",
+            _shorten(job.content, 40),
+        ]
+        for job in jobs
+    ]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
+    lines.append(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}")
+    return "\n".join(lines)
+
+
+def _shorten(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The one place the scheduler reads the wall clock, and the time-zone arithmetic on it.
+
+Every stored instant is timezone-aware UTC. "Today" and the day a job belongs to are
+dates in the configured zone (SCHEDULER_TIMEZONE, default Asia/Ho_Chi_Minh). Tests move
+the clock with freezegun or pass their own ``Clock`` callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "Clock",
+    "DEFAULT_TIMEZONE",
+    "ensure_utc",
+    "load_timezone",
+    "local_date",
+    "parse_instant",
+    "utc_now",
+]
+
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+Clock = Callable[[], datetime]
+"""A zero-argument callable returning the current instant as an aware UTC datetime."""
+
+
+def utc_now() -> datetime:
+    """Return the current instant, timezone-aware, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Convert an aware datetime to UTC; refuse a naive one (its zone is unknown)."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError("must include a UTC offset (naive times are ambiguous)")
+    return value.astimezone(timezone.utc)
+
+
+def load_timezone(name: str) -> tzinfo:
+    """Return the IANA zone ``name``; raise ValueError with the name if it is unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone: {name!r}") from exc
+
+
+def local_date(instant: datetime, zone: tzinfo) -> date:
+    """The calendar date of ``instant`` as seen in ``zone``."""
+    return instant.astimezone(zone).date()
+
+
+def parse_instant(text: str, zone: tzinfo, *, now: datetime | None = None) -> datetime:
+    """Parse ISO-8601 (or ``now``) into aware UTC; a time without offset is in ``zone``.
+
+    Raises ValueError with a one-line reason.
+    """
+    value = text.strip()
+    if value.lower() == "now":
+        return now or utc_now()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"must be ISO-8601 like 2026-11-24T08:00 or 2026-11-24T01:00:00Z, got {text!r}"
+        ) from None
+    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(timezone.utc)

@@ -1,0 +1,129 @@
+"""The daemon: lock the data dir, load, serve the API, run the loop, stop on a signal.
+
+One process, one asyncio loop. SIGTERM/SIGINT only flip a flag and wake the loop; the
+stop is then done in order: take no new work, give running jobs the grace period, save,
+close the API, release the lock, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+
+from .api import create_app
+from .api_token import ensure_token
+from .errors import LockHeldError, SchedulerError
+from .handlers import HandlerRegistry
+from .lock import DataDirLock, read_holder
+from .scheduler import RunState, Scheduler
+from .settings import Settings
+
+__all__ = ["serve"]
+
+logger = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise SchedulerError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror} (set API_PORT)") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    settings: Settings, *, registry: HandlerRegistry | None = None, once: bool = False
+) -> int:
+    """Run the daemon until a signal (or, with ``once``, until nothing is due); return 0.
+
+    Raises LockHeldError if another process holds the data dir.
+    """
+    lock = DataDirLock(settings.data_dir, "daemon")
+    if not lock.try_acquire():
+        raise LockHeldError(str(settings.data_dir), read_holder(settings.data_dir))
+    try:
+        scheduler = Scheduler.from_settings(settings, registry=registry)
+        scheduler.load()
+        logger.info(
+            "scheduler started",
+            extra={
+                "data_dir": str(settings.data_dir),
+                "timezone": settings.timezone_name,
+                "kinds": scheduler.registry.kinds(),
+                "max_concurrent_jobs": settings.max_concurrent_jobs,
+                "once": once,
+            },
+        )
+        if once:
+            await scheduler.run_once()
+            return 0
+        return await _serve_forever(settings, scheduler, lock)
+    finally:
+        lock.release()
+
+
+async def _serve_forever(settings: Settings, scheduler: Scheduler, lock: DataDirLock) -> int:
+    token = ensure_token(settings.data_dir)
+    sock = _listen(settings.api_port)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(scheduler, token), log_config=None, access_log=False, lifespan="off"
+    )
+    server = _EmbeddedServer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        logger.info("signal received; stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    api_task = asyncio.create_task(server.serve(sockets=[sock]), name="http-api")
+    try:
+        await scheduler.start()
+        while not server.started and not api_task.done():
+            await asyncio.sleep(0.005)
+        if api_task.done():
+            raise SchedulerError("the HTTP API failed to start")
+        lock.update(api_port=port, ready=True)
+        logger.info("daemon ready", extra={"api": f"http://127.0.0.1:{port}"})
+        stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
+        done, _ = await asyncio.wait(
+            {stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if api_task in done:
+            logger.error("the HTTP API stopped unexpectedly; shutting down")
+        stop_task.cancel()
+        # The API keeps serving while running jobs finish, so commands are not refused.
+        await scheduler.stop()
+        lock.update(ready=False)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await api_task
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        sock.close()
+        if scheduler.state is not RunState.STOPPED:
+            await scheduler.stop(0)
+    return 0

@@ -1,0 +1,106 @@
+"""DaemonClient: the CLI's way to send a command to a running daemon's local API.
+
+It speaks the API of ``api.py`` with httpx and turns error bodies back into the typed
+errors the CLI maps to exit codes, so a command behaves the same with or without a daemon.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from .errors import (
+    DaemonUnavailableError,
+    JobConflictError,
+    JobNotFoundError,
+    JobValidationError,
+    SchedulerError,
+)
+from .models import ScheduledJob
+
+__all__ = ["DaemonClient"]
+
+
+class DaemonClient:
+    """Client of one daemon.
+
+    :param port: the daemon's API port on 127.0.0.1.
+    :param token: the bearer token.
+    :param transport: an httpx transport (tests inject one); default: real HTTP.
+    """
+
+    def __init__(
+        self, port: int, token: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise DaemonUnavailableError(f"daemon API at {self._http.base_url} refused the connection: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise SchedulerError(f"daemon API request failed: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.is_success:
+            return body
+        message = body.get("message") or f"daemon answered HTTP {response.status_code}"
+        if response.status_code == 422 and body.get("field"):
+            raise JobValidationError(body["field"], message.partition(": ")[2] or message)
+        if response.status_code == 422:
+            raise JobValidationError("request", message)
+        if response.status_code == 404:
+            raise JobNotFoundError(path.rsplit("/", 1)[-1])
+        if response.status_code == 409:
+            raise JobConflictError(message)
+        raise SchedulerError(message)
+
+    def add_job(
+        self,
+        account_id: Any,
+        content: Any,
+        scheduled_time: datetime | None = None,
+        priority: Any = 2,
+        max_retries: Any = 3,
+        *,
+        kind: Any = "log",
+    ) -> ScheduledJob:
+        """POST /api/v1/jobs."""
+        body: dict[str, Any] = {
+            "account_id": account_id,
+            "content": content,
+            "priority": int(priority) if isinstance(priority, int) else priority,
+            "max_retries": max_retries,
+            "kind": kind,
+        }
+        if scheduled_time is not None:
+            body["scheduled_time"] = scheduled_time.isoformat()
+        return ScheduledJob.model_validate(self._call("POST", "/api/v1/jobs", json=body))
+
+    def list_jobs(self, account_id: str | None = None, status: str | None = None) -> list[ScheduledJob]:
+        """GET /api/v1/jobs."""
+        params = {k: v for k, v in (("account_id", account_id), ("status", status)) if v is not None}
+        body = self._call("GET", "/api/v1/jobs", params=params)
+        return [ScheduledJob.model_validate(job) for job in body["jobs"]]
+
+    def get_job(self, job_id: str) -> ScheduledJob:
+        """GET /api/v1/jobs/{id}."""
+        return ScheduledJob.model_validate(self._call("GET", f"/api/v1/jobs/{job_id}"))
+
+    def remove_job(self, job_id: str) -> ScheduledJob:
+        """DELETE /api/v1/jobs/{id}."""
+        return ScheduledJob.model_validate(self._call("DELETE", f"/api/v1/jobs/{job_id}")["job"])

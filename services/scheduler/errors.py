@@ -1,0 +1,108 @@
+"""Typed errors of the scheduler core.
+
+::
+
+    SchedulerError                 base; ``exit_code`` and ``http_status`` say how shells show it
+    ├── JobValidationError         bad input: a field and the rule it broke (exit 2, HTTP 422)
+    ├── JobNotFoundError           no job with that id (exit 1, HTTP 404)
+    ├── JobConflictError           the job's state forbids the change (exit 1, HTTP 409)
+    ├── StorageError               the data dir could not be read or written (exit 1, HTTP 500)
+    ├── LockHeldError              another process owns the data dir (exit 1, HTTP 503)
+    └── DaemonUnavailableError     the daemon holds the lock but its API does not answer (exit 1)
+
+Every message is one line a user can act on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DaemonUnavailableError",
+    "JobConflictError",
+    "JobNotFoundError",
+    "JobValidationError",
+    "LockHeldError",
+    "SchedulerError",
+    "StorageError",
+]
+
+
+class SchedulerError(Exception):
+    """Base of every error the scheduler raises on purpose."""
+
+    exit_code = 1
+    http_status = 500
+    code = "scheduler_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON body the HTTP API answers with."""
+        return {"error": self.code, "message": self.message}
+
+
+class JobValidationError(SchedulerError):
+    """A job field broke a rule: ``field`` names it, ``rule`` says what is allowed."""
+
+    exit_code = 2
+    http_status = 422
+    code = "invalid_job"
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "field": self.field}
+
+
+class JobNotFoundError(SchedulerError):
+    """No job has this id."""
+
+    http_status = 404
+    code = "not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job not found: {job_id}")
+        self.job_id = job_id
+
+
+class JobConflictError(SchedulerError):
+    """The job exists but its state forbids the requested change."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class StorageError(SchedulerError):
+    """Reading or writing the job files failed."""
+
+    code = "storage_error"
+
+
+class LockHeldError(SchedulerError):
+    """The data dir is locked by another process; ``holder`` says which, when known."""
+
+    http_status = 503
+    code = "locked"
+
+    def __init__(self, data_dir: str, holder: dict | None) -> None:
+        if holder:
+            who = f"{holder.get('role', 'process')} pid {holder.get('pid', '?')}"
+            if holder.get("host"):
+                who += f" on {holder['host']}"
+            if holder.get("started_at"):
+                who += f" since {holder['started_at']}"
+        else:
+            who = "another process"
+        super().__init__(f"data dir {data_dir} is locked by {who}")
+        self.holder = holder or {}
+
+
+class DaemonUnavailableError(SchedulerError):
+    """The daemon owns the data dir but its local API could not be reached."""
+
+    http_status = 503
+    code = "daemon_unavailable"

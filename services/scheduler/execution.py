@@ -1,0 +1,212 @@
+"""JobExecutor: runs jobs (the seed's run_job) and the loop that dispatches them.
+
+The loop is event-driven: it sleeps until the next due time, or until woken (a job added,
+a run finished, stop asked); there is no polling interval. A pass reads the clock once,
+expires old jobs, recovers orphaned RUNNING ones, starts ready jobs by priority up to
+``max_concurrent_jobs``, and commits what it changed in one flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import transitions
+from .clock import Clock, utc_now
+from .handlers import HandlerRegistry
+from .job_manager import JobManager
+from .models import DEFAULT_MAX_RUNNING_MINUTES, JobStatus, ScheduledJob
+from .recovery import JobRecovery
+
+__all__ = ["JobExecutor"]
+
+logger = logging.getLogger(__name__)
+
+_PASS_ERROR_PAUSE = 10.0  # seconds to wait after a pass that raised (seed: "sleep 10s")
+
+
+class JobExecutor:
+    """Runs jobs and the dispatch loop.
+
+    :param manager: the job table.
+    :param recovery: resolves orphaned RUNNING jobs.
+    :param registry: handlers by kind.
+    :param clock: the wall clock.
+    :param max_concurrent_jobs: how many runs may overlap (default 1, as the seed).
+    """
+
+    def __init__(
+        self,
+        manager: JobManager,
+        recovery: JobRecovery,
+        registry: HandlerRegistry,
+        *,
+        clock: Clock = utc_now,
+        max_concurrent_jobs: int = 1,
+    ) -> None:
+        if max_concurrent_jobs < 1:
+            raise ValueError("max_concurrent_jobs must be >= 1")
+        self._manager = manager
+        self._recovery = recovery
+        self._registry = registry
+        self._clock = clock
+        self.max_concurrent_jobs = max_concurrent_jobs
+        self._tasks: dict[str, asyncio.Task[ScheduledJob]] = {}
+        self._wake = asyncio.Event()
+        self._accepting = True
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def running_job_ids(self) -> frozenset[str]:
+        """Ids of jobs whose run is in progress in this process."""
+        return frozenset(self._tasks)
+
+    def wake(self) -> None:
+        """Ask the loop to make a pass now (a job was added, something changed)."""
+        self._wake.set()
+
+    def limit_minutes(self, job: ScheduledJob) -> float:
+        """How long one run of this job may take (its kind's limit)."""
+        handler = self._registry.get(job.kind)
+        return handler.max_running_minutes if handler else DEFAULT_MAX_RUNNING_MINUTES
+
+    # -- one job --------------------------------------------------------------------------
+
+    async def run_job(self, job: ScheduledJob) -> ScheduledJob:
+        """Run one job: RUNNING -> handler -> COMPLETED, or retry / FAILED; return the result.
+
+        Shutdown cancellation puts the job back to SCHEDULED (no retry spent) and re-raises.
+        """
+        if job.status is not JobStatus.RUNNING:
+            job = self._manager.save(transitions.started(job, self._clock()))
+            self._manager.commit()
+        log = {"job_id": job.job_id, "kind": job.kind, "stage": "run"}
+        handler = self._registry.get(job.kind)
+        if handler is None:
+            error = f"no handler for kind {job.kind!r} (registered: {', '.join(self._registry.kinds())})"
+            return self._finish(transitions.failed(job, self._clock(), error, retryable=False), log)
+        logger.info("job started", extra={**log, "attempt": job.retry_count + 1})
+        scope = asyncio.timeout(handler.max_running_minutes * 60)
+        try:
+            async with scope:
+                raw = await handler.func(job.model_copy(deep=True))
+            result = _json_result(raw)
+        except asyncio.CancelledError:
+            self._finish(transitions.interrupted(job, self._clock()), log)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any handler failure is a failed run
+            if isinstance(exc, TimeoutError) and scope.expired():
+                error = f"timed out: running longer than {handler.max_running_minutes:g} minutes"
+            else:
+                error = f"{type(exc).__name__}: {exc}"
+            return self._finish(transitions.failed(job, self._clock(), error), log)
+        return self._finish(transitions.completed(job, self._clock(), result), log)
+
+    def _finish(self, job: ScheduledJob, log: dict[str, Any]) -> ScheduledJob:
+        self._manager.save(job)
+        try:
+            self._manager.commit()
+        except Exception:
+            logger.exception("could not save the job's outcome; retrying at the next pass", extra=log)
+        extra = {**log, "status": job.status.value, "retry_count": job.retry_count}
+        if job.status is JobStatus.COMPLETED:
+            logger.info("job completed", extra=extra)
+        elif job.status is JobStatus.SCHEDULED:
+            logger.warning(
+                "job failed; retry scheduled",
+                extra={**extra, "error": job.error, "scheduled_time": job.scheduled_time.isoformat()},
+            )
+        else:
+            logger.error("job ended", extra={**extra, "error": job.error})
+        return job
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run_pass(self, now: datetime) -> list[ScheduledJob]:
+        """One pass at ``now``: expire, recover, start ready jobs; return those started."""
+        self._manager.cleanup_expired_jobs(now)
+        self._recovery.recover_stuck_jobs(now, owned=self._tasks)
+        started = []
+        while self._accepting and len(self._tasks) < self.max_concurrent_jobs:
+            job = self._manager.pop_next_ready(now)
+            if job is None:
+                break
+            job = self._manager.save(transitions.started(job, now))
+            started.append(job)
+        self._manager.commit()
+        for job in started:
+            task = asyncio.create_task(self.run_job(job), name=f"job:{job.job_id}")
+            self._tasks[job.job_id] = task
+            task.add_done_callback(self._run_ended)
+        return started
+
+    def _run_ended(self, task: asyncio.Task[ScheduledJob]) -> None:
+        job_id = task.get_name().removeprefix("job:")
+        self._tasks.pop(job_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("job run crashed", exc_info=task.exception(), extra={"job_id": job_id})
+        self._wake.set()
+
+    def _seconds_until_next(self, now: datetime) -> float | None:
+        times = []
+        if len(self._tasks) < self.max_concurrent_jobs:
+            due = self._manager.next_wake_time()
+            if due is not None:
+                times.append(due)
+        for job in self._manager.running_jobs():
+            if job.job_id not in self._tasks and job.started_at is not None:
+                times.append(job.started_at + timedelta(minutes=self.limit_minutes(job)))
+        if not times:
+            return None
+        return max(0.0, (min(times) - now).total_seconds())
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """The dispatch loop; returns after ``stop_accepting`` (or when idle, if asked)."""
+        while self._accepting:
+            self._wake.clear()
+            now = self._clock()
+            try:
+                self.run_pass(now)
+                delay = self._seconds_until_next(now)
+            except Exception:
+                logger.exception("scheduler pass failed; pausing before the next one")
+                delay = _PASS_ERROR_PAUSE
+            if until_idle and not self._tasks:
+                if not self._manager.get_ready_jobs(self._clock()):
+                    return
+                delay = 0.0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    def stop_accepting(self) -> None:
+        """Start no new run; wake the loop so it returns."""
+        self._accepting = False
+        self._wake.set()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Wait up to ``grace_seconds`` for running jobs, then cancel the rest."""
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        logger.info("waiting for running jobs", extra={"count": len(tasks), "grace_seconds": grace_seconds})
+        _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+        for task in pending:
+            logger.warning("grace period over; interrupting job", extra={"job_id": task.get_name()[4:]})
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _json_result(raw: Any) -> dict[str, Any] | None:
+    """A handler's return value as a JSON-safe dict (raises TypeError if it is not JSON)."""
+    if raw is None:
+        return None
+    result = raw if isinstance(raw, dict) else {"value": raw}
+    json.dumps(result)
+    return result

@@ -1,0 +1,87 @@
+"""HandlerRegistry: the whitelist of job kinds and the coroutine that runs each.
+
+A handler is ``async def handler(job: ScheduledJob) -> dict | None`` (the seed's
+post_callback); what it returns becomes the job's ``result``, an exception is a failed
+run. A job whose kind is not registered fails with a clear error, it never crashes the
+loop. The core ships one kind, ``log``; the pipeline registers its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .models import DEFAULT_MAX_RUNNING_MINUTES, ScheduledJob
+
+__all__ = ["Handler", "HandlerFunc", "HandlerRegistry", "default_registry", "log_handler"]
+
+logger = logging.getLogger(__name__)
+
+HandlerFunc = Callable[[ScheduledJob], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A registered kind: its coroutine and how long one run may take."""
+
+    kind: str
+    func: HandlerFunc
+    max_running_minutes: float = DEFAULT_MAX_RUNNING_MINUTES
+
+
+class HandlerRegistry:
+    """Kinds a job may have, each with its handler."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(
+        self,
+        kind: str,
+        func: HandlerFunc,
+        *,
+        max_running_minutes: float = DEFAULT_MAX_RUNNING_MINUTES,
+    ) -> None:
+        """Add ``kind``; ``func`` must be a coroutine function (the loop never blocks)."""
+        if not kind or kind != kind.strip():
+            raise ValueError(f"invalid kind name: {kind!r}")
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"handler for {kind!r} must be an async function")
+        if kind in self._handlers:
+            raise ValueError(f"kind already registered: {kind!r}")
+        self._handlers[kind] = Handler(kind, func, max_running_minutes)
+
+    def get(self, kind: str) -> Handler | None:
+        """The handler of ``kind``, or None if no such kind is registered."""
+        return self._handlers.get(kind)
+
+    def kinds(self) -> list[str]:
+        """Registered kind names, sorted."""
+        return sorted(self._handlers)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._handlers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.kinds())
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+
+async def log_handler(job: ScheduledJob) -> dict[str, Any]:
+    """The built-in ``log`` kind: log the job's content and succeed."""
+    logger.info(
+        "log job: %s", job.content, extra={"job_id": job.job_id, "account_id": job.account_id}
+    )
+    return {"logged": True, "characters": len(job.content)}
+
+
+def default_registry() -> HandlerRegistry:
+    """A registry holding the built-in kinds."""
+    registry = HandlerRegistry()
+    registry.register("log", log_handler)
+    return registry

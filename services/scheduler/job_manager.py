@@ -1,0 +1,217 @@
+"""JobManager: validates and applies every change to the job table.
+
+It owns the due-time index, so choosing the next job never scans all jobs. Every change
+goes through ``save`` (memory + index) and becomes durable at ``commit`` (one flush of the
+changed days); the public operations commit before they return, so a returned job is on
+disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from . import transitions
+from pydantic import ValidationError as PydanticValidationError
+
+from .clock import Clock, utc_now
+from .due_queue import DueQueue
+from .errors import JobConflictError, JobNotFoundError, JobValidationError, StorageError
+from .models import (
+    EXPIRY_AFTER,
+    JobPriority,
+    JobStatus,
+    ScheduledJob,
+    check_schedule_window,
+    validation_error_from_pydantic,
+)
+from .storage import JobStorage
+
+__all__ = ["JobManager"]
+
+logger = logging.getLogger(__name__)
+
+class JobManager:
+    """Add, remove, list and select jobs.
+
+    :param storage: the job table and its files.
+    :param clock: the wall clock.
+    :param kinds: the kinds a new job may have; ``None`` accepts any.
+    """
+
+    def __init__(
+        self,
+        storage: JobStorage,
+        *,
+        clock: Clock = utc_now,
+        kinds: Collection[str] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.jobs = storage.jobs
+        self._clock = clock
+        self._kinds = kinds
+        self.queue = DueQueue(self.jobs.get)
+        self._running: set[str] = set()
+
+    # -- loading and saving --------------------------------------------------------------
+
+    def load(self) -> int:
+        """Read the files and index the waiting jobs; return how many jobs loaded."""
+        self.storage.load()
+        self.queue = DueQueue(self.jobs.get)
+        self._running = set()
+        for job in self.jobs.values():
+            self._index(job)
+        return len(self.jobs)
+
+    def _index(self, job: ScheduledJob) -> None:
+        self.queue.track(job)
+        if job.status is JobStatus.RUNNING:
+            self._running.add(job.job_id)
+        else:
+            self._running.discard(job.job_id)
+
+    def save(self, job: ScheduledJob) -> ScheduledJob:
+        """Put ``job`` in the table and index (durable at the next ``commit``)."""
+        self.storage.put(job)
+        self._index(job)
+        return job
+
+    def commit(self) -> None:
+        """Flush the changed days to disk."""
+        self.storage.flush()
+
+    # -- the public operations ------------------------------------------------------------
+
+    def add_job(
+        self,
+        account_id: Any,
+        content: Any,
+        scheduled_time: datetime | None = None,
+        priority: Any = JobPriority.NORMAL,
+        max_retries: Any = 3,
+        *,
+        kind: Any = "log",
+        job_id: str | None = None,
+    ) -> ScheduledJob:
+        """Validate, create a SCHEDULED job, save it durably and return it.
+
+        Raises JobValidationError (field and rule) and changes nothing if any input is bad.
+        ``scheduled_time`` defaults to now and must be within one year of now.
+        """
+        now = self._clock()
+        fields: dict[str, Any] = {
+            "account_id": account_id,
+            "content": content,
+            "scheduled_time": now if scheduled_time is None else scheduled_time,
+            "priority": priority,
+            "max_retries": max_retries,
+            "kind": kind,
+            "status": JobStatus.SCHEDULED,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if job_id is not None:
+            fields["job_id"] = job_id
+        try:
+            job = ScheduledJob.model_validate(fields)
+        except PydanticValidationError as exc:
+            raise validation_error_from_pydantic(exc) from None
+        check_schedule_window(job.scheduled_time, now)
+        if self._kinds is not None and job.kind not in self._kinds:
+            raise JobValidationError("kind", f"must be one of: {', '.join(sorted(self._kinds))}")
+        if job.job_id in self.jobs:
+            raise JobConflictError(f"job already exists: {job.job_id}")
+        self.save(job)
+        try:
+            self.commit()
+        except StorageError:
+            self.storage.delete(job.job_id)
+            self.queue.forget(job.job_id)
+            raise
+        logger.info(
+            "job added",
+            extra={"job_id": job.job_id, "kind": job.kind, "scheduled_time": job.scheduled_time.isoformat()},
+        )
+        return job
+
+    def remove_job(self, job_id: str) -> ScheduledJob:
+        """Delete a job that is not running; return it. Raises JobNotFoundError / JobConflictError."""
+        job = self.get_job(job_id)
+        if job.status is JobStatus.RUNNING:
+            raise JobConflictError(f"job is running: {job_id} (remove it after the run ends)")
+        self.storage.delete(job_id)
+        self.queue.forget(job_id)
+        self._running.discard(job_id)
+        try:
+            self.commit()
+        except StorageError:
+            self.save(job)
+            raise
+        logger.info("job removed", extra={"job_id": job_id})
+        return job
+
+    def get_job(self, job_id: str) -> ScheduledJob:
+        """The job with this id; raises JobNotFoundError."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    def list_jobs(
+        self, account_id: str | None = None, status: JobStatus | str | None = None
+    ) -> list[ScheduledJob]:
+        """Jobs matching the filters, highest priority first, then earliest scheduled_time."""
+        if status is not None and not isinstance(status, JobStatus):
+            try:
+                status = JobStatus(str(status).lower())
+            except ValueError:
+                allowed = ", ".join(s.value for s in JobStatus)
+                raise JobValidationError("status", f"must be one of: {allowed}") from None
+        selected = [
+            job
+            for job in self.jobs.values()
+            if (account_id is None or job.account_id == account_id)
+            and (status is None or job.status is status)
+        ]
+        selected.sort(key=lambda j: (-int(j.priority), j.scheduled_time, j.job_id))
+        return selected
+
+    def get_ready_jobs(self, now: datetime | None = None) -> list[ScheduledJob]:
+        """Ready jobs in dispatch order (priority, then scheduled_time); removes none."""
+        now = now or self._clock()
+        self.queue.collect(now)
+        return [job for job in self.queue.ready() if job.is_ready(now)]
+
+    def pop_next_ready(self, now: datetime) -> ScheduledJob | None:
+        """Take the next job to run at ``now`` out of the index, or None."""
+        self.queue.collect(now)
+        while (job := self.queue.pop_ready()) is not None:
+            if job.is_ready(now):
+                return job
+            self.queue.track(job)  # not ready after all (changed meanwhile): re-index
+        return None
+
+    def cleanup_expired_jobs(self, now: datetime | None = None) -> list[ScheduledJob]:
+        """Mark EXPIRED every waiting job more than 24 h past its time; return them."""
+        now = now or self._clock()
+        self.queue.collect(now)
+        stale = self.queue.take_ready_if(lambda job: job.is_expired(now))
+        done = [self.save(transitions.expired(job, now)) for job in stale]
+        for job in done:
+            logger.warning("job expired", extra={"job_id": job.job_id, "error": job.error})
+        return done
+
+    def next_wake_time(self) -> datetime | None:
+        """When the loop next has something to do on its own (a job due or expiring)."""
+        times = [t for t in (self.queue.next_due(),) if t is not None]
+        oldest_ready = self.queue.earliest_ready_time()
+        if oldest_ready is not None:
+            times.append(oldest_ready + EXPIRY_AFTER)
+        return min(times) if times else None
+
+    def running_jobs(self) -> list[ScheduledJob]:
+        """Jobs whose status is RUNNING."""
+        return [self.jobs[job_id] for job_id in sorted(self._running)]

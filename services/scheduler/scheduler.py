@@ -1,0 +1,215 @@
+"""Scheduler: wires storage, manager, recovery and executor, and owns their lifecycle.
+
+This is the public API every shell (the CLI, the HTTP API, the pipeline) calls. It does no
+locking of the data dir: whoever builds a Scheduler must hold the lock (``lock.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock, DEFAULT_TIMEZONE, load_timezone, utc_now
+from .errors import SchedulerError
+from .execution import JobExecutor
+from .handlers import HandlerRegistry, default_registry
+from .job_manager import JobManager
+from .models import JobPriority, JobStatus, ScheduledJob
+from .recovery import JobRecovery
+from .settings import Settings
+from .storage import JobStorage
+
+__all__ = ["RunState", "Scheduler"]
+
+logger = logging.getLogger(__name__)
+
+
+class RunState(str, enum.Enum):
+    """Where the scheduler is in its life."""
+
+    CREATED = "created"
+    LOADED = "loaded"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class Scheduler:
+    """The scheduler core.
+
+    :param data_dir: where ``jobs/`` lives.
+    :param timezone: IANA zone of the daily files (default Asia/Ho_Chi_Minh).
+    :param registry: handlers by kind (default: the built-in ``log``).
+    :param clock: the wall clock (aware UTC).
+    :param max_concurrent_jobs: overlapping runs allowed (default 1).
+    :param shutdown_grace_seconds: how long ``stop`` waits for running jobs.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        timezone: str = DEFAULT_TIMEZONE,
+        registry: HandlerRegistry | None = None,
+        clock: Clock = utc_now,
+        max_concurrent_jobs: int = 1,
+        shutdown_grace_seconds: float = 30.0,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.zone = load_timezone(timezone)
+        self.registry = registry or default_registry()
+        self.clock = clock
+        self.shutdown_grace_seconds = shutdown_grace_seconds
+        self.storage = JobStorage(self.data_dir, self.zone, clock=clock)
+        self.manager = JobManager(self.storage, clock=clock, kinds=self.registry)
+        self.recovery = JobRecovery(self.manager, max_running_minutes=self._limit_minutes)
+        self.executor = JobExecutor(
+            self.manager,
+            self.recovery,
+            self.registry,
+            clock=clock,
+            max_concurrent_jobs=max_concurrent_jobs,
+        )
+        self.state = RunState.CREATED
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, registry: HandlerRegistry | None = None, clock: Clock = utc_now
+    ) -> Scheduler:
+        """Build from ``Settings``."""
+        return cls(
+            settings.data_dir,
+            timezone=settings.timezone_name,
+            registry=registry,
+            clock=clock,
+            max_concurrent_jobs=settings.max_concurrent_jobs,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        )
+
+    def _limit_minutes(self, job: ScheduledJob) -> float:
+        return self.executor.limit_minutes(job)
+
+    def _require(self, *states: RunState, action: str) -> None:
+        if self.state not in states:
+            allowed = " or ".join(s.value for s in states)
+            raise SchedulerError(f"cannot {action} while the scheduler is {self.state.value} (needs {allowed})")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Load the files, then recover every job left RUNNING by a dead process."""
+        self._require(RunState.CREATED, action="load")
+        count = self.manager.load()
+        recovered = self.recovery.recover_all_running_jobs(self.clock())
+        self.manager.commit()
+        self.state = RunState.LOADED
+        logger.info("jobs loaded", extra={"jobs": count, "recovered": len(recovered)})
+        return count
+
+    async def start(self) -> None:
+        """Start the dispatch loop as a task (call ``load`` first)."""
+        self._require(RunState.LOADED, action="start")
+        self.state = RunState.RUNNING
+        self._loop_task = asyncio.create_task(self.executor.run(), name="scheduler-loop")
+
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Take no new work, give running jobs the grace period, save, and return."""
+        if self.state in (RunState.STOPPING, RunState.STOPPED):
+            return
+        self.state = RunState.STOPPING
+        self.executor.stop_accepting()
+        if self._loop_task is not None:
+            await self._loop_task
+        grace = self.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        await self.executor.drain(grace)
+        self.manager.commit()
+        self.state = RunState.STOPPED
+        logger.info("scheduler stopped")
+
+    async def run_once(self) -> None:
+        """Process what is due now (and what becomes due while it runs), then return."""
+        self._require(RunState.LOADED, action="run once")
+        self.state = RunState.RUNNING
+        try:
+            await self.executor.run(until_idle=True)
+        finally:
+            self.state = RunState.STOPPING
+            self.executor.stop_accepting()
+            await self.executor.drain(self.shutdown_grace_seconds)
+            self.manager.commit()
+            self.state = RunState.STOPPED
+
+    @property
+    def is_ready(self) -> bool:
+        """Loaded and running its loop."""
+        return self.state is RunState.RUNNING and self._loop_task is not None and not self._loop_task.done()
+
+    # -- public API (delegates) ------------------------------------------------------------
+
+    def add_job(
+        self,
+        account_id: Any,
+        content: Any,
+        scheduled_time: datetime | None = None,
+        priority: Any = JobPriority.NORMAL,
+        max_retries: Any = 3,
+        *,
+        kind: Any = "log",
+        job_id: str | None = None,
+    ) -> ScheduledJob:
+        """Validate and add a job durably; wakes the loop. See JobManager.add_job."""
+        job = self.manager.add_job(
+            account_id, content, scheduled_time, priority, max_retries, kind=kind, job_id=job_id
+        )
+        self.executor.wake()
+        return job
+
+    def remove_job(self, job_id: str) -> ScheduledJob:
+        """Delete a job that is not running."""
+        return self.manager.remove_job(job_id)
+
+    def get_job(self, job_id: str) -> ScheduledJob:
+        """One job by id (JobNotFoundError if absent)."""
+        return self.manager.get_job(job_id)
+
+    def list_jobs(
+        self, account_id: str | None = None, status: JobStatus | str | None = None
+    ) -> list[ScheduledJob]:
+        """Jobs by filter, highest priority first, then earliest."""
+        return self.manager.list_jobs(account_id, status)
+
+    def get_ready_jobs(self) -> list[ScheduledJob]:
+        """Jobs ready to run now, in dispatch order."""
+        return self.manager.get_ready_jobs(self.clock())
+
+    def cleanup_expired_jobs(self) -> list[ScheduledJob]:
+        """Expire waiting jobs more than 24 h late, durably."""
+        done = self.manager.cleanup_expired_jobs(self.clock())
+        self.manager.commit()
+        return done
+
+    def recover_stuck_jobs(self) -> list[ScheduledJob]:
+        """Recover RUNNING jobs past their limit that this process is not running."""
+        done = self.recovery.recover_stuck_jobs(self.clock(), owned=self.executor.running_job_ids)
+        self.manager.commit()
+        return done
+
+    def recover_all_running_jobs(self) -> list[ScheduledJob]:
+        """Recover every RUNNING job this process is not running."""
+        done = self.recovery.recover_all_running_jobs(
+            self.clock(), owned=self.executor.running_job_ids
+        )
+        self.manager.commit()
+        return done
+
+    def counts_by_status(self) -> dict[str, int]:
+        """How many jobs are in each status."""
+        counts = {status.value: 0 for status in JobStatus}
+        for job in self.manager.jobs.values():
+            counts[job.status.value] += 1
+        return counts

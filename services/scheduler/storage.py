@@ -1,0 +1,349 @@
+"""JobStorage: the jobs, kept in daily JSON files under ``DATA_DIR/jobs/``.
+
+File format (documented for operators in the README)::
+
+    {"version": 1, "date": "YYYY-MM-DD", "jobs": {"<job_id>": {<ScheduledJob>}, ...}}
+
+pretty-printed UTF-8, Vietnamese left readable. A job lives in the file of its *day*: the
+local date (configured zone) of ``completed_at`` if set, else of ``scheduled_time``.
+
+Durability: each changed day is written to a temp file in the same folder, flushed,
+fsynced, moved over the old file with ``os.replace``, and the folder is fsynced. Only the
+days that changed since the last flush are written; a day left empty loses its file.
+A job that moves day is first written into its new day *and* kept in its old one; only
+once that is on disk is the old day rewritten without it, so a crash between the two
+leaves two copies (resolved on load by the newest ``updated_at``), never none.
+
+On load a file that does not parse is moved aside as ``<name>.corrupt-<timestamp>``; a
+record that fails validation is logged, copied to ``jobs/rejected/`` and kept verbatim in
+its day file whenever that day is rewritten, so nothing is silently dropped.
+
+Storage does no locking: the caller holds the data-dir lock (see ``lock.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime, timezone, tzinfo
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from .clock import Clock, local_date, utc_now
+from .errors import JobValidationError, StorageError
+from .models import ScheduledJob
+
+__all__ = ["FORMAT_VERSION", "JobStorage"]
+
+FORMAT_VERSION = 1
+_FILE_PREFIX = "jobs_"
+_FILE_SUFFIX = ".json"
+_TEMP_SUFFIX = ".tmp"
+
+logger = logging.getLogger(__name__)
+
+
+class _DayFile(BaseModel):
+    """The whole-file schema, used to validate a good file in one pass of pydantic-core."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: int
+    date: str
+    jobs: dict[str, ScheduledJob]
+
+
+class _DayFileOut(BaseModel):
+    """The shape written: valid jobs and, verbatim, records that failed validation."""
+
+    version: int
+    date: str
+    jobs: dict[str, Any]
+
+
+class JobStorage:
+    """The in-memory job table and the daily files behind it.
+
+    :param data_dir: the scheduler's data dir; files go to ``data_dir/jobs``.
+    :param zone: the zone whose calendar dates name the daily files.
+    :param clock: the wall clock (used only to stamp quarantined file names).
+
+    ``jobs`` is the table every component reads. Change it only through ``put`` and
+    ``delete``, then call ``flush`` to make the change durable.
+    """
+
+    def __init__(self, data_dir: Path | str, zone: tzinfo, *, clock: Clock = utc_now) -> None:
+        self.jobs_dir = Path(data_dir) / "jobs"
+        self.rejected_dir = self.jobs_dir / "rejected"
+        self.zone = zone
+        self._clock = clock
+        self.jobs: dict[str, ScheduledJob] = {}
+        self._home: dict[str, date] = {}  # job_id -> the day file it belongs in
+        self._members: dict[date, set[str]] = defaultdict(set)  # day -> job ids
+        self._rejected: dict[date, dict[str, Any]] = defaultdict(dict)  # day -> raw records
+        self._dirty: set[date] = set()
+        self._departed: dict[date, set[str]] = defaultdict(set)  # moved away since last flush
+
+    # -- queries ------------------------------------------------------------------------
+
+    def day_of(self, job: ScheduledJob) -> date:
+        """The day file a job belongs in: local date of completed_at, else scheduled_time."""
+        return local_date(job.completed_at or job.scheduled_time, self.zone)
+
+    def path_for(self, day: date) -> Path:
+        """The daily file of ``day``."""
+        return self.jobs_dir / f"{_FILE_PREFIX}{day.isoformat()}{_FILE_SUFFIX}"
+
+    @property
+    def pending_days(self) -> frozenset[date]:
+        """Days changed in memory and not yet flushed."""
+        return frozenset(self._dirty)
+
+    # -- changes ------------------------------------------------------------------------
+
+    def put(self, job: ScheduledJob) -> None:
+        """Insert or replace ``job`` in memory and mark its day (and a day it left) dirty."""
+        job_id = job.job_id
+        new_day = self.day_of(job)
+        old_day = self._home.get(job_id)
+        self.jobs[job_id] = job
+        if old_day != new_day:
+            if old_day is not None:
+                self._members[old_day].discard(job_id)
+                self._departed[old_day].add(job_id)
+                self._dirty.add(old_day)
+            self._members[new_day].add(job_id)
+            self._home[job_id] = new_day
+        self._dirty.add(new_day)
+
+    def delete(self, job_id: str) -> ScheduledJob | None:
+        """Remove a job from memory and mark its day dirty; return it, or None if absent."""
+        job = self.jobs.pop(job_id, None)
+        day = self._home.pop(job_id, None)
+        if day is not None:
+            self._members[day].discard(job_id)
+            self._dirty.add(day)
+        return job
+
+    def flush(self) -> int:
+        """Write every dirty day durably; return how many files were written or removed.
+
+        Raises StorageError if the disk refuses; the days stay dirty for the next try.
+        """
+        if not self._dirty:
+            return 0
+        dirty = sorted(self._dirty)
+        written = 0
+        try:
+            self.jobs_dir.mkdir(parents=True, exist_ok=True)
+            # Phase 1: every dirty day with its jobs plus the ones that moved away from it,
+            # so a job is on disk in its new day before any file drops its old copy.
+            moved_from = [day for day in dirty if self._departed.get(day)]
+            for day in dirty:
+                extra = self._departed.get(day, ())
+                written += self._write_day(day, extra)
+            if moved_from:
+                _fsync_dir(self.jobs_dir)
+                # Phase 2: the days jobs left, now without them.
+                for day in moved_from:
+                    written += self._write_day(day, ())
+            _fsync_dir(self.jobs_dir)
+        except OSError as exc:
+            raise StorageError(f"cannot write job files in {self.jobs_dir}: {exc}") from exc
+        self._dirty.clear()
+        self._departed.clear()
+        return written
+
+    # -- loading ------------------------------------------------------------------------
+
+    def load(self) -> dict[str, ScheduledJob]:
+        """Read every daily file into ``jobs`` and return it.
+
+        Duplicates resolve to the newest ``updated_at`` (on a tie, the copy in the file the
+        job belongs in). Days whose files need rewriting (a duplicate, a job in the wrong
+        file) are left dirty, so the next flush tidies them.
+        """
+        self.jobs.clear()
+        self._home.clear()
+        self._members.clear()
+        self._rejected.clear()
+        self._dirty.clear()
+        self._departed.clear()
+        if not self.jobs_dir.is_dir():
+            return self.jobs
+        self._remove_stale_temp_files()
+        copies: dict[str, list[date]] = defaultdict(list)
+        for path in sorted(self.jobs_dir.glob(f"{_FILE_PREFIX}*{_FILE_SUFFIX}")):
+            file_day = _day_from_name(path.name)
+            if file_day is None:
+                logger.warning("ignoring file with a name that is not a day: %s", path.name)
+                continue
+            for job in self._read_file(path, file_day):
+                copies[job.job_id].append(file_day)
+                current = self.jobs.get(job.job_id)
+                if current is None or _newer(job, file_day, current, self.day_of(job)):
+                    self.jobs[job.job_id] = job
+        for job_id, job in self.jobs.items():
+            home = self.day_of(job)
+            self._home[job_id] = home
+            self._members[home].add(job_id)
+            files = copies[job_id]
+            if len(files) == 1 and files[0] == home:
+                continue
+            if len(files) > 1:
+                logger.warning(
+                    "job found in more than one file; keeping the newest copy",
+                    extra={"job_id": job_id, "files": [d.isoformat() for d in files]},
+                )
+            for file_day in files:
+                if file_day != home:
+                    self._departed[file_day].add(job_id)
+                    self._dirty.add(file_day)
+            if home not in files:
+                self._dirty.add(home)
+        return self.jobs
+
+    def _read_file(self, path: Path, file_day: date) -> Iterable[ScheduledJob]:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc}") from exc
+        try:
+            parsed = _DayFile.model_validate_json(data)
+        except PydanticValidationError:
+            parsed = None
+        if parsed is not None and all(key == job.job_id for key, job in parsed.jobs.items()):
+            self._check_version(path, parsed.version)
+            return parsed.jobs.values()
+        try:
+            raw = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._quarantine(path, f"not valid JSON: {exc}")
+            return ()
+        if not isinstance(raw, dict) or not isinstance(raw.get("jobs"), dict):
+            self._quarantine(path, 'not a day file: expected an object with a "jobs" object')
+            return ()
+        self._check_version(path, raw.get("version"))
+        jobs = []
+        for key, record in raw["jobs"].items():
+            try:
+                if not isinstance(record, dict):
+                    raise JobValidationError("job", "must be a JSON object")
+                record_id = record.get("job_id", key)
+                if record_id != key:
+                    raise JobValidationError("job_id", f"must match its key {key!r}")
+                jobs.append(ScheduledJob.from_dict({**record, "job_id": key}))
+            except JobValidationError as exc:
+                self._reject(path, file_day, key, record, exc.message)
+        return jobs
+
+    def _check_version(self, path: Path, version: Any) -> None:
+        if version != FORMAT_VERSION:
+            raise StorageError(
+                f"{path} has format version {version!r}; this scheduler reads version "
+                f"{FORMAT_VERSION} (upgrade the scheduler or fix the file)"
+            )
+
+    def _reject(self, path: Path, day: date, key: str, record: Any, reason: str) -> None:
+        logger.warning(
+            "skipping invalid job record (kept in its file and copied to jobs/rejected/)",
+            extra={"job_id": key, "file": path.name, "reason": reason},
+        )
+        self._rejected[day][key] = record
+        copy = {"file": path.name, "job_id": key, "reason": reason, "record": record}
+        try:
+            self.rejected_dir.mkdir(parents=True, exist_ok=True)
+            safe_key = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)[:80]
+            _atomic_write(
+                self.rejected_dir / f"{path.stem}__{safe_key}.json",
+                json.dumps(copy, ensure_ascii=False, indent=2).encode("utf-8") + b"\n",
+            )
+        except OSError as exc:
+            logger.error("cannot copy rejected record: %s", exc, extra={"job_id": key})
+
+    def _quarantine(self, path: Path, reason: str) -> None:
+        stamp = self._clock().astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        try:
+            os.replace(path, target)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot move corrupt file {path} aside: {exc}") from exc
+        logger.error(
+            "corrupt job file moved aside; the other files load",
+            extra={"file": path.name, "moved_to": target.name, "reason": reason},
+        )
+
+    def _remove_stale_temp_files(self) -> None:
+        for temp in self.jobs_dir.glob(f".*{_TEMP_SUFFIX}"):
+            logger.info("removing temp file left by an interrupted write: %s", temp.name)
+            temp.unlink(missing_ok=True)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _write_day(self, day: date, extra: Iterable[str]) -> int:
+        ids = set(self._members.get(day, ()))
+        ids.update(job_id for job_id in extra if job_id in self.jobs)
+        rejected = {k: v for k, v in self._rejected.get(day, {}).items() if k not in ids}
+        path = self.path_for(day)
+        if not ids and not rejected:
+            if path.exists():
+                path.unlink()
+                return 1
+            return 0
+        ordered = sorted((self.jobs[i] for i in ids), key=_file_order)
+        jobs: dict[str, Any] = {job.job_id: job for job in ordered}
+        jobs.update(rejected)
+        body = _DayFileOut.model_construct(version=FORMAT_VERSION, date=day.isoformat(), jobs=jobs)
+        _atomic_write(path, body.model_dump_json(indent=2).encode("utf-8") + b"\n", sync_dir=False)
+        return 1
+
+
+def _newer(job: ScheduledJob, job_file: date, current: ScheduledJob, home: date) -> bool:
+    """Whether a copy read from ``job_file`` beats the copy already held."""
+    if job.updated_at != current.updated_at:
+        return job.updated_at > current.updated_at
+    return job_file == home
+
+
+def _file_order(job: ScheduledJob) -> tuple[datetime, str]:
+    return (job.scheduled_time, job.job_id)
+
+
+def _day_from_name(name: str) -> date | None:
+    stem = name[len(_FILE_PREFIX) : -len(_FILE_SUFFIX)]
+    try:
+        return date.fromisoformat(stem)
+    except ValueError:
+        return None
+
+
+def _atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` via a synced temp file and os.replace."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}{_TEMP_SUFFIX}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    if sync_dir:
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

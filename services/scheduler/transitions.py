@@ -1,0 +1,102 @@
+"""Pure job transitions: each takes a job and *now* and returns the changed copy.
+
+No I/O, no clock: the caller reads the time once and saves the result. These are the
+decisions of the seed's run_job and recovery (running, completed, retry with backoff or
+failed, expired), kept apart so they are tested as tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from .models import JobStatus, ScheduledJob
+
+__all__ = [
+    "MAX_RETRY_DELAY",
+    "completed",
+    "expired",
+    "failed",
+    "interrupted",
+    "retry_delay",
+    "started",
+]
+
+MAX_RETRY_DELAY = timedelta(days=1)
+"""Backoff cap: 2^retry_count minutes grows past a day at the 11th retry."""
+
+
+def retry_delay(retry_count: int) -> timedelta:
+    """Backoff before retry number ``retry_count`` (1-based): 2, 4, 8, ... minutes, capped."""
+    if retry_count >= 11:
+        return MAX_RETRY_DELAY
+    return min(timedelta(minutes=2**retry_count), MAX_RETRY_DELAY)
+
+
+def started(job: ScheduledJob, now: datetime) -> ScheduledJob:
+    """SCHEDULED -> RUNNING, stamping started_at."""
+    return job.model_copy(
+        update={"status": JobStatus.RUNNING, "started_at": now, "updated_at": now}
+    )
+
+
+def completed(job: ScheduledJob, now: datetime, result: dict[str, Any] | None) -> ScheduledJob:
+    """RUNNING -> COMPLETED with the handler's result; the job moves to now's day file."""
+    update: dict[str, Any] = {
+        "status": JobStatus.COMPLETED,
+        "completed_at": now,
+        "updated_at": now,
+        "result": result,
+        "error": None,
+    }
+    if result and isinstance(result.get("thread_id"), str):
+        update["thread_id"] = result["thread_id"]
+    return job.model_copy(update=update)
+
+
+def failed(job: ScheduledJob, now: datetime, error: str, *, retryable: bool = True) -> ScheduledJob:
+    """A failed run: SCHEDULED again after 2^retry_count minutes if a retry is left, else FAILED.
+
+    ``retryable=False`` (e.g. no handler for the job's kind) fails at once.
+    """
+    if retryable and job.can_retry():
+        count = job.retry_count + 1
+        return job.model_copy(
+            update={
+                "status": JobStatus.SCHEDULED,
+                "retry_count": count,
+                "scheduled_time": now + retry_delay(count),
+                "error": error,
+                "updated_at": now,
+            }
+        )
+    return job.model_copy(
+        update={
+            "status": JobStatus.FAILED,
+            "error": error,
+            "completed_at": now,
+            "updated_at": now,
+        }
+    )
+
+
+def interrupted(job: ScheduledJob, now: datetime) -> ScheduledJob:
+    """A run cut short by shutdown: SCHEDULED again at its old time, no retry spent."""
+    return job.model_copy(
+        update={
+            "status": JobStatus.SCHEDULED,
+            "error": f"interrupted by shutdown at {now.isoformat()}",
+            "updated_at": now,
+        }
+    )
+
+
+def expired(job: ScheduledJob, now: datetime) -> ScheduledJob:
+    """A job left waiting more than 24 h past its time -> EXPIRED (it never ran)."""
+    return job.model_copy(
+        update={
+            "status": JobStatus.EXPIRED,
+            "error": f"expired: not started within 24 h of {job.scheduled_time.isoformat()}",
+            "updated_at": now,
+        }
+    )
