@@ -132,7 +132,7 @@ class JobExecutor:
         self._manager.cleanup_expired_jobs(now)
         self._recovery.recover_stuck_jobs(now, owned=self._tasks)
         started = []
-        while self._accepting and len(self._tasks) < self.max_concurrent_jobs:
+        while self._accepting and len(self._tasks) + len(started) < self.max_concurrent_jobs:
             job = self._manager.pop_next_ready(now)
             if job is None:
                 break
