@@ -23,7 +23,7 @@ demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
 	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 2: ít quan trọng" --priority low
 	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 1: Xin chào các bạn!" --priority urgent
-	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 3: ngày mai" --at "$$($(PY) -c 'import datetime as d; print((d.datetime.now()+d.timedelta(days=1)).strftime("%Y-%m-%dT08:00"))')"
+	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 3: ngày mai" --at "$$($(PY) -c 'import datetime as d, zoneinfo as z; print((d.datetime.now(z.ZoneInfo("Asia/Ho_Chi_Minh"))+d.timedelta(days=1)).strftime("%Y-%m-%dT08:00"))')"
 	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) list
 	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) run --once
 	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) list

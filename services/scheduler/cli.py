@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import sys
 import time
@@ -22,7 +21,6 @@ from typing import Any, NoReturn, Protocol
 
 from .api_token import read_token
 from .clock import parse_instant
-from .daemon import serve
 from .daemon_client import DaemonClient
 from .errors import DaemonUnavailableError, JobValidationError, LockHeldError, SchedulerError
 from .lock import DataDirLock, read_holder
@@ -121,6 +119,8 @@ def _fail(message: str) -> None:
 
 
 def _run(settings: Settings, *, once: bool) -> int:
+    from .daemon import serve  # FastAPI and uvicorn load only for the daemon
+
     configure_logging(settings.log_level)
     return asyncio.run(serve(settings, once=once))
 

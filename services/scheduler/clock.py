@@ -12,8 +12,8 @@ from datetime import date, datetime, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
-    "Clock",
     "DEFAULT_TIMEZONE",
+    "Clock",
     "ensure_utc",
     "load_timezone",
     "local_date",

@@ -13,9 +13,9 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from . import transitions
 from pydantic import ValidationError as PydanticValidationError
 
+from . import transitions
 from .clock import Clock, utc_now
 from .due_queue import DueQueue
 from .errors import JobConflictError, JobNotFoundError, JobValidationError, StorageError

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .clock import Clock, DEFAULT_TIMEZONE, load_timezone, utc_now
+from .clock import DEFAULT_TIMEZONE, Clock, load_timezone, utc_now
 from .errors import SchedulerError
 from .execution import JobExecutor
 from .handlers import HandlerRegistry, default_registry

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from services.scheduler.clock import load_timezone
 from services.scheduler.lock import read_holder
 from services.scheduler.storage import JobStorage
-from services.scheduler.clock import load_timezone
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, str(ROOT / "run_scheduler.py")]
@@ -120,7 +120,7 @@ def test_kill_9_while_saving_loses_no_acknowledged_job(data_dir: Path) -> None:
 def test_four_cli_processes_add_while_the_daemon_runs(data_dir: Path, daemon: Daemon) -> None:
     per_process = 6
     script = "; ".join(
-        [f"import subprocess, sys"]
+        ["import subprocess, sys"]
         + [f"subprocess.run({CLI!r} + ['add-job', '--account', 'p' + sys.argv[1], '--content', 'job {n}'], check=True)"
            for n in range(per_process)]
     )
