@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from services.scheduler.clock import DEFAULT_TIMEZONE, load_timezone, utc_now
@@ -32,7 +32,7 @@ def make_dataset(data_dir: Path | str, n_jobs: int = 100_000, days: int = 365) -
     zone = load_timezone(DEFAULT_TIMEZONE)
     now = utc_now()
     tomorrow = now.astimezone(zone).date() + timedelta(days=1)
-    start = datetime.combine(tomorrow, time(), tzinfo=zone).astimezone(timezone.utc)
+    start = datetime.combine(tomorrow, time(), tzinfo=zone).astimezone(UTC)
     step = timedelta(days=days) / n_jobs
     storage = JobStorage(data_dir, zone)
     for i in range(n_jobs):

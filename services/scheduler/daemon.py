@@ -36,6 +36,9 @@ class _EmbeddedServer(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    def install_signal_handlers(self) -> None:  # the name before uvicorn 0.29
+        return None
+
 
 def _listen(port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -138,12 +138,25 @@ class JobExecutor:
                 break
             job = self._manager.save(transitions.started(job, now))
             started.append(job)
-        self._manager.commit()
         for job in started:
             task = asyncio.create_task(self.run_job(job), name=f"job:{job.job_id}")
             self._tasks[job.job_id] = task
             task.add_done_callback(self._run_ended)
+        if started:
+            # The RUNNING marks are written right after the handlers take their first
+            # step (call_soon runs after the tasks' first steps), so a disk write does
+            # not delay the start. A crash inside that window re-runs the job without
+            # spending a retry, as if it had not started.
+            asyncio.get_running_loop().call_soon(self._commit_in_background)
+        else:
+            self._manager.commit()
         return started
+
+    def _commit_in_background(self) -> None:
+        try:
+            self._manager.commit()
+        except Exception:
+            logger.exception("could not save job state; retrying at the next change")
 
     def _run_ended(self, task: asyncio.Task[ScheduledJob]) -> None:
         job_id = task.get_name().removeprefix("job:")

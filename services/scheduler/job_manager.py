@@ -61,9 +61,8 @@ class JobManager:
         """Read the files and index the waiting jobs; return how many jobs loaded."""
         self.storage.load()
         self.queue = DueQueue(self.jobs.get)
-        self._running = set()
-        for job in self.jobs.values():
-            self._index(job)
+        self.queue.track_all(self.jobs.values())
+        self._running = {job_id for job_id, job in self.jobs.items() if job.status is JobStatus.RUNNING}
         return len(self.jobs)
 
     def _index(self, job: ScheduledJob) -> None:

@@ -109,6 +109,7 @@ ContentText = Annotated[
 Count = Annotated[int, Field(strict=True, ge=0)]
 Priority = Annotated[JobPriority, BeforeValidator(_parse_priority)]
 
+_UTC = timezone.utc
 _INSTANT_FIELDS = ("scheduled_time", "created_at", "updated_at", "started_at", "completed_at")
 
 
@@ -161,10 +162,14 @@ class ScheduledJob(BaseModel):
 
     @model_validator(mode="after")
     def _instants_in_utc(self) -> ScheduledJob:
+        # One shared tzinfo (datetime.timezone.utc) for every stored instant: comparisons
+        # between datetimes with the same tzinfo object skip utcoffset() calls, which makes
+        # sorting and the due-time heap several times faster.
+        values = self.__dict__
         for name in _INSTANT_FIELDS:
-            value = getattr(self, name)
-            if value is not None and value.utcoffset():
-                setattr(self, name, value.astimezone(timezone.utc))
+            value = values[name]
+            if value is not None and value.tzinfo is not _UTC:
+                values[name] = value.astimezone(_UTC)
         return self
 
     # -- predicates (pure functions of the record and now) -------------------------------

@@ -23,6 +23,7 @@ Storage does no locking: the caller holds the data-dir lock (see ``lock.py``).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -59,14 +60,6 @@ class _DayFile(BaseModel):
     jobs: dict[str, ScheduledJob]
 
 
-class _DayFileOut(BaseModel):
-    """The shape written: valid jobs and, verbatim, records that failed validation."""
-
-    version: int
-    date: str
-    jobs: dict[str, Any]
-
-
 class JobStorage:
     """The in-memory job table and the daily files behind it.
 
@@ -89,6 +82,8 @@ class JobStorage:
         self._rejected: dict[date, dict[str, Any]] = defaultdict(dict)  # day -> raw records
         self._dirty: set[date] = set()
         self._departed: dict[date, set[str]] = defaultdict(set)  # moved away since last flush
+        # job_id -> its serialized entry; a write re-serializes only the jobs that changed
+        self._fragments: dict[str, bytes] = {}
 
     # -- queries ------------------------------------------------------------------------
 
@@ -113,6 +108,7 @@ class JobStorage:
         new_day = self.day_of(job)
         old_day = self._home.get(job_id)
         self.jobs[job_id] = job
+        self._fragments.pop(job_id, None)
         if old_day != new_day:
             if old_day is not None:
                 self._members[old_day].discard(job_id)
@@ -125,6 +121,7 @@ class JobStorage:
     def delete(self, job_id: str) -> ScheduledJob | None:
         """Remove a job from memory and mark its day dirty; return it, or None if absent."""
         job = self.jobs.pop(job_id, None)
+        self._fragments.pop(job_id, None)
         day = self._home.pop(job_id, None)
         if day is not None:
             self._members[day].discard(job_id)
@@ -175,9 +172,22 @@ class JobStorage:
         self._rejected.clear()
         self._dirty.clear()
         self._departed.clear()
+        self._fragments.clear()
         if not self.jobs_dir.is_dir():
             return self.jobs
         self._remove_stale_temp_files()
+        # A load allocates ~100 objects per job and frees none: the cyclic garbage
+        # collector would run a thousand times for nothing on 100,000 jobs.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._load_files()
+        finally:
+            if collecting:
+                gc.enable()
+        return self.jobs
+
+    def _load_files(self) -> None:
         copies: dict[str, list[date]] = defaultdict(list)
         for path in sorted(self.jobs_dir.glob(f"{_FILE_PREFIX}*{_FILE_SUFFIX}")):
             file_day = _day_from_name(path.name)
@@ -207,7 +217,6 @@ class JobStorage:
                     self._dirty.add(file_day)
             if home not in files:
                 self._dirty.add(home)
-        return self.jobs
 
     def _read_file(self, path: Path, file_day: date) -> Iterable[ScheduledJob]:
         try:
@@ -297,12 +306,30 @@ class JobStorage:
                 path.unlink()
                 return 1
             return 0
-        ordered = sorted((self.jobs[i] for i in ids), key=_file_order)
-        jobs: dict[str, Any] = {job.job_id: job for job in ordered}
-        jobs.update(rejected)
-        body = _DayFileOut.model_construct(version=FORMAT_VERSION, date=day.isoformat(), jobs=jobs)
-        _atomic_write(path, body.model_dump_json(indent=2).encode("utf-8") + b"\n", sync_dir=False)
+        entries = [self._entry(job) for job in sorted((self.jobs[i] for i in ids), key=_file_order)]
+        entries += [_entry_bytes(key, record) for key, record in rejected.items()]
+        head = f'{{\n  "version": {FORMAT_VERSION},\n  "date": "{day.isoformat()}",\n  "jobs": {{\n'
+        data = b"".join((head.encode(), b",\n".join(entries), b"\n  }\n}\n"))
+        _atomic_write(path, data, sync_dir=False)
         return 1
+
+    def _entry(self, job: ScheduledJob) -> bytes:
+        fragment = self._fragments.get(job.job_id)
+        if fragment is None:
+            body = job.model_dump_json(indent=2).encode("utf-8").replace(b"\n", b"\n    ")
+            fragment = b"".join((b"    ", _json_key(job.job_id), b": ", body))
+            self._fragments[job.job_id] = fragment
+        return fragment
+
+
+def _json_key(key: str) -> bytes:
+    return json.dumps(key, ensure_ascii=False).encode("utf-8")
+
+
+def _entry_bytes(key: str, record: Any) -> bytes:
+    """A record kept verbatim (failed validation), formatted like the others."""
+    body = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8").replace(b"\n", b"\n    ")
+    return b"".join((b"    ", _json_key(key), b": ", body))
 
 
 def _newer(job: ScheduledJob, job_file: date, current: ScheduledJob, home: date) -> bool:

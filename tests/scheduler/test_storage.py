@@ -234,3 +234,34 @@ def test_write_failure_raises_storage_error_and_keeps_days_dirty(data_dir: Path)
     blocker.rmdir()
     assert store.flush() == 1
     assert set(storage(data_dir).load()) == {"j", "k"}
+
+
+def test_a_crash_between_the_two_writes_of_a_move_keeps_the_job(data_dir: Path, monkeypatch) -> None:
+    store = storage(data_dir)
+    job = make("mover", datetime(2026, 11, 23, 16, 0, tzinfo=timezone.utc))
+    store.put(job)
+    store.flush()
+    done = job.model_copy(update={
+        "status": JobStatus.COMPLETED,
+        "completed_at": datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc),
+        "updated_at": datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc),
+    })
+    store.put(done)
+    real_write = JobStorage._write_day
+    calls = []
+
+    def crash_in_phase_two(self, day, extra):
+        calls.append((day, tuple(extra)))
+        if len(calls) > 2:  # phase 1 wrote both days; the process "dies" before phase 2
+            raise OSError("simulated crash")
+        return real_write(self, day, extra)
+
+    monkeypatch.setattr(JobStorage, "_write_day", crash_in_phase_two)
+    with pytest.raises(StorageError):
+        store.flush()
+    monkeypatch.undo()
+    assert files(data_dir) == ["jobs_2026-11-23.json", "jobs_2026-11-24.json"]  # two copies, never none
+    reloaded = storage(data_dir)
+    assert reloaded.load()["mover"].status is JobStatus.COMPLETED
+    reloaded.flush()
+    assert files(data_dir) == ["jobs_2026-11-24.json"]
