@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 __all__ = [
     "DEFAULT_TIMEZONE",
     "Clock",
-    "ensure_utc",
     "load_timezone",
     "local_date",
     "parse_instant",
@@ -30,13 +29,6 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """Return the current instant, timezone-aware, in UTC."""
     return datetime.now(timezone.utc)
-
-
-def ensure_utc(value: datetime) -> datetime:
-    """Convert an aware datetime to UTC; refuse a naive one (its zone is unknown)."""
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ValueError("must include a UTC offset (naive times are ambiguous)")
-    return value.astimezone(timezone.utc)
 
 
 def load_timezone(name: str) -> tzinfo:

@@ -88,11 +88,13 @@ class DataDirLock:
 
     def update(self, **info: Any) -> None:
         """Add facts for others to read (e.g. ``api_port``, ``ready``)."""
+        if self._fd is None:
+            raise RuntimeError("update() needs the lock: call acquire() first")
         self._info.update(info)
         self._write_info()
 
     def _write_info(self) -> None:
-        assert self._fd is not None
+        assert self._fd is not None  # callers hold the lock
         data = json.dumps(self._info).encode("utf-8")
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)

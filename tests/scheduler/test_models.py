@@ -152,3 +152,26 @@ class TestPredicatesUnderFrozenTime:
         assert job(retry_count=2, max_retries=3).can_retry()
         assert not job(retry_count=3, max_retries=3).can_retry()
         assert not job(max_retries=0).can_retry()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-24T08:00", datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)),
+        ("2026-11-24T08:00:00+07:00", datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)),
+        ("2026-11-24T01:00:00Z", datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)),
+        ("2026-11-24", datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc)),
+        ("now", T0),
+    ],
+)
+def test_parse_instant_reads_local_time_without_offset(text, expected) -> None:
+    from services.scheduler.clock import load_timezone, parse_instant
+
+    assert parse_instant(text, load_timezone("Asia/Ho_Chi_Minh"), now=T0) == expected
+
+
+def test_parse_instant_rejects_garbage() -> None:
+    from services.scheduler.clock import load_timezone, parse_instant
+
+    with pytest.raises(ValueError, match="must be ISO-8601"):
+        parse_instant("tomorrow morning", load_timezone("UTC"))
