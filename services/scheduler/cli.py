@@ -202,9 +202,9 @@ def _cmd_show(backend: Backend, args: argparse.Namespace, settings: Settings) ->
         print(json.dumps(job.to_dict(), ensure_ascii=False, indent=2))
         return 0
     for key, value in job.to_dict().items():
-        if isinstance(value, str) and key.endswith(("_time", "_at")) and value:
-            local = datetime.fromisoformat(value).astimezone(settings.zone)
-            value = f"{value}  ({local:%Y-%m-%d %H:%M:%S} {settings.timezone_name})"
+        instant = getattr(job, key, None) if key in _INSTANT_KEYS else None
+        if isinstance(instant, datetime):
+            value = f"{value}  ({instant.astimezone(settings.zone):%Y-%m-%d %H:%M:%S} {settings.timezone_name})"
         elif isinstance(value, dict):
             value = json.dumps(value, ensure_ascii=False)
         print(f"{key:>15}: {'' if value is None else value}")
@@ -216,6 +216,8 @@ def _cmd_remove(backend: Backend, args: argparse.Namespace, settings: Settings) 
     print(json.dumps({"removed": job.to_dict()}, ensure_ascii=False, indent=2) if args.json else f"removed {job.job_id}")
     return 0
 
+
+_INSTANT_KEYS = frozenset({"scheduled_time", "created_at", "updated_at", "started_at", "completed_at"})
 
 _COMMANDS = {"add-job": _cmd_add, "list": _cmd_list, "show": _cmd_show, "remove": _cmd_remove}
 
@@ -245,8 +247,8 @@ def _table(jobs: list[ScheduledJob], zone: tzinfo, zone_name: str) -> str:
         ]
         for job in jobs
     ]
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in [headers, *rows]]
     lines.append(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}")
     return "\n".join(lines)
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Iterator
 
 import uvicorn
@@ -53,16 +54,36 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
+CLI_LOCK_WAIT_SECONDS = 30.0  # a CLI command holds the lock for well under a second
+
+
 async def serve(
     settings: Settings, *, registry: HandlerRegistry | None = None, once: bool = False
 ) -> int:
-    """Run the daemon until a signal (or, with ``once``, until nothing is due); return 0.
+    """Run the daemon until a signal (or, with ``once``, until nothing is due).
 
-    Raises LockHeldError if another process holds the data dir.
+    Returns 0 after a clean stop, 1 if the HTTP API died under it. Raises LockHeldError
+    if another daemon holds the data dir (a CLI command holding it is waited for).
     """
     lock = DataDirLock(settings.data_dir, "daemon")
-    if not lock.try_acquire():
-        raise LockHeldError(str(settings.data_dir), read_holder(settings.data_dir))
+    deadline = time.monotonic() + CLI_LOCK_WAIT_SECONDS
+    while not lock.try_acquire():
+        holder = read_holder(settings.data_dir)
+        if (holder or {}).get("role") == "daemon" or time.monotonic() >= deadline:
+            raise LockHeldError(str(settings.data_dir), holder)
+        await asyncio.sleep(0.02)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    scheduler: Scheduler | None = None
+
+    def on_signal(signum: int) -> None:
+        logger.info("signal received; stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+        if scheduler is not None:
+            scheduler.executor.stop_accepting()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
         scheduler = Scheduler.from_settings(settings, registry=registry)
         scheduler.load()
@@ -76,15 +97,21 @@ async def serve(
                 "once": once,
             },
         )
+        if stop.is_set():
+            return 0
         if once:
             await scheduler.run_once()
             return 0
-        return await _serve_forever(settings, scheduler, lock)
+        return await _serve_forever(settings, scheduler, lock, stop)
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         lock.release()
 
 
-async def _serve_forever(settings: Settings, scheduler: Scheduler, lock: DataDirLock) -> int:
+async def _serve_forever(
+    settings: Settings, scheduler: Scheduler, lock: DataDirLock, stop: asyncio.Event
+) -> int:
     token = ensure_token(settings.data_dir)
     sock = _listen(settings.api_port)
     port = sock.getsockname()[1]
@@ -92,16 +119,8 @@ async def _serve_forever(settings: Settings, scheduler: Scheduler, lock: DataDir
         create_app(scheduler, token), log_config=None, access_log=False, lifespan="off"
     )
     server = _EmbeddedServer(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        logger.info("signal received; stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
     api_task = asyncio.create_task(server.serve(sockets=[sock]), name="http-api")
+    exit_code = 0
     try:
         await scheduler.start()
         while not server.started and not api_task.done():
@@ -111,12 +130,11 @@ async def _serve_forever(settings: Settings, scheduler: Scheduler, lock: DataDir
         lock.update(api_port=port, ready=True)
         logger.info("daemon ready", extra={"api": f"http://127.0.0.1:{port}"})
         stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
-        done, _ = await asyncio.wait(
-            {stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait({stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
+        stop_task.cancel()
         if api_task in done:
             logger.error("the HTTP API stopped unexpectedly; shutting down")
-        stop_task.cancel()
+            exit_code = 1
         # The API keeps serving while running jobs finish, so commands are not refused.
         await scheduler.stop()
         lock.update(ready=False)
@@ -124,9 +142,7 @@ async def _serve_forever(settings: Settings, scheduler: Scheduler, lock: DataDir
         server.should_exit = True
         with contextlib.suppress(Exception):
             await api_task
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         sock.close()
         if scheduler.state is not RunState.STOPPED:
             await scheduler.stop(0)
-    return 0
+    return exit_code

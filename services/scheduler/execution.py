@@ -27,6 +27,9 @@ __all__ = ["JobExecutor"]
 logger = logging.getLogger(__name__)
 
 _PASS_ERROR_PAUSE = 10.0  # seconds to wait after a pass that raised (seed: "sleep 10s")
+MAX_SLEEP_SECONDS = 60.0
+"""Longest single sleep: the wait is measured on the monotonic clock, so after this long
+the loop re-reads the wall clock (a clock stepped by NTP is noticed within a minute)."""
 
 
 class JobExecutor:
@@ -97,9 +100,15 @@ class JobExecutor:
                 raw = await handler.func(job.model_copy(deep=True))
             result = _json_result(raw)
         except asyncio.CancelledError:
-            self._finish(transitions.interrupted(job, self._clock()), log)
-            raise
-        except Exception as exc:  # noqa: BLE001 - any handler failure is a failed run
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # we were cancelled (shutdown past its grace): put the job back, re-raise
+                self._finish(transitions.interrupted(job, self._clock()), log)
+                raise
+            # the handler raised CancelledError on its own: a failed run like any other
+            error = "CancelledError raised by the handler"
+            return self._finish(transitions.failed(job, self._clock(), error), log)
+        except Exception as exc:  # any handler failure is a failed run
             if isinstance(exc, TimeoutError) and scope.expired():
                 error = f"timed out: running longer than {handler.max_running_minutes:g} minutes"
             else:
@@ -165,7 +174,7 @@ class JobExecutor:
             logger.error("job run crashed", exc_info=task.exception(), extra={"job_id": job_id})
         self._wake.set()
 
-    def _seconds_until_next(self, now: datetime) -> float | None:
+    def _seconds_until_next(self, now: datetime) -> float:
         times = []
         if len(self._tasks) < self.max_concurrent_jobs:
             due = self._manager.next_wake_time()
@@ -175,8 +184,8 @@ class JobExecutor:
             if job.job_id not in self._tasks and job.started_at is not None:
                 times.append(job.started_at + timedelta(minutes=self.limit_minutes(job)))
         if not times:
-            return None
-        return max(0.0, (min(times) - now).total_seconds())
+            return MAX_SLEEP_SECONDS
+        return min(MAX_SLEEP_SECONDS, max(0.0, (min(times) - now).total_seconds()))
 
     async def run(self, *, until_idle: bool = False) -> None:
         """The dispatch loop; returns after ``stop_accepting`` (or when idle, if asked)."""

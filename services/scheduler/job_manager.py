@@ -123,12 +123,14 @@ class JobManager:
             raise JobValidationError("kind", f"must be one of: {', '.join(sorted(self._kinds))}")
         if job.job_id in self.jobs:
             raise JobConflictError(f"job already exists: {job.job_id}")
+        self.commit()  # earlier changes first, so a failure below concerns this job only
         self.save(job)
         try:
             self.commit()
         except StorageError:
             self.storage.delete(job.job_id)
             self.queue.forget(job.job_id)
+            self._undo_on_disk(job.job_id)
             raise
         logger.info(
             "job added",
@@ -141,6 +143,7 @@ class JobManager:
         job = self.get_job(job_id)
         if job.status is JobStatus.RUNNING:
             raise JobConflictError(f"job is running: {job_id} (remove it after the run ends)")
+        self.commit()  # earlier changes first, so a failure below concerns this job only
         self.storage.delete(job_id)
         self.queue.forget(job_id)
         self._running.discard(job_id)
@@ -148,9 +151,22 @@ class JobManager:
             self.commit()
         except StorageError:
             self.save(job)
+            self._undo_on_disk(job_id)
             raise
         logger.info("job removed", extra={"job_id": job_id})
         return job
+
+    def _undo_on_disk(self, job_id: str) -> None:
+        """After a failed commit: write the day back as memory has it (best effort).
+
+        The failed write may have reached the disk (the file was replaced but the folder
+        fsync failed); rewriting the day makes the disk agree with the error we report.
+        """
+        try:
+            self.commit()
+        except StorageError:
+            logger.error("could not undo a failed change on disk; it is retried at the next change",
+                         extra={"job_id": job_id})
 
     def get_job(self, job_id: str) -> ScheduledJob:
         """The job with this id; raises JobNotFoundError."""

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,7 +63,7 @@ class Settings:
             api_port=_int(env, "API_PORT", 8008, low=0, high=65535),
             max_concurrent_jobs=_int(env, "MAX_CONCURRENT_JOBS", 1, low=1, high=1000),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 30.0),
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            log_level=_log_level(env),
         )
 
 
@@ -79,6 +80,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     return value
 
 
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("LOG_LEVEL") or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise SettingsError(f"LOG_LEVEL: must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
+    return level
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     text = env.get(name)
     if text is None or text == "":
@@ -87,6 +95,6 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         raise SettingsError(f"{name}: must be a number of seconds, got {text!r}") from None
-    if value < 0:
-        raise SettingsError(f"{name}: must be >= 0, got {value}")
+    if not math.isfinite(value) or value < 0:
+        raise SettingsError(f"{name}: must be a finite number >= 0, got {text!r}")
     return value

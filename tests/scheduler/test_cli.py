@@ -137,3 +137,28 @@ def test_data_dir_from_environment(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "elsewhere"
     assert main(["add-job", "--account", "a", "--content", "x"], environ={"DATA_DIR": str(folder)}) == 0
     assert list((folder / "jobs").glob("jobs_*.json"))
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LOG_LEVEL": "chatty"}, "error: LOG_LEVEL: must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+        ({"SHUTDOWN_GRACE_SECONDS": "nan"}, "error: SHUTDOWN_GRACE_SECONDS: must be a finite number >= 0"),
+        ({"API_PORT": "70000"}, "error: API_PORT: must be between 0 and 65535"),
+        ({"MAX_CONCURRENT_JOBS": "0"}, "error: MAX_CONCURRENT_JOBS: must be between 1 and 1000"),
+    ],
+)
+def test_bad_settings_exit_2_even_for_run(cli, env, message) -> None:
+    code, _, err = cli("run", "--once", env=env)
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1
+
+
+def test_show_keeps_unknown_time_like_keys_as_text(cli, data_dir) -> None:
+    _, out, _ = cli("add-job", "--account", "a", "--content", "x")
+    job_id = out.strip()
+    path = next((data_dir / "jobs").glob("jobs_*.json"))
+    body = json.loads(path.read_text(encoding="utf-8"))
+    body["jobs"][job_id]["posted_at"] = "tomorrow"
+    path.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    code, out, err = cli("show", job_id)
+    assert code == 0 and "posted_at: tomorrow" in out, err

@@ -245,3 +245,20 @@ def test_registry_refuses_sync_handlers_and_duplicates() -> None:
     registry.register("ok", ok)
     with pytest.raises(ValueError, match="already registered"):
         registry.register("ok", ok)
+
+
+async def test_handler_raising_cancelled_error_is_a_failed_run_not_a_respin(data_dir: Path, clock) -> None:
+    calls = 0
+
+    async def rogue(job: ScheduledJob) -> None:
+        nonlocal calls
+        calls += 1
+        raise asyncio.CancelledError  # leaked from some inner task, nobody cancelled us
+
+    scheduler = Scheduler(data_dir, registry=registry_with(rogue=(rogue, 30)), clock=clock)
+    scheduler.load()
+    job = scheduler.add_job("a", "x", kind="rogue", max_retries=0)
+    await scheduler.run_once()
+    assert calls == 1
+    stored = scheduler.get_job(job.job_id)
+    assert stored.status is JobStatus.FAILED and "CancelledError" in stored.error

@@ -138,3 +138,24 @@ def test_next_wake_time_is_the_earliest_due(manager: JobManager, clock) -> None:
     manager.add_job("a", "x", clock.now + timedelta(minutes=5))
     manager.add_job("a", "y", clock.now + timedelta(minutes=3))
     assert manager.next_wake_time() == clock.now + timedelta(minutes=3)
+
+
+def test_failed_commit_of_an_add_leaves_neither_memory_nor_disk_changed(manager: JobManager, clock, data_dir) -> None:
+    import os
+
+    from services.scheduler.errors import StorageError
+
+    manager.add_job("a", "existing", clock.now)
+    # an earlier change whose day cannot be written (a directory blocks its temp file)
+    blocked = manager.add_job("a", "other day", clock.now + timedelta(days=3))
+    manager.save(blocked.model_copy(update={"content": "edited"}))
+    blocker = data_dir / "jobs" / f".jobs_2026-11-26.json.{os.getpid()}.tmp"
+    blocker.mkdir()
+    before = sorted(p.name for p in (data_dir / "jobs").glob("jobs_*.json"))
+    snapshot = {p.name: p.read_bytes() for p in (data_dir / "jobs").glob("jobs_*.json")}
+    with pytest.raises(StorageError):
+        manager.add_job("a", "new", clock.now + timedelta(days=1))
+    assert [j.content for j in manager.list_jobs() if j.content == "new"] == []
+    assert sorted(p.name for p in (data_dir / "jobs").glob("jobs_*.json")) == before
+    assert {p.name: p.read_bytes() for p in (data_dir / "jobs").glob("jobs_*.json")} == snapshot
+    blocker.rmdir()

@@ -193,3 +193,57 @@ def test_cli_errors_through_the_daemon_match_direct_mode(data_dir: Path, daemon:
     assert (bad.returncode, bad.stderr) == (2, "error: content: must be at most 500 characters (got 501)\n")
     missing = cli(data_dir, "remove", "nope")
     assert (missing.returncode, missing.stderr) == (1, "error: job not found: nope\n")
+
+
+SLOW_ONCE = textwrap.dedent(
+    """
+    import asyncio, sys
+    from services.scheduler.daemon import serve
+    from services.scheduler.handlers import default_registry
+    from services.scheduler.log_format import configure_logging
+    from services.scheduler.settings import Settings
+
+    async def slow(job):
+        print("started", flush=True)
+        await asyncio.sleep(60)
+
+    registry = default_registry()
+    registry.register("slow", slow)
+    configure_logging("WARNING", sys.stderr)
+    settings = Settings.from_env(data_dir=sys.argv[1])
+    with __import__("services.scheduler.lock", fromlist=["x"]).DataDirLock(sys.argv[1], "cli"):
+        from services.scheduler.scheduler import Scheduler
+        s = Scheduler.from_settings(settings, registry=registry)
+        s.load()
+        print(s.add_job("a", "slow job", kind="slow").job_id, flush=True)
+    sys.exit(asyncio.run(serve(settings, registry=registry, once=True)))
+    """
+)
+
+
+def test_sigterm_during_run_once_saves_the_job_back_to_scheduled(data_dir: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_ONCE, str(data_dir)], env=env_for(data_dir, SHUTDOWN_GRACE_SECONDS="0.2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    job_id = proc.stdout.readline().strip()
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    job = load_jobs(data_dir)[job_id]
+    assert job.status.value == "scheduled" and job.retry_count == 0
+    assert job.error.startswith("interrupted by shutdown")
+
+
+def test_daemon_waits_for_a_cli_command_holding_the_lock(data_dir: Path) -> None:
+    from services.scheduler.lock import DataDirLock
+
+    with DataDirLock(data_dir, "cli"):
+        started = Daemon(data_dir)
+        time.sleep(0.3)
+        assert started.proc.poll() is None  # still waiting, not refused
+    try:
+        started.wait_ready()
+    finally:
+        code, _, err = started.terminate()
+    assert code == 0, err
