@@ -114,9 +114,3 @@ class DueQueue:
         """The oldest scheduled_time among ready jobs (for their expiry deadline)."""
         times = [entry[1] for entry in self._ready if self._valid(entry[2], entry[3])]
         return min(times) if times else None
-
-    def has_ready(self) -> bool:
-        """Whether a valid ready entry remains."""
-        while self._ready and not self._valid(self._ready[0][2], self._ready[0][3]):
-            heapq.heappop(self._ready)
-        return bool(self._ready)

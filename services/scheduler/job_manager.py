@@ -221,11 +221,10 @@ class JobManager:
 
     def next_wake_time(self) -> datetime | None:
         """When the loop next has something to do on its own (a job due or expiring)."""
-        times = [t for t in (self.queue.next_due(),) if t is not None]
+        due = self.queue.next_due()
         oldest_ready = self.queue.earliest_ready_time()
-        if oldest_ready is not None:
-            times.append(oldest_ready + EXPIRY_AFTER)
-        return min(times) if times else None
+        expiry = oldest_ready + EXPIRY_AFTER if oldest_ready is not None else None
+        return min((t for t in (due, expiry) if t is not None), default=None)
 
     def running_jobs(self) -> list[ScheduledJob]:
         """Jobs whose status is RUNNING."""
