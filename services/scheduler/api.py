@@ -2,7 +2,8 @@
 
 Every route is a thin shell: parse, call one Scheduler method, map typed errors to HTTP
 statuses with a JSON body ``{"error": code, "message": text[, "field": name]}``. Routes
-are ``async def`` so they run on the loop thread, the one thread that changes jobs.
+are ``async def`` so they run on the loop thread, the one thread that changes jobs; the
+ones that write await the storage's writer thread, so a request never blocks the loop.
 
 | method and path | answer |
 | --- | --- |
@@ -77,7 +78,7 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
                 when = parse_instant(when, scheduler.zone, now=scheduler.clock())
             except ValueError as exc:
                 raise JobValidationError("scheduled_time", str(exc)) from None
-        job = scheduler.add_job(
+        job = await scheduler.add_job_async(
             body.get("account_id"),
             body.get("content"),
             when,
@@ -98,7 +99,7 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
 
     @app.delete("/api/v1/jobs/{job_id}", dependencies=auth)
     async def remove_job(job_id: str) -> dict[str, Any]:
-        job = scheduler.remove_job(job_id)
+        job = await scheduler.remove_job_async(job_id)
         return {"deleted": job_id, "job": job.to_dict()}
 
     @app.get("/health")

@@ -8,7 +8,7 @@ the clock with freezegun or pass their own ``Clock`` callable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Clock",
     "load_timezone",
     "local_date",
+    "local_day_bounds",
     "parse_instant",
     "utc_now",
 ]
@@ -42,6 +43,26 @@ def load_timezone(name: str) -> tzinfo:
 def local_date(instant: datetime, zone: tzinfo) -> date:
     """The calendar date of ``instant`` as seen in ``zone``."""
     return instant.astimezone(zone).date()
+
+
+def local_day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime] | None:
+    """The UTC instants ``[start, end)`` whose local date in ``zone`` is ``day``.
+
+    Lets a caller test many instants against one day with two comparisons instead of a
+    zone conversion each. Returns None in the rare zone where local midnight is ambiguous
+    or skipped in a way the conversion cannot pin down; then convert each instant.
+    """
+    start = _midnight_utc(day, zone)
+    end = _midnight_utc(day + timedelta(days=1), zone)
+    tick = timedelta(microseconds=1)
+    for edge, first_day in ((start, day), (end, day + timedelta(days=1))):
+        if local_date(edge, zone) != first_day or local_date(edge - tick, zone) != first_day - timedelta(days=1):
+            return None
+    return start, end
+
+
+def _midnight_utc(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(timezone.utc)
 
 
 def parse_instant(text: str, zone: tzinfo, *, now: datetime | None = None) -> datetime:

@@ -3,7 +3,8 @@
 The loop is event-driven: it sleeps until the next due time, or until woken (a job added,
 a run finished, stop asked); there is no polling interval. A pass reads the clock once,
 expires old jobs, recovers orphaned RUNNING ones, starts ready jobs by priority up to
-``max_concurrent_jobs``, and commits what it changed in one flush.
+``max_concurrent_jobs``, and commits what it changed in one flush. Commits go through the
+storage's writer thread (``flush_async``), so no disk write ever stalls the loop.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class JobExecutor:
         self._tasks: dict[str, asyncio.Task[ScheduledJob]] = {}
         self._wake = asyncio.Event()
         self._accepting = True
+        self._saving: set[asyncio.Task[None]] = set()  # background commits under way
 
     # -- state ----------------------------------------------------------------------------
 
@@ -87,12 +89,12 @@ class JobExecutor:
         """
         if job.status is not JobStatus.RUNNING:
             job = self._manager.save(transitions.started(job, self._clock()))
-            self._manager.commit()
+            await self._manager.commit_async()
         log = {"job_id": job.job_id, "kind": job.kind, "stage": "run"}
         handler = self._registry.get(job.kind)
         if handler is None:
             error = f"no handler for kind {job.kind!r} (registered: {', '.join(self._registry.kinds())})"
-            return self._finish(transitions.failed(job, self._clock(), error, retryable=False), log)
+            return await self._finish(transitions.failed(job, self._clock(), error, retryable=False), log)
         logger.info("job started", extra={**log, "attempt": job.retry_count + 1})
         scope = asyncio.timeout(handler.max_running_minutes * 60)
         try:
@@ -103,23 +105,23 @@ class JobExecutor:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # we were cancelled (shutdown past its grace): put the job back, re-raise
-                self._finish(transitions.interrupted(job, self._clock()), log)
+                await self._finish(transitions.interrupted(job, self._clock()), log)
                 raise
             # the handler raised CancelledError on its own: a failed run like any other
             error = "CancelledError raised by the handler"
-            return self._finish(transitions.failed(job, self._clock(), error), log)
+            return await self._finish(transitions.failed(job, self._clock(), error), log)
         except Exception as exc:  # any handler failure is a failed run
             if isinstance(exc, TimeoutError) and scope.expired():
                 error = f"timed out: running longer than {handler.max_running_minutes:g} minutes"
             else:
                 error = f"{type(exc).__name__}: {exc}"
-            return self._finish(transitions.failed(job, self._clock(), error), log)
-        return self._finish(transitions.completed(job, self._clock(), result), log)
+            return await self._finish(transitions.failed(job, self._clock(), error), log)
+        return await self._finish(transitions.completed(job, self._clock(), result), log)
 
-    def _finish(self, job: ScheduledJob, log: dict[str, Any]) -> ScheduledJob:
+    async def _finish(self, job: ScheduledJob, log: dict[str, Any]) -> ScheduledJob:
         self._manager.save(job)
         try:
-            self._manager.commit()
+            await self._manager.commit_async()
         except Exception:
             logger.exception("could not save the job's outcome; retrying at the next pass", extra=log)
         extra = {**log, "status": job.status.value, "retry_count": job.retry_count}
@@ -151,19 +153,19 @@ class JobExecutor:
             task = asyncio.create_task(self.run_job(job), name=f"job:{job.job_id}")
             self._tasks[job.job_id] = task
             task.add_done_callback(self._run_ended)
-        if started:
-            # The RUNNING marks are written right after the handlers take their first
-            # step (call_soon runs after the tasks' first steps), so a disk write does
-            # not delay the start. A crash inside that window re-runs the job without
-            # spending a retry, as if it had not started.
-            asyncio.get_running_loop().call_soon(self._commit_in_background)
-        else:
-            self._manager.commit()
+        if started or self._manager.storage.pending_days:
+            # The RUNNING marks are snapshotted after the handlers take their first step
+            # (this task is created after theirs) and written by the writer thread, so no
+            # disk write delays a start. A crash inside that window re-runs the job
+            # without spending a retry, as if it had not started.
+            task = asyncio.create_task(self._commit_in_background(), name="commit")
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)
         return started
 
-    def _commit_in_background(self) -> None:
+    async def _commit_in_background(self) -> None:
         try:
-            self._manager.commit()
+            await self._manager.commit_async()
         except Exception:
             logger.exception("could not save job state; retrying at the next change")
 
@@ -212,9 +214,13 @@ class JobExecutor:
         self._wake.set()
 
     async def drain(self, grace_seconds: float) -> None:
-        """Wait up to ``grace_seconds`` for running jobs, then cancel the rest."""
+        """Wait up to ``grace_seconds`` for running jobs, then cancel the rest.
+
+        Background commits are awaited too (they never take long: no grace needed).
+        """
         tasks = list(self._tasks.values())
         if not tasks:
+            await self._saved()
             return
         logger.info("waiting for running jobs", extra={"count": len(tasks), "grace_seconds": grace_seconds})
         _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
@@ -223,6 +229,11 @@ class JobExecutor:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._saved()
+
+    async def _saved(self) -> None:
+        if self._saving:
+            await asyncio.gather(*self._saving, return_exceptions=True)
 
 
 def _json_result(raw: Any) -> dict[str, Any] | None:

@@ -3,7 +3,9 @@
 It owns the due-time index, so choosing the next job never scans all jobs. Every change
 goes through ``save`` (memory + index) and becomes durable at ``commit`` (one flush of the
 changed days); the public operations commit before they return, so a returned job is on
-disk.
+disk. Each operation that writes has an ``*_async`` twin for the event loop, which awaits
+the writer thread instead of blocking (see ``storage.py``); the CLI's direct mode uses the
+plain ones.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from . import transitions
 from .clock import Clock, utc_now
 from .due_queue import DueQueue
 from .errors import JobConflictError, JobNotFoundError, JobValidationError, StorageError
+from .gc_pause import gc_paused
 from .models import (
     EXPIRY_AFTER,
     JobPriority,
@@ -59,10 +62,11 @@ class JobManager:
 
     def load(self) -> int:
         """Read the files and index the waiting jobs; return how many jobs loaded."""
-        self.storage.load()
-        self.queue = DueQueue(self.jobs.get)
-        self.queue.track_all(self.jobs.values())
-        self._running = {job_id for job_id, job in self.jobs.items() if job.status is JobStatus.RUNNING}
+        with gc_paused():  # the files and then the index: no garbage, only new objects
+            self.storage.load()
+            self.queue = DueQueue(self.jobs.get)
+            self.queue.track_all(self.jobs.values())
+            self._running = {job_id for job_id, job in self.jobs.items() if job.status is JobStatus.RUNNING}
         return len(self.jobs)
 
     def _index(self, job: ScheduledJob) -> None:
@@ -82,6 +86,10 @@ class JobManager:
         """Flush the changed days to disk."""
         self.storage.flush()
 
+    async def commit_async(self) -> None:
+        """``commit`` for the event loop (awaits the writer thread)."""
+        await self.storage.flush_async()
+
     # -- the public operations ------------------------------------------------------------
 
     def add_job(
@@ -100,6 +108,53 @@ class JobManager:
         Raises JobValidationError (field and rule) and changes nothing if any input is bad.
         ``scheduled_time`` defaults to now and must be within one year of now.
         """
+        job = self._new_job(account_id, content, scheduled_time, priority, max_retries, kind, job_id)
+        self.commit()  # earlier changes first, so a failure below concerns this job only
+        self._check_new_id(job)
+        self.storage.put(job)
+        try:
+            self.commit()
+        except StorageError:
+            self.storage.delete(job.job_id)
+            self._undo_on_disk(job.job_id)
+            raise
+        return self._added(job)
+
+    async def add_job_async(
+        self,
+        account_id: Any,
+        content: Any,
+        scheduled_time: datetime | None = None,
+        priority: Any = JobPriority.NORMAL,
+        max_retries: Any = 3,
+        *,
+        kind: Any = "log",
+        job_id: str | None = None,
+    ) -> ScheduledJob:
+        """``add_job`` for the event loop. The job is indexed (can run) once it is on disk."""
+        job = self._new_job(account_id, content, scheduled_time, priority, max_retries, kind, job_id)
+        await self.commit_async()
+        self._check_new_id(job)  # after the await: the table may have changed meanwhile
+        self.storage.put(job)
+        try:
+            await self.commit_async()
+        except StorageError:
+            if self.jobs.get(job.job_id) is job:
+                self.storage.delete(job.job_id)
+            await self._undo_on_disk_async(job.job_id)
+            raise
+        return self._added(job)
+
+    def _new_job(
+        self,
+        account_id: Any,
+        content: Any,
+        scheduled_time: datetime | None,
+        priority: Any,
+        max_retries: Any,
+        kind: Any,
+        job_id: str | None,
+    ) -> ScheduledJob:
         now = self._clock()
         fields: dict[str, Any] = {
             "account_id": account_id,
@@ -121,17 +176,16 @@ class JobManager:
         check_schedule_window(job.scheduled_time, now)
         if self._kinds is not None and job.kind not in self._kinds:
             raise JobValidationError("kind", f"must be one of: {', '.join(sorted(self._kinds))}")
+        self._check_new_id(job)
+        return job
+
+    def _check_new_id(self, job: ScheduledJob) -> None:
         if job.job_id in self.jobs:
             raise JobConflictError(f"job already exists: {job.job_id}")
-        self.commit()  # earlier changes first, so a failure below concerns this job only
-        self.save(job)
-        try:
-            self.commit()
-        except StorageError:
-            self.storage.delete(job.job_id)
-            self.queue.forget(job.job_id)
-            self._undo_on_disk(job.job_id)
-            raise
+
+    def _added(self, job: ScheduledJob) -> ScheduledJob:
+        if self.jobs.get(job.job_id) is job:  # not removed while its write was under way
+            self._index(job)
         logger.info(
             "job added",
             extra={"job_id": job.job_id, "kind": job.kind, "scheduled_time": job.scheduled_time.isoformat()},
@@ -140,13 +194,9 @@ class JobManager:
 
     def remove_job(self, job_id: str) -> ScheduledJob:
         """Delete a job that is not running; return it. Raises JobNotFoundError / JobConflictError."""
-        job = self.get_job(job_id)
-        if job.status is JobStatus.RUNNING:
-            raise JobConflictError(f"job is running: {job_id} (remove it after the run ends)")
+        self._removable(job_id)
         self.commit()  # earlier changes first, so a failure below concerns this job only
-        self.storage.delete(job_id)
-        self.queue.forget(job_id)
-        self._running.discard(job_id)
+        job = self._delete(job_id)
         try:
             self.commit()
         except StorageError:
@@ -154,6 +204,34 @@ class JobManager:
             self._undo_on_disk(job_id)
             raise
         logger.info("job removed", extra={"job_id": job_id})
+        return job
+
+    async def remove_job_async(self, job_id: str) -> ScheduledJob:
+        """``remove_job`` for the event loop."""
+        self._removable(job_id)
+        await self.commit_async()
+        job = self._delete(job_id)  # checks again: the job may have changed meanwhile
+        try:
+            await self.commit_async()
+        except StorageError:
+            if job_id not in self.jobs:
+                self.save(job)
+            await self._undo_on_disk_async(job_id)
+            raise
+        logger.info("job removed", extra={"job_id": job_id})
+        return job
+
+    def _removable(self, job_id: str) -> ScheduledJob:
+        job = self.get_job(job_id)
+        if job.status is JobStatus.RUNNING:
+            raise JobConflictError(f"job is running: {job_id} (remove it after the run ends)")
+        return job
+
+    def _delete(self, job_id: str) -> ScheduledJob:
+        job = self._removable(job_id)
+        self.storage.delete(job_id)
+        self.queue.forget(job_id)
+        self._running.discard(job_id)
         return job
 
     def _undo_on_disk(self, job_id: str) -> None:
@@ -165,8 +243,18 @@ class JobManager:
         try:
             self.commit()
         except StorageError:
-            logger.error("could not undo a failed change on disk; it is retried at the next change",
-                         extra={"job_id": job_id})
+            self._undo_failed(job_id)
+
+    async def _undo_on_disk_async(self, job_id: str) -> None:
+        try:
+            await self.commit_async()
+        except StorageError:
+            self._undo_failed(job_id)
+
+    @staticmethod
+    def _undo_failed(job_id: str) -> None:
+        logger.error("could not undo a failed change on disk; it is retried at the next change",
+                     extra={"job_id": job_id})
 
     def get_job(self, job_id: str) -> ScheduledJob:
         """The job with this id; raises JobNotFoundError."""

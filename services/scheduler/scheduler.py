@@ -127,7 +127,7 @@ class Scheduler:
             await self._loop_task
         grace = self.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         await self.executor.drain(grace)
-        self.manager.commit()
+        await self.manager.commit_async()
         self.state = RunState.STOPPED
         logger.info("scheduler stopped")
 
@@ -141,7 +141,7 @@ class Scheduler:
             self.state = RunState.STOPPING
             self.executor.stop_accepting()
             await self.executor.drain(self.shutdown_grace_seconds)
-            self.manager.commit()
+            await self.manager.commit_async()
             self.state = RunState.STOPPED
 
     @property
@@ -169,9 +169,31 @@ class Scheduler:
         self.executor.wake()
         return job
 
+    async def add_job_async(
+        self,
+        account_id: Any,
+        content: Any,
+        scheduled_time: datetime | None = None,
+        priority: Any = JobPriority.NORMAL,
+        max_retries: Any = 3,
+        *,
+        kind: Any = "log",
+        job_id: str | None = None,
+    ) -> ScheduledJob:
+        """``add_job`` for code on the event loop (the API): the write does not block the loop."""
+        job = await self.manager.add_job_async(
+            account_id, content, scheduled_time, priority, max_retries, kind=kind, job_id=job_id
+        )
+        self.executor.wake()
+        return job
+
     def remove_job(self, job_id: str) -> ScheduledJob:
         """Delete a job that is not running."""
         return self.manager.remove_job(job_id)
+
+    async def remove_job_async(self, job_id: str) -> ScheduledJob:
+        """``remove_job`` for code on the event loop."""
+        return await self.manager.remove_job_async(job_id)
 
     def get_job(self, job_id: str) -> ScheduledJob:
         """One job by id (JobNotFoundError if absent)."""

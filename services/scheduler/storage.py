@@ -10,6 +10,13 @@ local date (configured zone) of ``completed_at`` if set, else of ``scheduled_tim
 Durability: each changed day is written to a temp file in the same folder, flushed,
 fsynced, moved over the old file with ``os.replace``, and the folder is fsynced. Only the
 days that changed since the last flush are written; a day left empty loses its file.
+
+One writer thread: a flush snapshots the bytes of every changed day on the caller's
+thread (cheap: each job's serialized form is cached until it changes) and hands the
+snapshot to a single writer thread, which does the file I/O in order, one snapshot after
+another. ``flush`` blocks until its snapshot is on disk; ``flush_async`` awaits it, so
+the daemon's event loop never waits for an fsync. Either returns only when every change
+made before the call is durable (a failed earlier snapshot is written again).
 A job that moves day is first written into its new day *and* kept in its old one; only
 once that is on disk is the old day rewritten without it, so a crash between the two
 leaves two copies (resolved on load by the newest ``updated_at``), never none.
@@ -23,12 +30,15 @@ Storage does no locking: the caller holds the data-dir lock (see ``lock.py``).
 
 from __future__ import annotations
 
-import gc
+import asyncio
 import json
 import logging
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
@@ -36,8 +46,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from .clock import Clock, local_date, utc_now
+from .clock import Clock, local_date, local_day_bounds, utc_now
 from .errors import JobValidationError, StorageError
+from .gc_pause import gc_paused
 from .models import ScheduledJob
 
 __all__ = ["FORMAT_VERSION", "JobStorage"]
@@ -46,8 +57,38 @@ FORMAT_VERSION = 1
 _FILE_PREFIX = "jobs_"
 _FILE_SUFFIX = ".json"
 _TEMP_SUFFIX = ".tmp"
+_FLUSH_ROUNDS = 3  # a flush writes again when an earlier snapshot failed; at most this often
 
 logger = logging.getLogger(__name__)
+
+_writer: ThreadPoolExecutor | None = None
+_writer_guard = threading.Lock()
+
+
+def _writer_thread() -> ThreadPoolExecutor:
+    """The process's one writer thread (FIFO: snapshots reach the disk in the order taken)."""
+    global _writer
+    with _writer_guard:
+        if _writer is None:
+            _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job-writer")
+        return _writer
+
+
+@dataclass(eq=False)
+class _Snapshot:
+    """What one flush writes: file contents taken on the caller's thread, written later.
+
+    ``first`` holds every changed day with its jobs plus the jobs that moved away from
+    it; ``second`` the days jobs left, without them (written only after ``first`` is on
+    disk). ``None`` contents mean "remove the file". ``days`` and ``departed`` are what to
+    mark dirty again if the write fails.
+    """
+
+    first: list[tuple[Path, bytes | None]]
+    second: list[tuple[Path, bytes | None]]
+    days: frozenset[date]
+    departed: dict[date, set[str]]
+    failed: bool = field(default=False)
 
 
 class _DayFile(BaseModel):
@@ -82,6 +123,9 @@ class JobStorage:
         self._rejected: dict[date, dict[str, Any]] = defaultdict(dict)  # day -> raw records
         self._dirty: set[date] = set()
         self._departed: dict[date, set[str]] = defaultdict(set)  # moved away since last flush
+        # _dirty, _departed and _queued are shared with the writer thread: hold _sync
+        self._sync = threading.Lock()
+        self._queued: list[_Snapshot] = []  # handed to the writer, not yet written
         # job_id -> its serialized entry; a write re-serializes only the jobs that changed
         self._fragments: dict[str, bytes] = {}
 
@@ -97,8 +141,9 @@ class JobStorage:
 
     @property
     def pending_days(self) -> frozenset[date]:
-        """Days changed in memory and not yet flushed."""
-        return frozenset(self._dirty)
+        """Days changed in memory and not yet handed to the writer."""
+        with self._sync:
+            return frozenset(self._dirty)
 
     # -- changes ------------------------------------------------------------------------
 
@@ -109,14 +154,15 @@ class JobStorage:
         old_day = self._home.get(job_id)
         self.jobs[job_id] = job
         self._fragments.pop(job_id, None)
-        if old_day != new_day:
-            if old_day is not None:
-                self._members[old_day].discard(job_id)
-                self._departed[old_day].add(job_id)
-                self._dirty.add(old_day)
-            self._members[new_day].add(job_id)
-            self._home[job_id] = new_day
-        self._dirty.add(new_day)
+        with self._sync:
+            if old_day != new_day:
+                if old_day is not None:
+                    self._members[old_day].discard(job_id)
+                    self._departed[old_day].add(job_id)
+                    self._dirty.add(old_day)
+                self._members[new_day].add(job_id)
+                self._home[job_id] = new_day
+            self._dirty.add(new_day)
 
     def delete(self, job_id: str) -> ScheduledJob | None:
         """Remove a job from memory and mark its day dirty; return it, or None if absent."""
@@ -125,36 +171,89 @@ class JobStorage:
         day = self._home.pop(job_id, None)
         if day is not None:
             self._members[day].discard(job_id)
-            self._dirty.add(day)
+            with self._sync:
+                self._dirty.add(day)
         return job
 
     def flush(self) -> int:
-        """Write every dirty day durably; return how many files were written or removed.
+        """Write every changed day durably; return how many files were written or removed.
 
-        Raises StorageError if the disk refuses; the days stay dirty for the next try.
+        Blocks until the writer thread has put this snapshot (and every earlier one) on
+        disk. Raises StorageError if the disk refuses; the days stay dirty for the next try.
         """
-        if not self._dirty:
+        written = 0
+        for _ in range(_FLUSH_ROUNDS):
+            snapshot, ahead = self._take_snapshot()
+            if snapshot is None and not ahead:
+                return written
+            written += _writer_thread().submit(self._write, snapshot).result()
+            if not any(earlier.failed for earlier in ahead):
+                return written
+        raise self._still_failing()
+
+    async def flush_async(self) -> int:
+        """``flush`` for the event loop: awaits the writer thread instead of blocking.
+
+        The write goes on if the awaiting task is cancelled (its snapshot is already taken),
+        and a failure still marks its days dirty again.
+        """
+        written = 0
+        for _ in range(_FLUSH_ROUNDS):
+            snapshot, ahead = self._take_snapshot()
+            if snapshot is None and not ahead:
+                return written
+            future = asyncio.wrap_future(_writer_thread().submit(self._write, snapshot))
+            written += await asyncio.shield(future)
+            if not any(earlier.failed for earlier in ahead):
+                return written
+        raise self._still_failing()
+
+    def _still_failing(self) -> StorageError:
+        return StorageError(f"cannot write job files in {self.jobs_dir}: earlier writes keep failing")
+
+    def _take_snapshot(self) -> tuple[_Snapshot | None, list[_Snapshot]]:
+        """Take the dirty days' contents (None if nothing changed) and the snapshots ahead."""
+        with self._sync:
+            ahead = list(self._queued)
+            if not self._dirty:
+                return None, ahead
+            dirty = sorted(self._dirty)
+            departed = {day: set(ids) for day, ids in self._departed.items() if ids}
+            snapshot = _Snapshot(
+                first=[self._day_contents(day, departed.get(day, ())) for day in dirty],
+                second=[self._day_contents(day, ()) for day in dirty if day in departed],
+                days=frozenset(dirty),
+                departed=departed,
+            )
+            self._dirty.clear()
+            self._departed.clear()
+            self._queued.append(snapshot)
+        return snapshot, ahead
+
+    def _write(self, snapshot: _Snapshot | None) -> int:
+        """On the writer thread: put a snapshot on disk; on failure mark its days dirty."""
+        if snapshot is None:  # nothing of ours to write: waiting for the ones ahead is all
             return 0
-        dirty = sorted(self._dirty)
         written = 0
         try:
             self.jobs_dir.mkdir(parents=True, exist_ok=True)
-            # Phase 1: every dirty day with its jobs plus the ones that moved away from it,
-            # so a job is on disk in its new day before any file drops its old copy.
-            moved_from = [day for day in dirty if self._departed.get(day)]
-            for day in dirty:
-                extra = self._departed.get(day, ())
-                written += self._write_day(day, extra)
-            if moved_from:
+            for path, data in snapshot.first:
+                written += _put_file(path, data)
+            if snapshot.second:
                 _fsync_dir(self.jobs_dir)
-                # Phase 2: the days jobs left, now without them.
-                for day in moved_from:
-                    written += self._write_day(day, ())
+                for path, data in snapshot.second:
+                    written += _put_file(path, data)
             _fsync_dir(self.jobs_dir)
         except OSError as exc:
+            with self._sync:
+                snapshot.failed = True
+                self._dirty.update(snapshot.days)
+                for day, ids in snapshot.departed.items():
+                    self._departed[day].update(ids)
             raise StorageError(f"cannot write job files in {self.jobs_dir}: {exc}") from exc
-        self._dirty.clear()
-        self._departed.clear()
+        finally:
+            with self._sync:
+                self._queued.remove(snapshot)
         return written
 
     # -- loading ------------------------------------------------------------------------
@@ -176,45 +275,56 @@ class JobStorage:
         if not self.jobs_dir.is_dir():
             return self.jobs
         self._remove_stale_temp_files()
-        # A load allocates ~100 objects per job and frees none: the cyclic garbage
-        # collector would run a thousand times for nothing on 100,000 jobs.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             self._load_files()
-        finally:
-            if collecting:
-                gc.enable()
         return self.jobs
 
     def _load_files(self) -> None:
-        copies: dict[str, list[date]] = defaultdict(list)
+        kept_from: dict[str, date] = {}  # job_id -> the file its kept copy was read from
+        copies: dict[str, list[date]] = {}  # job_id -> every file it is in (only if 2+)
+        bounds: dict[date, tuple[datetime, datetime] | None] = {}
         for path in sorted(self.jobs_dir.glob(f"{_FILE_PREFIX}*{_FILE_SUFFIX}")):
             file_day = _day_from_name(path.name)
             if file_day is None:
                 logger.warning("ignoring file with a name that is not a day: %s", path.name)
                 continue
+            bounds[file_day] = local_day_bounds(file_day, self.zone)
             for job in self._read_file(path, file_day):
-                copies[job.job_id].append(file_day)
-                current = self.jobs.get(job.job_id)
-                if current is None or _newer(job, file_day, current, self.day_of(job)):
-                    self.jobs[job.job_id] = job
+                job_id = job.job_id
+                current = self.jobs.get(job_id)
+                if current is None:
+                    self.jobs[job_id] = job
+                    kept_from[job_id] = file_day
+                    continue
+                copies.setdefault(job_id, [kept_from[job_id]]).append(file_day)
+                if _newer(job, file_day, current, self.day_of(job)):
+                    self.jobs[job_id] = job
+                    kept_from[job_id] = file_day
         for job_id, job in self.jobs.items():
-            home = self.day_of(job)
+            file_day = kept_from[job_id]
+            # most jobs are in the right file: two comparisons instead of a zone conversion
+            day_range = bounds[file_day]
+            instant = job.completed_at or job.scheduled_time
+            if day_range is not None and day_range[0] <= instant < day_range[1]:
+                home = file_day
+            else:
+                home = self.day_of(job)
             self._home[job_id] = home
             self._members[home].add(job_id)
-            files = copies[job_id]
-            if len(files) == 1 and files[0] == home:
-                continue
-            if len(files) > 1:
+            files = copies.get(job_id)
+            if files is None:
+                if home == file_day:
+                    continue
+                files = [file_day]
+            else:
                 logger.warning(
                     "job found in more than one file; keeping the newest copy",
                     extra={"job_id": job_id, "files": [d.isoformat() for d in files]},
                 )
-            for file_day in files:
-                if file_day != home:
-                    self._departed[file_day].add(job_id)
-                    self._dirty.add(file_day)
+            for other in files:
+                if other != home:
+                    self._departed[other].add(job_id)
+                    self._dirty.add(other)
             if home not in files:
                 self._dirty.add(home)
 
@@ -296,22 +406,21 @@ class JobStorage:
 
     # -- writing ------------------------------------------------------------------------
 
-    def _write_day(self, day: date, extra: Iterable[str]) -> int:
+    def _day_contents(self, day: date, extra: Iterable[str]) -> tuple[Path, bytes | None]:
+        """The file of ``day`` and its bytes (its jobs, ``extra`` jobs, kept rejected records).
+
+        ``None`` bytes: the day has nothing left, so its file goes.
+        """
         ids = set(self._members.get(day, ()))
         ids.update(job_id for job_id in extra if job_id in self.jobs)
         rejected = {k: v for k, v in self._rejected.get(day, {}).items() if k not in ids}
         path = self.path_for(day)
         if not ids and not rejected:
-            if path.exists():
-                path.unlink()
-                return 1
-            return 0
+            return path, None
         entries = [self._entry(job) for job in sorted((self.jobs[i] for i in ids), key=_file_order)]
         entries += [_entry_bytes(key, record) for key, record in rejected.items()]
         head = f'{{\n  "version": {FORMAT_VERSION},\n  "date": "{day.isoformat()}",\n  "jobs": {{\n'
-        data = b"".join((head.encode(), b",\n".join(entries), b"\n  }\n}\n"))
-        _atomic_write(path, data, sync_dir=False)
-        return 1
+        return path, b"".join((head.encode(), b",\n".join(entries), b"\n  }\n}\n"))
 
     def _entry(self, job: ScheduledJob) -> bytes:
         fragment = self._fragments.get(job.job_id)
@@ -349,6 +458,18 @@ def _day_from_name(name: str) -> date | None:
         return date.fromisoformat(stem)
     except ValueError:
         return None
+
+
+def _put_file(path: Path, data: bytes | None) -> int:
+    """Write (or, for ``None``, remove) one day file; return 1 if the disk changed."""
+    if data is None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return 1
+    _atomic_write(path, data, sync_dir=False)
+    return 1
 
 
 def _atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:

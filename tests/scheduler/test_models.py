@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from freezegun import freeze_time
@@ -175,3 +175,25 @@ def test_parse_instant_rejects_garbage() -> None:
 
     with pytest.raises(ValueError, match="must be ISO-8601"):
         parse_instant("tomorrow morning", load_timezone("UTC"))
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "start", "end"),
+    [
+        ("Asia/Ho_Chi_Minh", date(2026, 11, 24), datetime(2026, 11, 23, 17, 0), datetime(2026, 11, 24, 17, 0)),
+        ("UTC", date(2026, 11, 24), datetime(2026, 11, 24, 0, 0), datetime(2026, 11, 25, 0, 0)),
+        # a 23-hour day: clocks skip 02:00-03:00 on 2026-03-08 in New York
+        ("America/New_York", date(2026, 3, 8), datetime(2026, 3, 8, 5, 0), datetime(2026, 3, 9, 4, 0)),
+        # midnight itself skipped: Sao Paulo went from 00:00 to 01:00 on 2018-11-04
+        ("America/Sao_Paulo", date(2018, 11, 4), datetime(2018, 11, 4, 3, 0), datetime(2018, 11, 5, 2, 0)),
+    ],
+)
+def test_local_day_bounds_are_the_utc_range_of_a_local_date(zone, day, start, end) -> None:
+    from services.scheduler.clock import load_timezone, local_date, local_day_bounds
+
+    tz = load_timezone(zone)
+    bounds = local_day_bounds(day, tz)
+    assert bounds == (start.replace(tzinfo=timezone.utc), end.replace(tzinfo=timezone.utc))
+    tick = timedelta(microseconds=1)
+    assert local_date(bounds[0], tz) == day and local_date(bounds[0] - tick, tz) != day
+    assert local_date(bounds[1] - tick, tz) == day and local_date(bounds[1], tz) != day

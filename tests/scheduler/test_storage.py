@@ -12,6 +12,7 @@ import pytest
 from services.scheduler.clock import load_timezone
 from services.scheduler.errors import StorageError
 from services.scheduler.models import JobStatus, ScheduledJob
+from services.scheduler import storage as storage_module
 from services.scheduler.storage import JobStorage
 
 VN = load_timezone("Asia/Ho_Chi_Minh")
@@ -212,6 +213,28 @@ def test_misplaced_job_moves_to_its_day_on_next_flush(data_dir: Path) -> None:
     assert files(data_dir) == ["jobs_2026-11-23.json"]
 
 
+@pytest.mark.parametrize(
+    ("file_day", "utc_time", "home"),
+    [
+        ("2026-11-24", datetime(2026, 11, 23, 16, 59, 59, 999999, tzinfo=timezone.utc), "2026-11-23"),
+        ("2026-11-24", datetime(2026, 11, 23, 17, 0, tzinfo=timezone.utc), "2026-11-24"),
+        ("2026-11-24", datetime(2026, 11, 24, 16, 59, 59, 999999, tzinfo=timezone.utc), "2026-11-24"),
+        ("2026-11-24", datetime(2026, 11, 24, 17, 0, tzinfo=timezone.utc), "2026-11-25"),
+    ],
+)
+@pytest.mark.parametrize("day_bounds", ["known", "unknown"])
+def test_load_places_a_job_by_its_instant_not_its_file(
+    data_dir: Path, monkeypatch, file_day, utc_time, home, day_bounds
+) -> None:
+    if day_bounds == "unknown":  # a zone whose local midnight cannot be pinned down
+        monkeypatch.setattr(storage_module, "local_day_bounds", lambda day, zone: None)
+    write_day(data_dir, file_day, {"j": make("j", utc_time).to_dict()})
+    store = storage(data_dir)
+    store.load()
+    store.flush()
+    assert files(data_dir) == [f"jobs_{home}.json"]
+
+
 def test_stale_temp_files_are_removed_on_load(data_dir: Path) -> None:
     write_day(data_dir, "2026-11-23", {"j": make("j").to_dict()})
     temp = data_dir / "jobs" / ".jobs_2026-11-23.json.123.tmp"
@@ -247,16 +270,16 @@ def test_a_crash_between_the_two_writes_of_a_move_keeps_the_job(data_dir: Path, 
         "updated_at": datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc),
     })
     store.put(done)
-    real_write = JobStorage._write_day
+    real_put = storage_module._put_file
     calls = []
 
-    def crash_in_phase_two(self, day, extra):
-        calls.append((day, tuple(extra)))
+    def crash_in_phase_two(path, data):
+        calls.append(path.name)
         if len(calls) > 2:  # phase 1 wrote both days; the process "dies" before phase 2
             raise OSError("simulated crash")
-        return real_write(self, day, extra)
+        return real_put(path, data)
 
-    monkeypatch.setattr(JobStorage, "_write_day", crash_in_phase_two)
+    monkeypatch.setattr(storage_module, "_put_file", crash_in_phase_two)
     with pytest.raises(StorageError):
         store.flush()
     monkeypatch.undo()
