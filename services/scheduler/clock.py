@@ -56,7 +56,8 @@ def local_day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime] | Non
     end = _midnight_utc(day + timedelta(days=1), zone)
     tick = timedelta(microseconds=1)
     for edge, first_day in ((start, day), (end, day + timedelta(days=1))):
-        if local_date(edge, zone) != first_day or local_date(edge - tick, zone) != first_day - timedelta(days=1):
+        day_before = first_day - timedelta(days=1)
+        if local_date(edge, zone) != first_day or local_date(edge - tick, zone) != day_before:
             return None
     return start, end
 

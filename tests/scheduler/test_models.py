@@ -180,7 +180,8 @@ def test_parse_instant_rejects_garbage() -> None:
 @pytest.mark.parametrize(
     ("zone", "day", "start", "end"),
     [
-        ("Asia/Ho_Chi_Minh", date(2026, 11, 24), datetime(2026, 11, 23, 17, 0), datetime(2026, 11, 24, 17, 0)),
+        ("Asia/Ho_Chi_Minh", date(2026, 11, 24),
+         datetime(2026, 11, 23, 17, 0), datetime(2026, 11, 24, 17, 0)),
         ("UTC", date(2026, 11, 24), datetime(2026, 11, 24, 0, 0), datetime(2026, 11, 25, 0, 0)),
         # a 23-hour day: clocks skip 02:00-03:00 on 2026-03-08 in New York
         ("America/New_York", date(2026, 3, 8), datetime(2026, 3, 8, 5, 0), datetime(2026, 3, 9, 4, 0)),

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from services.scheduler import storage as storage_module
 from services.scheduler.clock import load_timezone
 from services.scheduler.errors import StorageError
 from services.scheduler.models import JobStatus, ScheduledJob
-from services.scheduler import storage as storage_module
 from services.scheduler.storage import JobStorage
 
 VN = load_timezone("Asia/Ho_Chi_Minh")

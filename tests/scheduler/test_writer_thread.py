@@ -86,7 +86,9 @@ async def test_the_loop_runs_while_a_write_is_held(store: JobStorage, gate: Gate
     assert on_disk(data_dir) == {"a"}
 
 
-async def test_a_flush_waits_for_earlier_writes_it_did_not_take(store: JobStorage, gate: Gate, data_dir: Path) -> None:
+async def test_a_flush_waits_for_earlier_writes_it_did_not_take(
+    store: JobStorage, gate: Gate, data_dir: Path
+) -> None:
     store.put(make("a"))
     first = asyncio.create_task(store.flush_async())
     await wait_for(gate.entered)
@@ -129,7 +131,9 @@ async def test_a_flush_that_keeps_failing_raises_and_keeps_the_day_dirty(
     assert on_disk(data_dir) == {"a"}
 
 
-async def test_cancelling_the_caller_does_not_cancel_its_write(store: JobStorage, gate: Gate, data_dir: Path) -> None:
+async def test_cancelling_the_caller_does_not_cancel_its_write(
+    store: JobStorage, gate: Gate, data_dir: Path
+) -> None:
     store.put(make("a"))
     flushing = asyncio.create_task(store.flush_async())
     await wait_for(gate.entered)
