@@ -10,6 +10,9 @@ local date (configured zone) of ``completed_at`` if set, else of ``scheduled_tim
 Durability: each changed day is written to a temp file in the same folder, flushed,
 fsynced, moved over the old file with ``os.replace``, and the folder is fsynced. Only the
 days that changed since the last flush are written; a day left empty loses its file.
+A job that moves day is first written into its new day *and* kept in its old one; only
+once that is on disk is the old day rewritten without it, so a crash between the two
+leaves two copies (resolved on load by the newest ``updated_at``), never none.
 
 One writer thread: a flush snapshots the bytes of every changed day on the caller's
 thread (cheap: each job's serialized form is cached until it changes) and hands the
@@ -17,15 +20,13 @@ snapshot to a single writer thread, which does the file I/O in order, one snapsh
 another. ``flush`` blocks until its snapshot is on disk; ``flush_async`` awaits it, so
 the daemon's event loop never waits for an fsync. Either returns only when every change
 made before the call is durable (a failed earlier snapshot is written again).
-A job that moves day is first written into its new day *and* kept in its old one; only
-once that is on disk is the old day rewritten without it, so a crash between the two
-leaves two copies (resolved on load by the newest ``updated_at``), never none.
 
 On load a file that does not parse is moved aside as ``<name>.corrupt-<timestamp>``; a
 record that fails validation is logged, copied to ``jobs/rejected/`` and kept verbatim in
 its day file whenever that day is rewritten, so nothing is silently dropped.
 
-Storage does no locking: the caller holds the data-dir lock (see ``lock.py``).
+Storage does no locking between processes: the caller holds the data-dir lock (see
+``lock.py``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ class JobStorage:
         self._queued: list[_Snapshot] = []  # handed to the writer, not yet written
         # job_id -> its serialized entry; a write re-serializes only the jobs that changed
         self._fragments: dict[str, bytes] = {}
+        # day -> its job ids in file order; dropped when a job joins, leaves or changes time
+        self._order: dict[date, list[str]] = {}
 
     # -- queries ------------------------------------------------------------------------
 
@@ -152,8 +155,15 @@ class JobStorage:
         job_id = job.job_id
         new_day = self.day_of(job)
         old_day = self._home.get(job_id)
+        previous = self.jobs.get(job_id)
         self.jobs[job_id] = job
         self._fragments.pop(job_id, None)
+        if old_day != new_day:
+            if old_day is not None:
+                self._order.pop(old_day, None)
+            self._order.pop(new_day, None)
+        elif previous is None or previous.scheduled_time != job.scheduled_time:
+            self._order.pop(new_day, None)
         with self._sync:
             if old_day != new_day:
                 if old_day is not None:
@@ -171,6 +181,7 @@ class JobStorage:
         day = self._home.pop(job_id, None)
         if day is not None:
             self._members[day].discard(job_id)
+            self._order.pop(day, None)
             with self._sync:
                 self._dirty.add(day)
         return job
@@ -244,13 +255,15 @@ class JobStorage:
                 for path, data in snapshot.second:
                     written += _put_file(path, data)
             _fsync_dir(self.jobs_dir)
-        except OSError as exc:
-            with self._sync:
+        except Exception as exc:
+            with self._sync:  # its days must be written again: keep them dirty
                 snapshot.failed = True
                 self._dirty.update(snapshot.days)
                 for day, ids in snapshot.departed.items():
                     self._departed[day].update(ids)
-            raise StorageError(f"cannot write job files in {self.jobs_dir}: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot write job files in {self.jobs_dir}: {exc}") from exc
+            raise
         finally:
             with self._sync:
                 self._queued.remove(snapshot)
@@ -272,6 +285,7 @@ class JobStorage:
         self._dirty.clear()
         self._departed.clear()
         self._fragments.clear()
+        self._order.clear()
         if not self.jobs_dir.is_dir():
             return self.jobs
         self._remove_stale_temp_files()
@@ -411,16 +425,33 @@ class JobStorage:
 
         ``None`` bytes: the day has nothing left, so its file goes.
         """
-        ids = set(self._members.get(day, ()))
-        ids.update(job_id for job_id in extra if job_id in self.jobs)
-        rejected = {k: v for k, v in self._rejected.get(day, {}).items() if k not in ids}
+        guests = [job_id for job_id in extra if job_id in self.jobs]
+        if guests:  # rare (a job moving day): sort this once, without the cache
+            ids = self._members.get(day, set()).union(guests)
+            order = [job.job_id for job in sorted((self.jobs[i] for i in ids), key=_file_order)]
+        else:
+            order = self._day_order(day)
+        rejected = self._rejected.get(day)
+        if rejected:  # kept verbatim, unless a valid job of that id now lives in this day
+            members = self._members.get(day, ())
+            rejected = {k: v for k, v in rejected.items() if k not in members and k not in guests}
         path = self.path_for(day)
-        if not ids and not rejected:
+        if not order and not rejected:
             return path, None
-        entries = [self._entry(job) for job in sorted((self.jobs[i] for i in ids), key=_file_order)]
-        entries += [_entry_bytes(key, record) for key, record in rejected.items()]
+        fragments = self._fragments
+        entries = [fragments.get(i) or self._entry(self.jobs[i]) for i in order]
+        if rejected:
+            entries += [_entry_bytes(key, record) for key, record in rejected.items()]
         head = f'{{\n  "version": {FORMAT_VERSION},\n  "date": "{day.isoformat()}",\n  "jobs": {{\n'
         return path, b"".join((head.encode(), b",\n".join(entries), b"\n  }\n}\n"))
+
+    def _day_order(self, day: date) -> list[str]:
+        """The ids of the day's jobs in file order (scheduled_time, then id), cached."""
+        order = self._order.get(day)
+        if order is None:
+            members = (self.jobs[i] for i in self._members.get(day, ()))
+            order = self._order[day] = [job.job_id for job in sorted(members, key=_file_order)]
+        return order
 
     def _entry(self, job: ScheduledJob) -> bytes:
         fragment = self._fragments.get(job.job_id)

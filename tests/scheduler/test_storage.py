@@ -98,6 +98,21 @@ def test_only_changed_days_are_rewritten(data_dir: Path) -> None:
     assert store.flush() == 0
 
 
+def test_file_lists_jobs_by_time_after_any_change(data_dir: Path) -> None:
+    store = storage(data_dir)
+    for n in range(4):
+        store.put(make(f"j{n}", T0 + timedelta(minutes=n)))
+    store.flush()
+    store.put(make("j0", T0 + timedelta(minutes=10)))  # a retry moved it later the same day
+    store.delete("j2")
+    store.put(make("j9", T0 - timedelta(minutes=1)))
+    store.put(make("j3", T0 + timedelta(minutes=3), content="edited, same time"))
+    store.flush()
+    day_file = json.loads((data_dir / "jobs" / "jobs_2026-11-23.json").read_text())
+    assert list(day_file["jobs"]) == ["j9", "j1", "j3", "j0"]
+    assert day_file["jobs"]["j3"]["content"] == "edited, same time"
+
+
 def test_delete_removes_an_emptied_day_file(data_dir: Path) -> None:
     store = storage(data_dir)
     store.put(make("a"))
