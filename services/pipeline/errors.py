@@ -1,0 +1,88 @@
+"""Errors of the video pipeline, each carrying the Step Functions error *name* it raises.
+
+A state's Retry and Catch match on these names exactly as Step Functions does::
+
+    PipelineError              base; ``name`` is what ErrorEquals matches
+    ├── StateTimeout           States.Timeout: the state ran past its TimeoutSeconds
+    ├── HeartbeatTimeout       States.HeartbeatTimeout: no heartbeat for HeartbeatSeconds
+    ├── TaskFailed             States.TaskFailed, or the error a worker reported (name + cause)
+    └── YouTubeQuotaError      YouTubeQuotaError: the upload quota is spent until it resets
+    DefinitionError            the definition file is wrong (not a runtime error: exit 2)
+
+Any other exception a stage raises is reported under its class name (``ValueError``...),
+which ``States.ALL`` and ``States.TaskFailed`` match, as for a Lambda's errorType.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ALL",
+    "DefinitionError",
+    "HEARTBEAT_TIMEOUT",
+    "HeartbeatTimeout",
+    "PipelineError",
+    "StateTimeout",
+    "TASK_FAILED",
+    "TIMEOUT",
+    "TaskFailed",
+    "YOUTUBE_QUOTA",
+    "YouTubeQuotaError",
+    "error_name",
+]
+
+ALL = "States.ALL"
+TIMEOUT = "States.Timeout"
+HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
+TASK_FAILED = "States.TaskFailed"
+YOUTUBE_QUOTA = "YouTubeQuotaError"
+
+
+class PipelineError(Exception):
+    """Base of the errors a state raises on purpose; ``cause`` is the human-readable part."""
+
+    name = TASK_FAILED
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class StateTimeout(PipelineError):
+    """The state ran longer than its TimeoutSeconds."""
+
+    name = TIMEOUT
+
+
+class HeartbeatTimeout(PipelineError):
+    """A worker sent no heartbeat for the state's HeartbeatSeconds."""
+
+    name = HEARTBEAT_TIMEOUT
+
+
+class TaskFailed(PipelineError):
+    """A task failed with a given error name (a worker's SendTaskFailure ``error``)."""
+
+    def __init__(self, cause: str, *, name: str = TASK_FAILED) -> None:
+        super().__init__(cause)
+        self.name = name
+
+
+class YouTubeQuotaError(PipelineError):
+    """YouTube refused the upload because the channel's daily quota is spent."""
+
+    name = YOUTUBE_QUOTA
+
+
+class DefinitionError(Exception):
+    """The pipeline definition file is invalid; the message names the state and field."""
+
+    exit_code = 2
+
+
+def error_name(exc: BaseException) -> str:
+    """The name Retry/Catch match for ``exc``: its ``name``, else its class name."""
+    if isinstance(exc, PipelineError):
+        return exc.name
+    if isinstance(exc, TimeoutError):
+        return TIMEOUT
+    return type(exc).__name__

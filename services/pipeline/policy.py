@@ -1,0 +1,132 @@
+"""Pure decisions of the state machine: error matching, retry delays, the next state.
+
+No clock, no I/O, no randomness of its own (a FULL-jitter draw comes in as ``rand``), so
+every rule is a table in the tests. The meanings are Step Functions':
+
+- Retriers are scanned in order; the *first* whose ErrorEquals matches decides. Each
+  retrier counts its own attempts (``attempts[i]``); while that count is below its
+  MaxAttempts the state runs again after IntervalSeconds × BackoffRate^(n-1) seconds for
+  the n-th retry, capped by MaxDelaySeconds, and with JitterStrategy FULL a uniform draw in
+  [0, that delay]. Once the first matching retrier is spent, no later retrier is tried.
+- Then catchers are scanned in order; the first match names the next state.
+- No match: the error ends the run (the job fails).
+
+Error names: ``States.ALL`` matches every error. ``States.TaskFailed`` matches every
+error except the two timeouts. ``States.Timeout`` also matches a heartbeat timeout (a
+task that stops heartbeating has timed out, as the States Language defines it), while
+``States.HeartbeatTimeout`` matches only that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .definition import Jitter, Retrier, StateSpec
+from .errors import ALL, HEARTBEAT_TIMEOUT, TASK_FAILED, TIMEOUT
+
+__all__ = [
+    "Catch",
+    "Fail",
+    "Retry",
+    "backoff_seconds",
+    "check_more_videos",
+    "matches",
+    "next_after_success",
+    "on_error",
+]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Run the state again after ``delay_seconds``; ``retrier`` / ``attempt`` say which."""
+
+    delay_seconds: float
+    retrier: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Catch:
+    """Go to ``next_state`` with the error recorded."""
+
+    next_state: str
+    error: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Nothing retries or catches this error: the run ends failed."""
+
+    error: str
+    cause: str
+
+
+def matches(error_equals: Sequence[str], name: str) -> bool:
+    """Whether an ErrorEquals list covers the error ``name``."""
+    for pattern in error_equals:
+        if pattern in (ALL, name):
+            return True
+        if pattern == TASK_FAILED and name not in (TIMEOUT, HEARTBEAT_TIMEOUT):
+            return True
+        if pattern == TIMEOUT and name == HEARTBEAT_TIMEOUT:
+            return True
+    return False
+
+
+def backoff_seconds(retrier: Retrier, attempt: int) -> float:
+    """The delay before retry number ``attempt`` (1-based), before any jitter."""
+    if attempt < 1:
+        raise ValueError("attempt counts from 1")
+    delay = retrier.interval_seconds * retrier.backoff_rate ** (attempt - 1)
+    if retrier.max_delay_seconds is not None:
+        delay = min(delay, float(retrier.max_delay_seconds))
+    return float(delay)
+
+
+def on_error(
+    spec: StateSpec,
+    name: str,
+    cause: str,
+    attempts: Sequence[int],
+    *,
+    rand: Callable[[], float] = lambda: 1.0,
+) -> Retry | Catch | Fail:
+    """What a state does when it raised error ``name``, given its retriers' attempt counts.
+
+    :param attempts: retries already made per retrier (same order as ``spec.retry``;
+        missing entries count as 0).
+    :param rand: a uniform draw in [0, 1) for FULL jitter.
+    """
+    for index, retrier in enumerate(spec.retry):
+        if not matches(retrier.error_equals, name):
+            continue
+        made = attempts[index] if index < len(attempts) else 0
+        if made < retrier.max_attempts:
+            delay = backoff_seconds(retrier, made + 1)
+            if retrier.jitter_strategy is Jitter.FULL:
+                delay *= rand()
+            return Retry(delay_seconds=delay, retrier=index, attempt=made + 1)
+        break  # the first matching retrier is spent: on to Catch
+    for catcher in spec.catch:
+        if matches(catcher.error_equals, name):
+            return Catch(next_state=catcher.next, error=name, cause=cause)
+    return Fail(error=name, cause=cause)
+
+
+def next_after_success(state: str, spec: StateSpec, output: Mapping[str, Any]) -> str:
+    """The state after ``state`` succeeded with ``output`` (the two fixed choices, else Next)."""
+    if state == "CheckQuota" and output.get("quota_reached") is True:
+        return "QuotaReached"
+    if state == "FetchManga" and output.get("status") == "no_manga_available":
+        return "NoMangaAvailable"
+    if spec.next is None:
+        raise ValueError(f"state {state} has no Next")
+    return spec.next
+
+
+def check_more_videos(daily_count: int, daily_quota: int, *, loop: bool) -> str:
+    """CheckMoreVideos: another video while under quota (daily run only), else Done."""
+    return "FetchManga" if loop and daily_count < daily_quota else "Done"
