@@ -132,7 +132,8 @@ class Definition(_Spec):
             raise ValueError(f"missing states: {', '.join(missing)}")
         unknown = sorted(set(self.states) - set(REQUIRED_STATES))
         if unknown:
-            raise ValueError(f"unknown states: {', '.join(unknown)} (the machine runs {len(REQUIRED_STATES)} fixed states)")
+            fixed = len(REQUIRED_STATES)
+            raise ValueError(f"unknown states: {', '.join(unknown)} (the machine runs {fixed} fixed states)")
         if self.start_at not in self.states:
             raise ValueError(f"StartAt {self.start_at!r} is not a state")
         for name, spec in self.states.items():

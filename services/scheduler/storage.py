@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from .clock import Clock, local_date, local_day_bounds, utc_now
+from .atomic_file import TEMP_SUFFIX, fsync_dir, write_atomic
 from .errors import JobValidationError, StorageError
 from .gc_pause import gc_paused
 from .models import ScheduledJob
@@ -57,7 +58,6 @@ __all__ = ["FORMAT_VERSION", "JobStorage"]
 FORMAT_VERSION = 1
 _FILE_PREFIX = "jobs_"
 _FILE_SUFFIX = ".json"
-_TEMP_SUFFIX = ".tmp"
 _FLUSH_ROUNDS = 3  # a flush writes again when an earlier snapshot failed; at most this often
 
 logger = logging.getLogger(__name__)
@@ -251,10 +251,10 @@ class JobStorage:
             for path, data in snapshot.first:
                 written += _put_file(path, data)
             if snapshot.second:
-                _fsync_dir(self.jobs_dir)
+                fsync_dir(self.jobs_dir)
                 for path, data in snapshot.second:
                     written += _put_file(path, data)
-            _fsync_dir(self.jobs_dir)
+            fsync_dir(self.jobs_dir)
         except Exception as exc:
             with self._sync:  # its days must be written again: keep them dirty
                 snapshot.failed = True
@@ -393,7 +393,7 @@ class JobStorage:
         try:
             self.rejected_dir.mkdir(parents=True, exist_ok=True)
             safe_key = "".join(c if c.isalnum() or c in "-_" else "_" for c in key)[:80]
-            _atomic_write(
+            write_atomic(
                 self.rejected_dir / f"{path.stem}__{safe_key}.json",
                 json.dumps(copy, ensure_ascii=False, indent=2).encode("utf-8") + b"\n",
             )
@@ -405,7 +405,7 @@ class JobStorage:
         target = path.with_name(f"{path.name}.corrupt-{stamp}")
         try:
             os.replace(path, target)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             raise StorageError(f"cannot move corrupt file {path} aside: {exc}") from exc
         logger.error(
@@ -414,7 +414,7 @@ class JobStorage:
         )
 
     def _remove_stale_temp_files(self) -> None:
-        for temp in self.jobs_dir.glob(f".*{_TEMP_SUFFIX}"):
+        for temp in self.jobs_dir.glob(f".*{TEMP_SUFFIX}"):
             logger.info("removing temp file left by an interrupted write: %s", temp.name)
             temp.unlink(missing_ok=True)
 
@@ -499,30 +499,5 @@ def _put_file(path: Path, data: bytes | None) -> int:
         except FileNotFoundError:
             return 0
         return 1
-    _atomic_write(path, data, sync_dir=False)
+    write_atomic(path, data, sync_dir=False)
     return 1
-
-
-def _atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    """Write ``data`` to ``path`` via a synced temp file and os.replace."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}{_TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    if sync_dir:
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

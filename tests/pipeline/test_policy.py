@@ -93,7 +93,8 @@ def test_fetch_manga_retries_twice_60_then_120_seconds_apart_then_catches() -> N
 
 def test_full_jitter_draws_between_zero_and_the_backoff() -> None:
     spec = StateSpec.model_validate(
-        {"Type": "Task", "Next": "Done", "Retry": [{"ErrorEquals": [ALL], "IntervalSeconds": 8, "JitterStrategy": "FULL"}]}
+        {"Type": "Task", "Next": "Done",
+         "Retry": [{"ErrorEquals": [ALL], "IntervalSeconds": 8, "JitterStrategy": "FULL"}]}
     )
     assert on_error(spec, "E", "", [2], rand=lambda: 0.25) == Retry(8.0, retrier=0, attempt=3)  # 32 × 0.25
     assert on_error(spec, "E", "", [0], rand=lambda: 0.0) == Retry(0.0, retrier=0, attempt=1)
@@ -116,7 +117,8 @@ def test_each_retrier_counts_its_own_attempts_and_the_first_match_decides() -> N
 
 def test_youtube_quota_is_never_retried_and_goes_to_quota_reached() -> None:
     spec = DEFINITION.state("WaitForUpload")
-    assert on_error(spec, YOUTUBE_QUOTA, "quotaExceeded", [0, 0]) == Catch("QuotaReached", YOUTUBE_QUOTA, "quotaExceeded")
+    caught = on_error(spec, YOUTUBE_QUOTA, "quotaExceeded", [0, 0])
+    assert caught == Catch("QuotaReached", YOUTUBE_QUOTA, "quotaExceeded")
     assert on_error(spec, "UploadError", "500", [0, 0]) == Catch("HandleError", "UploadError", "500")
 
 

@@ -1,0 +1,41 @@
+"""Durable whole-file replacement: the one way this project writes a file it must not lose.
+
+``write_atomic`` writes a temp file ``.<name>.<pid>.tmp`` in the same folder, flushes and
+fsyncs it, moves it over the target with ``os.replace`` and fsyncs the folder, so after a
+crash the target holds either the old bytes or the new ones, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["TEMP_SUFFIX", "fsync_dir", "write_atomic"]
+
+TEMP_SUFFIX = ".tmp"
+
+
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` durably (``sync_dir=False``: the caller fsyncs the folder)."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder, so a rename or unlink in it survives a crash."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,82 @@
+"""increment-counter (atomic, concurrent processes) and handle-error, with the seed's JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+
+from services.pipeline import counter, handle_error
+
+NOW = datetime(2026, 2, 7, 1, 0, tzinfo=timezone.utc)  # 08:00 on 2026-02-07 in Vietnam
+
+
+def test_increment_counter_returns_the_seeds_json(data_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    with freeze_time(NOW):
+        first = counter.handler({"job_id": "job-abc123"}, None)
+        second = counter.handler({"job_id": "job-def456"}, None)
+    assert first == {"daily_count": 1, "date": "2026-02-07", "job_id": "job-abc123"}
+    assert second == {"daily_count": 2, "date": "2026-02-07", "job_id": "job-def456"}
+    stored = json.loads((data_dir / "counters.json").read_text())
+    assert stored == {"2026-02-07": {"count": 2, "updated_at": "2026-02-07T01:00:00+00:00"}}
+
+
+def test_the_counter_day_is_the_vietnam_day(data_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    with freeze_time(datetime(2026, 2, 7, 17, 0, tzinfo=timezone.utc)):  # 00:00 Feb 8 in Vietnam
+        assert counter.handler({"job_id": "j"}, None)["date"] == "2026-02-08"
+
+
+def test_concurrent_increments_from_four_processes_all_count(data_dir: Path) -> None:
+    script = (
+        "import sys; from datetime import date, datetime, timezone; from pathlib import Path;"
+        "from services.pipeline.counter import increment\n"
+        "for _ in range(25): increment(Path(sys.argv[1]), date(2026, 2, 7), datetime.now(timezone.utc))"
+    )
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(data_dir)]) for _ in range(4)]
+    assert [w.wait(timeout=60) for w in workers] == [0, 0, 0, 0]
+    assert counter.read_count(data_dir, datetime(2026, 2, 7).date()) == 100
+
+
+class FakeContext:
+    """The machine's side of a stage call, recording job updates in memory."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+
+    def now(self) -> datetime:
+        return NOW
+
+    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        self.updates.append((job_id, fields))
+
+
+def test_handle_error_takes_and_returns_the_seeds_json() -> None:
+    event = {
+        "job_id": "job-abc123",
+        "error": {"Error": "States.TaskFailed", "Cause": "{\"errorMessage\": \"Timeout\"}"},
+        "state": "GenerateScript",
+        "execution_id": "arn:aws:states:us-east-1:123:execution:manga-pipeline:abc",
+    }
+    context = FakeContext()
+    expected = {"job_id": "job-abc123", "status": "failed", "error_logged": True}
+    assert handle_error.handler(event, context) == expected
+    assert context.updates == [("job-abc123", {
+        "stage": "failed",
+        "error_message": "{\"errorMessage\": \"Timeout\"}",
+        "failed_at": "2026-02-07T01:00:00+00:00",
+        "failed_state": "GenerateScript",
+        "failed_error": "States.TaskFailed",
+    })]
+
+
+def test_handle_error_without_a_job_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs the job_id"):
+        handle_error.handler({"error": {}, "state": "FetchManga"}, FakeContext())
