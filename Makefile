@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean system-deps
 
 install: $(STAMP)
 
@@ -29,7 +29,15 @@ demo: $(STAMP)
 	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) list
 	@echo "daily files:" && ls $(DEMO_DIR)/jobs
 
-test: $(STAMP)
+# espeak-ng (Debian) is optional for the product, but the tests exercise it: install it here.
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing espeak-ng (Debian package) for the tests"; \
+	  $$SUDO apt-get install -y -q espeak-ng >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q espeak-ng >/dev/null; }; }
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -1,0 +1,88 @@
+"""Embedded media backends: template narration, the tone voice, and a real MP4 from panels."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import imageio_ffmpeg
+import pytest
+
+from services.pipeline.providers import sample_chapter, script_template, tts_local
+from services.pipeline.providers.render_local import Segment, frame_counts, render_video
+
+
+@pytest.mark.parametrize(
+    ("durations", "counts"),
+    [
+        ([1.0, 1.0], [30, 30]),
+        ([0.51, 0.51, 0.51], [15, 16, 15]),  # ends at 15.3 -> 15, 30.6 -> 31, 45.9 -> 46
+        ([0.02] * 5, [1, 0, 1, 0, 1]),  # ends at 0.6, 1.2, 1.8, 2.4, 3.0 frames: rounding carried
+        ([2.0166], [60]),
+    ],
+)
+def test_frame_counts_carry_the_rounding_forward(durations, counts) -> None:
+    assert frame_counts(durations) == counts
+    assert abs(sum(counts) / 30 - sum(durations)) <= 0.5 / 30 + 1e-9
+
+
+def test_template_narration_has_one_segment_per_panel() -> None:
+    script = script_template.narrate(
+        "Cậu bé và con rồng - Chương 1",
+        ["p1.png", "p2.png", "p3.png"],
+        {"p1.png": {"speaker": "Minh", "text": "Chào!"}, "p2.png": {"speaker": "", "text": "Gió thổi."}},
+    )
+    texts = [s["text"] for s in script["segments"]]
+    assert texts[0] == "Chào mừng các bạn đến với Cậu bé và con rồng - Chương 1. Minh nói: Chào!"
+    assert texts[1] == "Gió thổi."
+    assert texts[2].startswith("Khung tranh thứ 3 tiếp tục câu chuyện.") and "hẹn gặp lại" in texts[2]
+    assert [s["panel"] for s in script["segments"]] == ["p1.png", "p2.png", "p3.png"]
+    assert script["tags"] and script["title"]
+
+
+def test_the_tone_voice_lasts_as_long_as_the_text_and_is_marked_placeholder(tmp_path: Path) -> None:
+    speech = tts_local.synthesize("Xin chào các bạn thân mến", tmp_path / "a.wav", engine="tone")
+    assert speech.placeholder and speech.engine == "tone"
+    assert speech.seconds == pytest.approx(tts_local.tone_seconds("Xin chào các bạn thân mến"), abs=0.01)
+    longer = tts_local.synthesize("một hai ba bốn năm sáu bảy tám chín mười", tmp_path / "b.wav", engine="tone")
+    assert longer.seconds > speech.seconds
+    with pytest.raises(ValueError, match="empty narration"):
+        tts_local.synthesize("  ", tmp_path / "c.wav")
+
+
+def test_espeak_ng_speaks_vietnamese(tmp_path: Path) -> None:
+    # espeak-ng is optional for the product; `make test` installs it so this runs
+    assert shutil.which("espeak-ng"), "espeak-ng missing: run `make test`, which installs it"
+    speech = tts_local.synthesize("Xin chào các bạn", tmp_path / "v.wav", engine="espeak-ng")
+    assert speech.seconds > 0.5 and not speech.placeholder
+
+
+def test_render_makes_an_mp4_whose_audio_and_video_end_together(tmp_path: Path) -> None:
+    chapter = sample_chapter.make_chapter(tmp_path / "samples", panels=3)
+    segments = []
+    for index, panel in enumerate(sorted(chapter.glob("panel-*.png"))):
+        text = f"Đoạn {index + 1}: Minh và Lan gặp ông rồng trên núi."
+        speech = tts_local.synthesize(text, tmp_path / f"s{index}.wav", engine="tone")
+        segments.append(Segment(panel, text, speech.path))
+    result = render_video(segments, tmp_path / "video.mp4", size=(640, 360))
+    assert result.path.exists() and result.size == (640, 360)
+    with av.open(str(result.path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0]
+        assert (video.codec_context.name, video.codec_context.pix_fmt) == ("h264", "yuv420p")
+        assert (video.width, video.height) == (640, 360)
+        assert (audio.codec_context.name, audio.codec_context.sample_rate) == ("aac", 48000)
+        video_end = float(video.duration * video.time_base)
+        audio_end = float(audio.duration * audio.time_base)
+    assert abs(video_end - audio_end) < 0.1
+    assert abs(video_end - sum(tts_local.tone_seconds(s.subtitle) for s in segments)) < 0.1
+    head = result.path.read_bytes()[:4096]
+    assert head.find(b"moov") != -1 and head.find(b"moov") < max(head.find(b"mdat"), 4096)  # faststart
+    loudness = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(result.path),
+         "-af", "ebur128", "-f", "null", "-"], capture_output=True, text=True, check=True,
+    ).stderr
+    integrated = float(loudness.rsplit("I:", 1)[1].split("LUFS")[0])
+    assert -16.0 <= integrated <= -12.0
