@@ -45,7 +45,13 @@ def handler(event: dict[str, Any], context: StageContext) -> dict[str, Any]:
     context.update_job(job_id, fields)
     logger.error(
         "video failed",
-        extra={"job_id": job_id, "stage": "HandleError", "failed_state": state, "error": name,
-               "cause": cause, "execution_id": event.get("execution_id")},
+        extra={
+            "job_id": job_id,
+            "stage": "HandleError",
+            "failed_state": state,
+            "error": name,
+            "cause": cause,
+            "execution_id": event.get("execution_id"),
+        },
     )
     return {"job_id": job_id, "status": "failed", "error_logged": True}

@@ -112,8 +112,9 @@ def count_for_day(records: Iterable[Mapping[str, Any]], day: date) -> int:
             if due.tzinfo is None:
                 raise ValueError("no UTC offset")
         except (KeyError, ValueError) as exc:
-            logger.warning("skipping job with a bad scheduled_time",
-                           extra={"job_id": job_id, "error": str(exc)})
+            logger.warning(
+                "skipping job with a bad scheduled_time", extra={"job_id": job_id, "error": str(exc)}
+            )
             continue
         status = pipeline_status(record)
         if status is None:

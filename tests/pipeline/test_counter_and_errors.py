@@ -61,20 +61,25 @@ class FakeContext:
 def test_handle_error_takes_and_returns_the_seeds_json() -> None:
     event = {
         "job_id": "job-abc123",
-        "error": {"Error": "States.TaskFailed", "Cause": "{\"errorMessage\": \"Timeout\"}"},
+        "error": {"Error": "States.TaskFailed", "Cause": '{"errorMessage": "Timeout"}'},
         "state": "GenerateScript",
         "execution_id": "arn:aws:states:us-east-1:123:execution:manga-pipeline:abc",
     }
     context = FakeContext()
     expected = {"job_id": "job-abc123", "status": "failed", "error_logged": True}
     assert handle_error.handler(event, context) == expected
-    assert context.updates == [("job-abc123", {
-        "stage": "failed",
-        "error_message": "{\"errorMessage\": \"Timeout\"}",
-        "failed_at": "2026-02-07T01:00:00+00:00",
-        "failed_state": "GenerateScript",
-        "failed_error": "States.TaskFailed",
-    })]
+    assert context.updates == [
+        (
+            "job-abc123",
+            {
+                "stage": "failed",
+                "error_message": '{"errorMessage": "Timeout"}',
+                "failed_at": "2026-02-07T01:00:00+00:00",
+                "failed_state": "GenerateScript",
+                "failed_error": "States.TaskFailed",
+            },
+        )
+    ]
 
 
 def test_handle_error_without_a_job_id_is_refused() -> None:

@@ -47,8 +47,10 @@ def broken(tmp_path: Path, change) -> Path:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda s: s["FetchManga"]["Retry"].insert(0, {"ErrorEquals": ["States.ALL"]}),
-         "must be in the last entry"),
+        (
+            lambda s: s["FetchManga"]["Retry"].insert(0, {"ErrorEquals": ["States.ALL"]}),
+            "must be in the last entry",
+        ),
         (lambda s: s["FetchManga"]["Catch"][0].update(ErrorEquals=["States.ALL", "X"]), "must be alone"),
         (lambda s: s["FetchManga"].update(Next="Nowhere"), "Next 'Nowhere' is not a state"),
         (lambda s: s.pop("Cleanup"), "missing states: Cleanup"),

@@ -46,7 +46,9 @@ def test_the_tone_voice_lasts_as_long_as_the_text_and_is_marked_placeholder(tmp_
     speech = tts_local.synthesize("Xin chào các bạn thân mến", tmp_path / "a.wav", engine="tone")
     assert speech.placeholder and speech.engine == "tone"
     assert speech.seconds == pytest.approx(tts_local.tone_seconds("Xin chào các bạn thân mến"), abs=0.01)
-    longer = tts_local.synthesize("một hai ba bốn năm sáu bảy tám chín mười", tmp_path / "b.wav", engine="tone")
+    longer = tts_local.synthesize(
+        "một hai ba bốn năm sáu bảy tám chín mười", tmp_path / "b.wav", engine="tone"
+    )
     assert longer.seconds > speech.seconds
     with pytest.raises(ValueError, match="empty narration"):
         tts_local.synthesize("  ", tmp_path / "c.wav")
@@ -81,8 +83,21 @@ def test_render_makes_an_mp4_whose_audio_and_video_end_together(tmp_path: Path) 
     head = result.path.read_bytes()[:4096]
     assert head.find(b"moov") != -1 and head.find(b"moov") < max(head.find(b"mdat"), 4096)  # faststart
     loudness = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(result.path),
-         "-af", "ebur128", "-f", "null", "-"], capture_output=True, text=True, check=True,
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(result.path),
+            "-af",
+            "ebur128",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stderr
     integrated = float(loudness.rsplit("I:", 1)[1].split("LUFS")[0])
     assert -16.0 <= integrated <= -12.0

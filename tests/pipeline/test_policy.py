@@ -93,22 +93,28 @@ def test_fetch_manga_retries_twice_60_then_120_seconds_apart_then_catches() -> N
 
 def test_full_jitter_draws_between_zero_and_the_backoff() -> None:
     spec = StateSpec.model_validate(
-        {"Type": "Task", "Next": "Done",
-         "Retry": [{"ErrorEquals": [ALL], "IntervalSeconds": 8, "JitterStrategy": "FULL"}]}
+        {
+            "Type": "Task",
+            "Next": "Done",
+            "Retry": [{"ErrorEquals": [ALL], "IntervalSeconds": 8, "JitterStrategy": "FULL"}],
+        }
     )
     assert on_error(spec, "E", "", [2], rand=lambda: 0.25) == Retry(8.0, retrier=0, attempt=3)  # 32 × 0.25
     assert on_error(spec, "E", "", [0], rand=lambda: 0.0) == Retry(0.0, retrier=0, attempt=1)
 
 
 def test_each_retrier_counts_its_own_attempts_and_the_first_match_decides() -> None:
-    spec = StateSpec.model_validate({
-        "Type": "Task", "Next": "Done",
-        "Retry": [
-            {"ErrorEquals": ["Flaky"], "IntervalSeconds": 1, "MaxAttempts": 1},
-            {"ErrorEquals": [ALL], "IntervalSeconds": 5, "MaxAttempts": 2},
-        ],
-        "Catch": [{"ErrorEquals": [ALL], "Next": "HandleError"}],
-    })
+    spec = StateSpec.model_validate(
+        {
+            "Type": "Task",
+            "Next": "Done",
+            "Retry": [
+                {"ErrorEquals": ["Flaky"], "IntervalSeconds": 1, "MaxAttempts": 1},
+                {"ErrorEquals": [ALL], "IntervalSeconds": 5, "MaxAttempts": 2},
+            ],
+            "Catch": [{"ErrorEquals": [ALL], "Next": "HandleError"}],
+        }
+    )
     assert on_error(spec, "Other", "", [1, 0]) == Retry(5.0, retrier=1, attempt=1)
     assert on_error(spec, "Flaky", "", [0, 2]) == Retry(1.0, retrier=0, attempt=1)
     # Flaky's own retrier is spent: the later States.ALL retrier is not tried for it
@@ -160,8 +166,13 @@ def test_next_state_after_success(state, output, expected) -> None:
 
 @pytest.mark.parametrize(
     ("count", "quota", "loop", "expected"),
-    [(1, 3, True, "FetchManga"), (2, 3, True, "FetchManga"), (3, 3, True, "Done"), (4, 3, True, "Done"),
-     (0, 3, False, "Done")],
+    [
+        (1, 3, True, "FetchManga"),
+        (2, 3, True, "FetchManga"),
+        (3, 3, True, "Done"),
+        (4, 3, True, "Done"),
+        (0, 3, False, "Done"),
+    ],
 )
 def test_check_more_videos(count, quota, loop, expected) -> None:
     assert check_more_videos(count, quota, loop=loop) == expected

@@ -39,8 +39,9 @@ def video(when: datetime = TODAY_VN, stage: str | None = "completed", **fields) 
     fields.setdefault("kind", "pipeline.video")
     if stage is not None:
         fields["stage"] = stage
-    return ScheduledJob(account_id="acc", content="next", scheduled_time=when,
-                        created_at=when, updated_at=when, **fields)
+    return ScheduledJob(
+        account_id="acc", content="next", scheduled_time=when, created_at=when, updated_at=when, **fields
+    )
 
 
 def check() -> dict:
@@ -49,15 +50,27 @@ def check() -> dict:
 
 
 def test_no_jobs_today_leaves_the_whole_quota(env: Path) -> None:
-    assert check() == {"quota": 10, "used": 0, "remaining": 10, "quota_reached": False,
-                       "daily_quota": 10, "daily_count": 0}
+    assert check() == {
+        "quota": 10,
+        "used": 0,
+        "remaining": 10,
+        "quota_reached": False,
+        "daily_quota": 10,
+        "daily_count": 0,
+    }
 
 
 def test_jobs_equal_to_quota_reach_it(env: Path, monkeypatch) -> None:
     monkeypatch.setenv("DAILY_QUOTA", "3")
     store(env, *(video() for _ in range(3)))
-    assert check() == {"quota": 3, "used": 3, "remaining": 0, "quota_reached": True,
-                       "daily_quota": 3, "daily_count": 3}
+    assert check() == {
+        "quota": 3,
+        "used": 3,
+        "remaining": 0,
+        "quota_reached": True,
+        "daily_quota": 3,
+        "daily_count": 3,
+    }
 
 
 def test_jobs_beyond_quota_leave_zero_remaining(env: Path, monkeypatch) -> None:

@@ -23,8 +23,11 @@ def test_chapters_are_numbered_recorded_and_deterministic(tmp_path: Path) -> Non
     with Image.open(panels[0]) as image:
         assert image.size == (800, 1100)
     chapter = json.loads((first / "chapter.json").read_text(encoding="utf-8"))
-    assert chapter["lines"][0] == {"panel": "panel-001.png", "speaker": "Minh",
-                                   "text": "Sáng nay trời đẹp quá! Mình sẽ lên núi hái nấm."}
+    assert chapter["lines"][0] == {
+        "panel": "panel-001.png",
+        "speaker": "Minh",
+        "text": "Sáng nay trời đẹp quá! Mình sẽ lên núi hái nấm.",
+    }
     again = sample_chapter.make_chapter(tmp_path / "b", panels=1)
     assert (again / "panel-001.png").read_bytes() == panels[0].read_bytes()
 

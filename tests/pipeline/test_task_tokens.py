@@ -70,8 +70,11 @@ def test_local_transport_round_trip(tmp_path: Path) -> None:
     transport.succeed(token, {"job_id": "j", "video": "Chương 1.mp4"}, at(9))
     transport.fail(token, "RenderError", "too late", at(10))  # the first result wins
     result = transport.report(token).result
-    assert result == {"status": "succeeded", "output": {"job_id": "j", "video": "Chương 1.mp4"},
-                      "at": at(9).isoformat()}
+    assert result == {
+        "status": "succeeded",
+        "output": {"job_id": "j", "video": "Chương 1.mp4"},
+        "at": at(9).isoformat(),
+    }
     assert "Chương" in (folder / "result.json").read_text(encoding="utf-8")
     transport.close(token)
     assert not folder.exists()

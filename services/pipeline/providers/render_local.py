@@ -77,8 +77,15 @@ def frame_counts(durations: Sequence[float], fps: int = FPS) -> list[int]:
     return counts
 
 
-def render_video(segments: Sequence[Segment], output: Path, *, size: tuple[int, int] = LANDSCAPE,
-                 work_dir: Path | None = None, crf: int = 20, preset: str = "veryfast") -> RenderResult:
+def render_video(
+    segments: Sequence[Segment],
+    output: Path,
+    *,
+    size: tuple[int, int] = LANDSCAPE,
+    work_dir: Path | None = None,
+    crf: int = 20,
+    preset: str = "veryfast",
+) -> RenderResult:
     """Render ``segments`` to ``output`` (an .mp4); return what was made."""
     if not segments:
         raise ValueError("nothing to render: no segments")
@@ -93,8 +100,13 @@ def render_video(segments: Sequence[Segment], output: Path, *, size: tuple[int, 
         video = container.add_stream("libx264", rate=FPS)
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(crf), "preset": preset, "profile": "high",
-                         "g": str(FPS * KEYFRAME_SECONDS), "keyint_min": str(FPS)}
+        video.options = {
+            "crf": str(crf),
+            "preset": preset,
+            "profile": "high",
+            "g": str(FPS * KEYFRAME_SECONDS),
+            "keyint_min": str(FPS),
+        }
         audio = container.add_stream("aac", rate=SAMPLE_RATE)
         audio.layout = "stereo"
         index = 0
@@ -127,14 +139,21 @@ def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
         panel = panel.convert("RGB")
         room = (width, height - caption_height - height // 40)
         scale = min(room[0] / panel.width, room[1] / panel.height)
-        fitted = panel.resize((max(1, int(panel.width * scale)), max(1, int(panel.height * scale))),
-                              Image.Resampling.LANCZOS)
+        fitted = panel.resize(
+            (max(1, int(panel.width * scale)), max(1, int(panel.height * scale))), Image.Resampling.LANCZOS
+        )
     canvas.paste(fitted, ((width - fitted.width) // 2, (room[1] - fitted.height) // 2 + height // 80))
     top = height - caption_height
     for n, line in enumerate(lines):
         x = (width - draw.textlength(line, font=font)) / 2
-        draw.text((x, top + n * line_height), line, font=font, fill=(255, 255, 255),
-                  stroke_width=max(2, font.size // 14), stroke_fill=(0, 0, 0))
+        draw.text(
+            (x, top + n * line_height),
+            line,
+            font=font,
+            fill=(255, 255, 255),
+            stroke_width=max(2, font.size // 14),
+            stroke_fill=(0, 0, 0),
+        )
     return canvas
 
 
@@ -164,10 +183,23 @@ def _normalised_narration(parts: Sequence[Path], output: Path) -> None:
     for part in parts:
         args += ["-i", str(part)]
     streams = "".join(f"[{i}:a]" for i in range(len(parts)))
-    graph = (f"{streams}concat=n={len(parts)}:v=0:a=1,aresample={SAMPLE_RATE},"
-             f"loudnorm=I={TARGET_LUFS}:TP=-1.5:LRA=11,aresample={SAMPLE_RATE}[out]")
-    args += ["-filter_complex", graph, "-map", "[out]", "-ac", "2", "-ar", str(SAMPLE_RATE),
-             "-c:a", "pcm_s16le", str(output)]
+    graph = (
+        f"{streams}concat=n={len(parts)}:v=0:a=1,aresample={SAMPLE_RATE},"
+        f"loudnorm=I={TARGET_LUFS}:TP=-1.5:LRA=11,aresample={SAMPLE_RATE}[out]"
+    )
+    args += [
+        "-filter_complex",
+        graph,
+        "-map",
+        "[out]",
+        "-ac",
+        "2",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-c:a",
+        "pcm_s16le",
+        str(output),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"ffmpeg could not prepare the narration: {done.stderr.strip()[-300:]}")

@@ -106,8 +106,9 @@ def _draw_panel(chapter: int, index: int, speaker: str, text: str) -> Image.Imag
     return image
 
 
-def _draw_character(draw: ImageDraw.ImageDraw, x: int, ground: int, colour: tuple[int, int, int],
-                    rng: random.Random) -> None:
+def _draw_character(
+    draw: ImageDraw.ImageDraw, x: int, ground: int, colour: tuple[int, int, int], rng: random.Random
+) -> None:
     top = ground - 260 - rng.randint(0, 40)
     draw.rectangle((x - 45, top + 110, x + 45, ground), fill=colour, outline=(20, 20, 20), width=4)
     draw.ellipse((x - 60, top, x + 60, top + 120), fill=(255, 224, 189), outline=(20, 20, 20), width=4)
@@ -124,8 +125,9 @@ def _draw_bubble(draw: ImageDraw.ImageDraw, text: str, speaker: str) -> None:
     line_height = 50
     box = (50, 60, width - 50, 60 + 70 + line_height * len(lines))
     draw.rounded_rectangle(box, radius=40, fill=(255, 255, 255), outline=(20, 20, 20), width=5)
-    draw.polygon([(200, box[3] - 3), (260, box[3] - 3), (215, box[3] + 60)], fill=(255, 255, 255),
-                 outline=(20, 20, 20))
+    draw.polygon(
+        [(200, box[3] - 3), (260, box[3] - 3), (215, box[3] + 60)], fill=(255, 255, 255), outline=(20, 20, 20)
+    )
     draw.text((box[0] + 40, box[1] + 14), speaker, font=name_font, fill=(90, 90, 90))
     for n, line in enumerate(lines):
         draw.text((box[0] + 40, box[1] + 54 + n * line_height), line, font=font, fill=(10, 10, 10))

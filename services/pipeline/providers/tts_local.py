@@ -68,8 +68,12 @@ def _espeak(text: str, output: Path) -> None:
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise RuntimeError("espeak-ng is not installed")
-    done = subprocess.run([espeak, "-v", ESPEAK_VOICE, "-s", "150", "-w", str(output), text],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [espeak, "-v", ESPEAK_VOICE, "-s", "150", "-w", str(output), text],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0 or not output.exists():
         raise RuntimeError(f"espeak-ng failed: {done.stderr.strip()[-200:]}")
 

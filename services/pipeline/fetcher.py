@@ -1,0 +1,75 @@
+"""fetcher (FetchManga): take the next chapter and copy its pages into the video's workspace.
+
+Input ``{}`` (the daily loop: any chapter) or ``{"job_id": ..., "manga": "next" | id |
+title}`` (a single video). Output, exactly stage-functions.md's::
+
+    {"status": "success", "job_id": "job-abc123", "manga_id": "...", "manga_title": "..."}
+    {"status": "no_manga_available"}
+
+The embedded source is a local folder (``SAMPLES_DIR``, default ``DATA_DIR/samples``); the
+chapter's pages land in ``work/<job_id>/panels/`` in reading order with a ``source.json``
+that credits where they came from.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .providers.local_source import LocalFolderSource
+from .workspace import Workspace, data_dir_from_env
+
+__all__ = ["handler", "new_job_id", "samples_dir_from_env"]
+
+
+def new_job_id() -> str:
+    """A video's job id, as FetchManga mints it."""
+    return f"job-{uuid.uuid4().hex[:12]}"
+
+
+def samples_dir_from_env(data_dir: Path) -> Path:
+    """SAMPLES_DIR (the local chapters folder), default ``DATA_DIR/samples``."""
+    return Path(os.environ.get("SAMPLES_DIR") or data_dir / "samples")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """FetchManga: the seed's fetcher JSON out."""
+    data_dir = data_dir_from_env()
+    job_id = str(event.get("job_id") or new_job_id())
+    request = str(event.get("manga") or "next")
+    source = LocalFolderSource(samples_dir_from_env(data_dir), data_dir)
+    chapter = source.take(request, job_id)
+    if chapter is None:
+        return {"status": "no_manga_available"}
+    work = Workspace(data_dir, job_id)
+    if work.panels.exists():
+        shutil.rmtree(work.panels)  # a retried fetch starts its copy again
+    work.panels.mkdir(parents=True)
+    names = []
+    for index, page in enumerate(chapter.panels(), start=1):
+        name = f"panel-{index:03d}{page.suffix.lower()}"
+        shutil.copyfile(page, work.panels / name)
+        names.append((page.name, name))
+    known = chapter.lines()
+    work.write(
+        "source.json",
+        {
+            "source": source.name,
+            "manga_id": chapter.manga_id,
+            "manga_title": chapter.manga_title,
+            "chapter": chapter.number,
+            "title": f"{chapter.manga_title} - Chương {chapter.number}",
+            "credits": f"{chapter.manga_title}, chương {chapter.number} (nguồn: thư mục {chapter.folder})",
+            "lines": {new: known[old] for old, new in names if old in known},
+            "panels": [new for _, new in names],
+        },
+    )
+    return {
+        "status": "success",
+        "job_id": job_id,
+        "manga_id": chapter.manga_id,
+        "manga_title": chapter.manga_title,
+    }

@@ -1,0 +1,116 @@
+"""The embedded fetch source: chapters from a local folder (the creator's own, or the sample).
+
+The folder has the layout ``sample_chapter`` writes: ``<root>/<manga_id>/manga.json`` and
+``<root>/<manga_id>/chapter-NNNN/panel-*.png`` (+ optional ``chapter.json`` with lines).
+A ledger, ``DATA_DIR/fetch_ledger.json`` (``{manga_id: {chapter: job_id}}``), records
+which chapters a video has taken, so no chapter is narrated twice; when every chapter is
+taken the source has nothing to offer (the fetcher answers ``no_manga_available``).
+
+A request picks what to fetch: ``next`` (the first chapter not taken, manga by manga in
+name order), a manga id, or a manga title (exact, case-insensitive).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.scheduler.atomic_file import write_atomic
+
+__all__ = ["Chapter", "LocalFolderSource"]
+
+LEDGER = "fetch_ledger.json"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter on disk."""
+
+    manga_id: str
+    manga_title: str
+    number: int
+    folder: Path
+
+    def panels(self) -> list[Path]:
+        """Its pages in reading order (file name order)."""
+        return sorted(
+            p for p in self.folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"}
+        )
+
+    def lines(self) -> dict[str, dict[str, Any]]:
+        """Known speech per panel file name (from chapter.json), if any."""
+        try:
+            data = json.loads((self.folder / "chapter.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        return {
+            line["panel"]: line
+            for line in data.get("lines", [])
+            if isinstance(line, dict) and "panel" in line
+        }
+
+
+class LocalFolderSource:
+    """Chapters under ``root``, taken once each (ledger in ``data_dir``)."""
+
+    name = "local folder"
+
+    def __init__(self, root: Path, data_dir: Path) -> None:
+        self.root = root
+        self.data_dir = data_dir
+
+    def chapters(self) -> list[Chapter]:
+        """Every chapter with at least one panel, manga by manga, in chapter order."""
+        found = []
+        if not self.root.is_dir():
+            return found
+        for manga_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            try:
+                meta = json.loads((manga_dir / "manga.json").read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                meta = {}
+            title = str(meta.get("title") or manga_dir.name)
+            for chapter_dir in sorted(manga_dir.glob("chapter-*")):
+                try:
+                    number = int(chapter_dir.name.removeprefix("chapter-"))
+                except ValueError:
+                    continue
+                chapter = Chapter(manga_dir.name, title, number, chapter_dir)
+                if chapter.panels():
+                    found.append(chapter)
+        return found
+
+    def take(self, request: str, job_id: str) -> Chapter | None:
+        """Reserve the chapter ``request`` names for ``job_id``; None if nothing is left.
+
+        A job asking again gets the chapter it already took (a retried fetch).
+        """
+        wanted = request.strip().lower()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.data_dir / f"{LEDGER}.lock", "a+b") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            ledger = self._ledger()
+            for chapter in self.chapters():
+                taken = ledger.setdefault(chapter.manga_id, {})
+                owner = taken.get(str(chapter.number))
+                if owner == job_id:
+                    return chapter
+                if owner is not None:
+                    continue
+                if wanted not in ("next", "", chapter.manga_id.lower(), chapter.manga_title.lower()):
+                    continue
+                taken[str(chapter.number)] = job_id
+                write_atomic(
+                    self.data_dir / LEDGER, (json.dumps(ledger, ensure_ascii=False, indent=2) + "\n").encode()
+                )
+                return chapter
+        return None
+
+    def _ledger(self) -> dict[str, dict[str, str]]:
+        try:
+            return json.loads((self.data_dir / LEDGER).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}

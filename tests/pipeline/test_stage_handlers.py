@@ -1,0 +1,90 @@
+"""fetcher, scriptgen, ttsgen and cleanup on the embedded defaults, with the seed's JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.pipeline import cleanup, fetcher, scriptgen, ttsgen
+from services.pipeline.providers import sample_chapter
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch) -> Path:
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    monkeypatch.delenv("SAMPLES_DIR", raising=False)
+    sample_chapter.make_chapter(data_dir / "samples", panels=3)
+    return data_dir
+
+
+def test_fetch_script_tts_cleanup_chain(data: Path) -> None:
+    fetched = fetcher.handler({}, None)
+    assert set(fetched) == {"status", "job_id", "manga_id", "manga_title"}
+    assert fetched["status"] == "success" and fetched["job_id"].startswith("job-")
+    assert (fetched["manga_id"], fetched["manga_title"]) == ("cau-be-va-con-rong", "Cậu bé và con rồng")
+    job_id = fetched["job_id"]
+    work = data / "work" / job_id
+    assert sorted(p.name for p in (work / "panels").iterdir()) == [
+        "panel-001.png",
+        "panel-002.png",
+        "panel-003.png",
+    ]
+    source = json.loads((work / "source.json").read_text(encoding="utf-8"))
+    assert source["title"] == "Cậu bé và con rồng - Chương 1" and "Cậu bé" in source["credits"]
+
+    assert scriptgen.handler({"job_id": job_id}, None) == {
+        "job_id": job_id,
+        "script_generated": True,
+        "segment_count": 3,
+    }
+    assert ttsgen.handler({"job_id": job_id}, None) == {
+        "job_id": job_id,
+        "audio_generated": True,
+        "segment_count": 3,
+        "continuation_token": None,
+    }
+    speech = json.loads((work / "speech.json").read_text(encoding="utf-8"))
+    assert [s["audio"] for s in speech["segments"]] == ["seg-001.wav", "seg-002.wav", "seg-003.wav"]
+    assert all(s["seconds"] > 0.5 for s in speech["segments"])
+
+    before = (work / "audio" / "seg-002.wav").stat().st_mtime_ns
+    ttsgen.handler({"job_id": job_id}, None)  # a resumed TTS does not speak again
+    assert (work / "audio" / "seg-002.wav").stat().st_mtime_ns == before
+
+    files = [p for p in work.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    done = cleanup.handler({"job_id": job_id}, None)
+    assert done == {"job_id": job_id, "objects_deleted": len(files), "bytes_freed": size}
+    assert not work.exists()
+    assert cleanup.handler({"job_id": job_id}, None) == {
+        "job_id": job_id,
+        "objects_deleted": 0,
+        "bytes_freed": 0,
+    }
+
+
+def test_each_chapter_is_taken_once_then_no_manga_is_available(data: Path) -> None:
+    first = fetcher.handler({"job_id": "job-one"}, None)
+    assert first["status"] == "success"
+    assert (
+        fetcher.handler({"job_id": "job-one"}, None)["manga_id"] == first["manga_id"]
+    )  # a retry: same chapter
+    assert fetcher.handler({}, None) == {"status": "no_manga_available"}
+    sample_chapter.make_chapter(data / "samples", panels=2)
+    second = fetcher.handler({"job_id": "job-two", "manga": "Cậu bé và con rồng"}, None)
+    assert second["status"] == "success"
+    ledger = json.loads((data / "fetch_ledger.json").read_text())
+    assert ledger == {"cau-be-va-con-rong": {"1": "job-one", "2": "job-two"}}
+
+
+def test_an_unknown_manga_is_not_available(data: Path) -> None:
+    answer = fetcher.handler({"job_id": "job-x", "manga": "Không có truyện này"}, None)
+    assert answer == {"status": "no_manga_available"}
+
+
+def test_script_before_fetch_names_the_missing_step(data: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="source.json is missing"):
+        scriptgen.handler({"job_id": "job-never-fetched"}, None)
