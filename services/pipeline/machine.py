@@ -1,0 +1,261 @@
+"""The state machine runner: the seed's Step Functions execution, as one coroutine.
+
+``Machine.run(checkpoint)`` walks the states of a ``Definition`` from the checkpoint's
+state until a Succeed state (QuotaReached, NoMangaAvailable, Done), calling each Task
+state's stage and applying the state's TimeoutSeconds, Retry and Catch (decisions in
+``policy.py``). After every state, and before every retry wait, it hands the checkpoint
+to ``save``, which makes it durable (the job record, through the scheduler's storage).
+A run that starts from a saved checkpoint resumes at the first unfinished state: states
+already finished are not run again, and a retry wait already begun only waits out its
+rest.
+
+A stage is ``handler(event: dict, context) -> dict`` (stage-functions.md). A plain
+function runs in a worker thread, so a slow stage never blocks the event loop; an
+``async`` one (the WaitFor* states, which poll a task token) runs on the loop. When a
+stage outlives TimeoutSeconds the state fails with States.Timeout; a plain function's
+thread cannot be interrupted and is left to finish on its own, its result ignored.
+
+The checkpoint is JSON (``Checkpoint.model_dump(mode="json")``)::
+
+    {"state": "GenerateTTS", "loop": false, "video_job_id": "job-abc123",
+     "outputs": {"CheckQuota": {...}, "FetchManga": {...}, "GenerateScript": {...}},
+     "attempts": {"GenerateTTS": [1]}, "retry_at": "2026-11-24T01:02:00+00:00",
+     "error": null, "videos": [...]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .definition import Definition
+from .errors import PipelineError, error_name
+from .policy import Catch, Retry, check_more_videos, next_after_success, on_error
+
+__all__ = ["Checkpoint", "Machine", "PipelineFailed", "StageFunc", "TERMINAL_STATES"]
+
+logger = logging.getLogger(__name__)
+
+TERMINAL_STATES = frozenset({"QuotaReached", "NoMangaAvailable", "Done"})
+_STARTS = {"WaitForRender": "StartRenderer", "WaitForUpload": "StartUploader"}
+"""Each WaitFor* state and the state that starts its worker: a retried wait starts a new one."""
+_VIDEO_STATES = (
+    "FetchManga",
+    "GenerateScript",
+    "GenerateTTS",
+    "StartRenderer",
+    "WaitForRender",
+    "StartUploader",
+    "WaitForUpload",
+    "Cleanup",
+    "IncrementCounter",
+    "HandleError",
+)
+
+StageFunc = Callable[[dict[str, Any], Any], dict[str, Any] | Awaitable[dict[str, Any]]]
+
+
+class Checkpoint(BaseModel):
+    """Where a run is: the state to run next and what the finished states returned."""
+
+    state: str = "CheckQuota"
+    loop: bool = False
+    manga: str = "next"
+    video_job_id: str | None = None
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    attempts: dict[str, list[int]] = Field(default_factory=dict)
+    retry_at: datetime | None = None
+    error: dict[str, Any] | None = None
+    videos: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        """The run reached a Succeed state."""
+        return self.state in TERMINAL_STATES
+
+
+class PipelineFailed(Exception):
+    """An error no Retry or Catch of its state handled: the run ends failed."""
+
+    def __init__(self, state: str, error: str, cause: str) -> None:
+        super().__init__(f"{state} failed with {error}: {cause}")
+        self.state, self.error, self.cause = state, error, cause
+
+
+class Machine:
+    """Runs checkpoints through the states of ``definition``.
+
+    :param definition: states and their policies (``load_definition()``).
+    :param stages: the stage function of every Task state, by state name.
+    :param save: makes a checkpoint durable; awaited after every state.
+    :param clock: the wall clock (aware UTC).
+    :param sleep: waits out a retry delay (``asyncio.sleep``; tests pass a fake).
+    :param context: passed to every stage as its second argument.
+    :param on_video: called when FetchManga starts a video (``output``, checkpoint), so the
+        daily run can record each video as its own job.
+    """
+
+    def __init__(
+        self,
+        definition: Definition,
+        stages: Mapping[str, StageFunc],
+        *,
+        save: Callable[[Checkpoint], Awaitable[None]],
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        context: Any = None,
+        on_video: Callable[[dict[str, Any], Checkpoint], Awaitable[None]] | None = None,
+    ) -> None:
+        missing = [
+            name for name, spec in definition.states.items() if spec.type == "Task" and name not in stages
+        ]
+        if missing:
+            raise ValueError(f"no stage function for: {', '.join(sorted(missing))}")
+        self.definition = definition
+        self.stages = dict(stages)
+        self._save = save
+        self._clock = clock
+        self._sleep = sleep
+        self.context = context
+        self._on_video = on_video
+
+    async def run(self, checkpoint: Checkpoint) -> Checkpoint:
+        """Run from ``checkpoint`` to a Succeed state; raise PipelineFailed if an error escapes."""
+        cp = checkpoint.model_copy(deep=True)
+        while not cp.finished:
+            await self._wait_for_retry(cp)
+            spec = self.definition.state(cp.state)
+            if spec.type == "Choice":
+                await self._choose(cp)
+                continue
+            await self._task(cp)
+        logger.info("pipeline run ended", extra={"stage": cp.state, "job_id": cp.video_job_id})
+        return cp
+
+    async def _wait_for_retry(self, cp: Checkpoint) -> None:
+        if cp.retry_at is None:
+            return
+        delay = (cp.retry_at - self._clock()).total_seconds()
+        if delay > 0:
+            await self._sleep(delay)
+        cp.retry_at = None
+
+    async def _choose(self, cp: Checkpoint) -> None:
+        """CheckMoreVideos: another video while the day's count is under quota."""
+        quota = int(cp.outputs.get("CheckQuota", {}).get("daily_quota", 0))
+        counted = cp.outputs.get("IncrementCounter", {}).get("daily_count")
+        count = (
+            int(counted)
+            if counted is not None
+            else int(cp.outputs.get("CheckQuota", {}).get("daily_count", 0))
+        )
+        nxt = check_more_videos(count, quota, loop=cp.loop)
+        if nxt == "FetchManga":  # a new video: forget the last one's outputs and error
+            for name in _VIDEO_STATES:
+                cp.outputs.pop(name, None)
+            cp.video_job_id, cp.error = None, None
+        cp.state = nxt
+        await self._save(cp)
+
+    async def _task(self, cp: Checkpoint) -> None:
+        state = cp.state
+        spec = self.definition.state(state)
+        event = self._event(cp)
+        log = {"stage": state, "job_id": cp.video_job_id}
+        logger.info("state started", extra=log)
+        try:
+            output = await self._call(state, event, spec.timeout_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every stage failure goes through Retry/Catch
+            await self._failed(cp, exc)
+            return
+        cp.outputs[state] = output
+        cp.attempts.pop(state, None)
+        if state == "FetchManga" and output.get("status") == "success":
+            cp.video_job_id = str(output["job_id"])
+            if self._on_video is not None:
+                await self._on_video(output, cp)
+        if state == "IncrementCounter" or state == "HandleError":
+            cp.videos.append(
+                {"job_id": cp.video_job_id, "outcome": "failed" if state == "HandleError" else "published"}
+            )
+        cp.state = next_after_success(state, spec, output)
+        await self._save(cp)
+        logger.info("state finished", extra={**log, "next": cp.state})
+
+    async def _call(self, state: str, event: dict[str, Any], timeout: int | None) -> dict[str, Any]:
+        stage = self.stages[state]
+        if inspect.iscoroutinefunction(stage):
+            call = stage(event, self.context)
+        else:
+            call = asyncio.to_thread(stage, event, self.context)
+        async with asyncio.timeout(timeout):
+            result = await call
+        if not isinstance(result, dict):
+            raise TypeError(f"stage {state} returned {type(result).__name__}, not a JSON object")
+        return result
+
+    async def _failed(self, cp: Checkpoint, exc: Exception) -> None:
+        state = cp.state
+        spec = self.definition.state(state)
+        name = error_name(exc)
+        timeout = spec.timeout_seconds
+        if isinstance(exc, TimeoutError) and not isinstance(exc, PipelineError):
+            cause = f"{state} ran longer than its TimeoutSeconds ({timeout} s)"
+        else:
+            cause = getattr(exc, "cause", None) or str(exc) or type(exc).__name__
+        attempts = cp.attempts.setdefault(state, [0] * len(spec.retry))
+        decision = on_error(spec, name, cause, attempts)
+        log = {"stage": state, "job_id": cp.video_job_id, "error": name, "cause": cause}
+        if isinstance(decision, Retry):
+            attempts[decision.retrier] = decision.attempt
+            cp.retry_at = self._clock() + timedelta(seconds=decision.delay_seconds)
+            if state in _STARTS:  # the worker is gone or stuck: the retry starts a new one
+                cp.outputs.pop(_STARTS[state], None)
+                cp.state = _STARTS[state]
+            logger.warning(
+                "state failed; retrying",
+                extra={**log, "attempt": decision.attempt, "delay_seconds": decision.delay_seconds},
+            )
+            await self._save(cp)
+            return
+        cp.attempts.pop(state, None)
+        if isinstance(decision, Catch):
+            cp.error = {"Error": name, "Cause": cause, "state": state}
+            cp.state = decision.next_state
+            logger.error("state failed; caught", extra={**log, "next": decision.next_state})
+            await self._save(cp)
+            return
+        logger.error("state failed; nothing catches it", extra=log)
+        await self._save(cp)
+        raise PipelineFailed(state, name, cause)
+
+    def _event(self, cp: Checkpoint) -> dict[str, Any]:
+        """The input of the current state, as stage-functions.md gives it."""
+        state = cp.state
+        if state == "CheckQuota":
+            return {}
+        if state == "FetchManga":
+            event: dict[str, Any] = {"manga": cp.manga}
+            if cp.video_job_id:
+                event["job_id"] = cp.video_job_id
+            return event
+        if state == "HandleError":
+            return {
+                "job_id": cp.video_job_id,
+                "error": {"Error": (cp.error or {}).get("Error"), "Cause": (cp.error or {}).get("Cause")},
+                "state": (cp.error or {}).get("state"),
+                "execution_id": cp.video_job_id,
+            }
+        event = {"job_id": cp.video_job_id}
+        if state in _STARTS:
+            started = cp.outputs.get(_STARTS[state], {})
+            event.update({k: started[k] for k in ("task_token", "started_at") if k in started})
+        return event
