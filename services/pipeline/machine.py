@@ -93,7 +93,7 @@ class Machine:
 
     :param definition: states and their policies (``load_definition()``).
     :param stages: the stage function of every Task state, by state name.
-    :param save: makes a checkpoint durable; awaited after every state.
+    :param save: makes a checkpoint durable; awaited after every state with a copy it may keep.
     :param clock: the wall clock (aware UTC).
     :param sleep: waits out a retry delay (``asyncio.sleep``; tests pass a fake).
     :param context: passed to every stage as its second argument.
@@ -161,7 +161,7 @@ class Machine:
                 cp.outputs.pop(name, None)
             cp.video_job_id, cp.error = None, None
         cp.state = nxt
-        await self._save(cp)
+        await self._save(cp.model_copy(deep=True))
 
     async def _task(self, cp: Checkpoint) -> None:
         state = cp.state
@@ -187,7 +187,7 @@ class Machine:
                 {"job_id": cp.video_job_id, "outcome": "failed" if state == "HandleError" else "published"}
             )
         cp.state = next_after_success(state, spec, output)
-        await self._save(cp)
+        await self._save(cp.model_copy(deep=True))
         logger.info("state finished", extra={**log, "next": cp.state})
 
     async def _call(self, state: str, event: dict[str, Any], timeout: int | None) -> dict[str, Any]:
@@ -224,17 +224,17 @@ class Machine:
                 "state failed; retrying",
                 extra={**log, "attempt": decision.attempt, "delay_seconds": decision.delay_seconds},
             )
-            await self._save(cp)
+            await self._save(cp.model_copy(deep=True))
             return
         cp.attempts.pop(state, None)
         if isinstance(decision, Catch):
             cp.error = {"Error": name, "Cause": cause, "state": state}
             cp.state = decision.next_state
             logger.error("state failed; caught", extra={**log, "next": decision.next_state})
-            await self._save(cp)
+            await self._save(cp.model_copy(deep=True))
             return
         logger.error("state failed; nothing catches it", extra=log)
-        await self._save(cp)
+        await self._save(cp.model_copy(deep=True))
         raise PipelineFailed(state, name, cause)
 
     def _event(self, cp: Checkpoint) -> dict[str, Any]:
@@ -257,5 +257,5 @@ class Machine:
         event = {"job_id": cp.video_job_id}
         if state in _STARTS:
             started = cp.outputs.get(_STARTS[state], {})
-            event.update({k: started[k] for k in ("task_token", "started_at") if k in started})
+            event.update({k: started[k] for k in ("task_token", "started_at", "instance_id") if k in started})
         return event

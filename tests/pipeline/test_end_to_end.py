@@ -1,0 +1,69 @@
+"""One video through the machine on the embedded defaults: real stages, real worker
+processes, a real MP4 published, the workspace cleaned and the day counted."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from services.pipeline import counter
+from services.pipeline.definition import load_definition
+from services.pipeline.machine import Checkpoint, Machine
+from services.pipeline.providers import sample_chapter
+from services.pipeline.quota import vietnam_today
+from services.pipeline.stages import embedded_stages
+from services.scheduler.clock import utc_now
+
+
+class Context:
+    def __init__(self) -> None:
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+
+    def now(self) -> datetime:
+        return utc_now()
+
+    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        self.updates.append((job_id, fields))
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch) -> Path:
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    monkeypatch.delenv("SAMPLES_DIR", raising=False)
+    monkeypatch.delenv("DAILY_QUOTA", raising=False)
+    monkeypatch.setenv("VIDEO_FORMAT", "shorts")
+    sample_chapter.make_chapter(data_dir / "samples", panels=2)
+    return data_dir
+
+
+async def test_a_video_is_rendered_published_and_counted(data: Path) -> None:
+    saved: list[Checkpoint] = []
+
+    async def save(cp: Checkpoint) -> None:
+        saved.append(cp)
+
+    definition = load_definition()
+    machine = Machine(definition, embedded_stages(definition), save=save, clock=utc_now, context=Context())
+    done = await machine.run(Checkpoint(manga="next"))
+    assert done.state == "Done", done.error
+    job_id = done.video_job_id
+    day = vietnam_today()
+    published = data / "published" / day.isoformat()
+    video, metadata = published / f"{job_id}.mp4", json.loads((published / f"{job_id}.json").read_text())
+    assert metadata["title"] == "Cậu bé và con rồng - Chương 1" and "Nguồn:" in metadata["description"]
+    with av.open(str(video)) as container:
+        streams = container.streams
+        assert (streams.video[0].width, streams.video[0].height) == (1080, 1920)
+        ends = [float(s.duration * s.time_base) for s in (streams.video[0], streams.audio[0])]
+    assert abs(ends[0] - ends[1]) < 0.1
+    assert done.outputs["WaitForUpload"]["youtube_url"] == video.resolve().as_uri()
+    assert not (data / "work" / job_id).exists()  # cleaned up
+    assert not any((data / "tasks").iterdir())  # task folders removed when the waits ended
+    assert counter.read_count(data, day) == 1
+    assert [cp.state for cp in saved][-3:] == ["IncrementCounter", "CheckMoreVideos", "Done"]
