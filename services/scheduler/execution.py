@@ -18,7 +18,7 @@ from typing import Any
 
 from . import transitions
 from .clock import Clock, utc_now
-from .handlers import HandlerRegistry
+from .handlers import HandlerRegistry, Reschedule
 from .job_manager import JobManager
 from .models import DEFAULT_MAX_RUNNING_MINUTES, JobStatus, ScheduledJob
 from .recovery import JobRecovery
@@ -101,7 +101,11 @@ class JobExecutor:
             async with scope:
                 raw = await handler.func(job.model_copy(deep=True))
             result = _json_result(raw)
+        except Reschedule as later:
+            job = self._current(job)
+            return await self._finish(transitions.rescheduled(job, self._clock(), later.when, later.reason), log)
         except asyncio.CancelledError:
+            job = self._current(job)
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # we were cancelled (shutdown past its grace): put the job back, re-raise
@@ -111,12 +115,17 @@ class JobExecutor:
             error = "CancelledError raised by the handler"
             return await self._finish(transitions.failed(job, self._clock(), error), log)
         except Exception as exc:  # any handler failure is a failed run
+            job = self._current(job)
             if isinstance(exc, TimeoutError) and scope.expired():
                 error = f"timed out: running longer than {handler.max_running_minutes:g} minutes"
             else:
                 error = f"{type(exc).__name__}: {exc}"
             return await self._finish(transitions.failed(job, self._clock(), error), log)
-        return await self._finish(transitions.completed(job, self._clock(), result), log)
+        return await self._finish(transitions.completed(self._current(job), self._clock(), result), log)
+
+    def _current(self, job: ScheduledJob) -> ScheduledJob:
+        """The job as the table holds it now (its handler may have saved fields on it)."""
+        return self._manager.jobs.get(job.job_id, job)
 
     async def _finish(self, job: ScheduledJob, log: dict[str, Any]) -> ScheduledJob:
         self._manager.save(job)

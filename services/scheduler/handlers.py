@@ -2,7 +2,7 @@
 
 A handler is ``async def handler(job: ScheduledJob) -> dict | None`` (the seed's
 post_callback); what it returns becomes the job's ``result``, an exception is a failed
-run. A job whose kind is not registered fails with a clear error, it never crashes the
+run, and ``Reschedule`` puts the job back for a later time without counting a failure. A job whose kind is not registered fails with a clear error, it never crashes the
 loop. The core ships one kind, ``log``; the pipeline registers its own.
 """
 
@@ -12,15 +12,28 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from .models import DEFAULT_MAX_RUNNING_MINUTES, ScheduledJob
 
-__all__ = ["Handler", "HandlerFunc", "HandlerRegistry", "default_registry", "log_handler"]
+__all__ = ["Handler", "HandlerFunc", "HandlerRegistry", "Reschedule", "default_registry", "log_handler"]
 
 logger = logging.getLogger(__name__)
 
 HandlerFunc = Callable[[ScheduledJob], Awaitable[dict[str, Any] | None]]
+
+
+class Reschedule(Exception):
+    """Raised by a handler to run the job again at ``when`` (not a failure: no retry spent).
+
+    E.g. a video whose day is already at quota moves to the next day.
+    """
+
+    def __init__(self, when: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.when = when
+        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,23 @@ class JobManager:
         logger.error("could not undo a failed change on disk; it is retried at the next change",
                      extra={"job_id": job_id})
 
+    async def update_fields_async(self, job_id: str, fields: dict[str, Any]) -> ScheduledJob:
+        """Merge extra ``fields`` (not the core ones) into a job's record and save it durably.
+
+        For a running job's handler to checkpoint its progress (e.g. a pipeline's stage).
+        """
+        core = sorted(set(fields) & set(ScheduledJob.model_fields))
+        if core:
+            raise JobValidationError(core[0], "is managed by the scheduler and cannot be set here")
+        job = self.get_job(job_id)
+        try:
+            updated = ScheduledJob.model_validate({**job.model_dump(), **fields, "updated_at": self._clock()})
+        except PydanticValidationError as exc:
+            raise validation_error_from_pydantic(exc) from None
+        self.save(updated)
+        await self.commit_async()
+        return updated
+
     def get_job(self, job_id: str) -> ScheduledJob:
         """The job with this id; raises JobNotFoundError."""
         job = self.jobs.get(job_id)

@@ -91,6 +91,13 @@ def interrupted(job: ScheduledJob, now: datetime) -> ScheduledJob:
     )
 
 
+def rescheduled(job: ScheduledJob, now: datetime, when: datetime, reason: str) -> ScheduledJob:
+    """A run that asked to come back later (``Reschedule``): SCHEDULED at ``when``, no retry spent."""
+    return job.model_copy(
+        update={"status": JobStatus.SCHEDULED, "scheduled_time": when, "error": reason, "updated_at": now}
+    )
+
+
 def expired(job: ScheduledJob, now: datetime) -> ScheduledJob:
     """A job left waiting more than 24 h past its time -> EXPIRED (it never ran)."""
     return job.model_copy(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.scheduler.clock import utc_now
-from services.scheduler.handlers import HandlerRegistry
+from services.scheduler.handlers import HandlerRegistry, Reschedule
 from services.scheduler.models import JobStatus, ScheduledJob
 from services.scheduler.scheduler import RunState, Scheduler
 
@@ -262,3 +262,42 @@ async def test_handler_raising_cancelled_error_is_a_failed_run_not_a_respin(data
     assert calls == 1
     stored = scheduler.get_job(job.job_id)
     assert stored.status is JobStatus.FAILED and "CancelledError" in stored.error
+
+
+async def test_a_handler_can_reschedule_its_job_without_spending_a_retry(data_dir: Path, clock) -> None:
+    later = clock.now + timedelta(hours=20)
+
+    async def full_today(job: ScheduledJob) -> dict:
+        raise Reschedule(later, "daily quota reached; moved to the next day")
+
+    scheduler = Scheduler(data_dir, registry=registry_with(video=(full_today, 30)), clock=clock)
+    scheduler.load()
+    job = await scheduler.executor.run_job(scheduler.add_job("acc", "next", kind="video"))
+    assert (job.status, job.scheduled_time, job.retry_count) == (JobStatus.SCHEDULED, later, 0)
+    assert job.error == "daily quota reached; moved to the next day"
+    assert on_disk(data_dir, job.job_id)["scheduled_time"] == "2026-11-24T08:00:00Z"
+
+
+async def test_fields_a_handler_saves_on_its_record_survive_the_outcome(data_dir: Path, clock) -> None:
+    scheduler = Scheduler(data_dir, registry=HandlerRegistry(), clock=clock)
+
+    async def checkpointing(job: ScheduledJob) -> dict:
+        await scheduler.manager.update_fields_async(job.job_id, {"stage": "rendering", "pipeline": {"n": 1}})
+        raise RuntimeError("render failed")
+
+    scheduler.registry.register("video", checkpointing)
+    scheduler.load()
+    job = await scheduler.executor.run_job(scheduler.add_job("acc", "x", kind="video"))
+    assert job.status is JobStatus.SCHEDULED and job.retry_count == 1
+    stored = on_disk(data_dir, job.job_id)
+    assert (stored["stage"], stored["pipeline"]) == ("rendering", {"n": 1})
+
+
+async def test_update_fields_refuses_core_fields(data_dir: Path, clock) -> None:
+    from services.scheduler.errors import JobValidationError
+
+    scheduler = Scheduler(data_dir, clock=clock)
+    scheduler.load()
+    job = scheduler.add_job("acc", "x")
+    with pytest.raises(JobValidationError, match="status"):
+        await scheduler.manager.update_fields_async(job.job_id, {"status": "completed"})
