@@ -84,7 +84,7 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
             when,
             body.get("priority", 2),
             body.get("max_retries", 3),
-            kind=body.get("kind", "log"),
+            kind=body.get("kind"),  # None: the scheduler's default kind
         )
         return job.to_dict()
 

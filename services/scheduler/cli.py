@@ -22,7 +22,13 @@ from typing import Any, NoReturn, Protocol
 from .api_token import read_token
 from .clock import parse_instant
 from .daemon_client import DaemonClient
-from .errors import DaemonUnavailableError, JobValidationError, LockHeldError, SchedulerError
+from .errors import (
+    DaemonUnavailableError,
+    JobValidationError,
+    LockHeldError,
+    SchedulerError,
+)
+from .extensions import Extension
 from .lock import DataDirLock, read_holder
 from .log_format import configure_logging
 from .models import JobPriority, ScheduledJob
@@ -54,7 +60,7 @@ class Backend(Protocol):
     def remove_job(self, job_id: str) -> ScheduledJob: ...
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParser:
     """The argument parser (exposed for --help text and tests)."""
     common = _Parser(add_help=False)
     common.add_argument(
@@ -70,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--at", dest="when", help="ISO-8601 time; without an offset it is SCHEDULER_TIMEZONE time (default: now)")
     add.add_argument("--priority", default="normal", help="low|normal|high|urgent or 1..4 (default normal)")
     add.add_argument("--max-retries", default="3", help="retries after a failure (default 3)")
-    add.add_argument("--kind", default="log", help="handler that runs the job (default log)")
+    add.add_argument("--kind", default=None,
+                     help="handler that runs the job (default: pipeline.video with the pipeline, else log)")
     add.add_argument("--json", action="store_true", help="print the job as JSON")
 
     lst = sub.add_parser("list", parents=[common], help="list jobs, highest priority first, then earliest")
@@ -88,22 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common], help="run the scheduler daemon in the foreground")
     run.add_argument("--once", action="store_true", help="process what is due now, then exit")
+    for extension in extensions:
+        extension.add_commands(sub, common)
     return parser
 
 
-def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
-    """Run one command; return its exit code."""
+def main(
+    argv: Sequence[str] | None = None,
+    environ: dict[str, str] | None = None,
+    extensions: Sequence[Extension] = (),
+) -> int:
+    """Run one command; return its exit code. ``extensions`` add kinds and commands."""
     env = dict(os.environ if environ is None else environ)
-    parser = build_parser()
+    parser = build_parser(extensions)
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             raise _UsageError("a command is required: add-job, list, show, remove or run")
         settings = Settings.from_env(env, data_dir=getattr(args, "data_dir", None))
         if args.command == "run":
-            return _run(settings, once=args.once)
+            return _run(settings, once=args.once, extensions=extensions)
+        if getattr(args, "run", None) is not None:  # a command an extension added
+            return int(args.run(args, settings))
         configure_logging("WARNING", sys.stderr)
-        return _with_backend(settings, lambda backend: _COMMANDS[args.command](backend, args, settings))
+        return _with_backend(
+            settings, lambda backend: _COMMANDS[args.command](backend, args, settings), extensions
+        )
     except _UsageError as exc:
         _fail(f"usage: {exc} (see {PROG} --help)")
         return 2
@@ -118,22 +135,22 @@ def _fail(message: str) -> None:
     sys.stderr.write(f"error: {message}\n")
 
 
-def _run(settings: Settings, *, once: bool) -> int:
+def _run(settings: Settings, *, once: bool, extensions: Sequence[Extension] = ()) -> int:
     from .daemon import serve  # FastAPI and uvicorn load only for the daemon
 
     configure_logging(settings.log_level)
-    return asyncio.run(serve(settings, once=once))
+    return asyncio.run(serve(settings, once=once, extensions=extensions))
 
 
 # -- choosing the backend ---------------------------------------------------------------
 
 
-def _with_backend(settings: Settings, command: Any) -> int:
+def _with_backend(settings: Settings, command: Any, extensions: Sequence[Extension] = ()) -> int:
     """Run ``command(backend)`` on the files (lock free) or through the daemon (lock held)."""
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
-            with _open_backend(settings, deadline) as backend:
+            with _open_backend(settings, deadline, extensions) as backend:
                 return command(backend)
         except DaemonUnavailableError:
             # The daemon is stopping or starting: try again, maybe without it.
@@ -143,12 +160,14 @@ def _with_backend(settings: Settings, command: Any) -> int:
 
 
 @contextlib.contextmanager
-def _open_backend(settings: Settings, deadline: float) -> Iterator[Backend]:
+def _open_backend(
+    settings: Settings, deadline: float, extensions: Sequence[Extension] = ()
+) -> Iterator[Backend]:
     lock = DataDirLock(settings.data_dir, "cli")
     while True:
         if lock.try_acquire():
             try:
-                scheduler = Scheduler.from_settings(settings)
+                scheduler = Scheduler.from_settings(settings, extensions=extensions)
                 scheduler.manager.load()
                 yield scheduler
             finally:

@@ -13,13 +13,14 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 
 from .api import create_app
 from .api_token import ensure_token
 from .errors import LockHeldError, SchedulerError
+from .extensions import Extension
 from .handlers import HandlerRegistry
 from .lock import DataDirLock, read_holder
 from .scheduler import RunState, Scheduler
@@ -58,7 +59,11 @@ CLI_LOCK_WAIT_SECONDS = 30.0  # a CLI command holds the lock for well under a se
 
 
 async def serve(
-    settings: Settings, *, registry: HandlerRegistry | None = None, once: bool = False
+    settings: Settings,
+    *,
+    registry: HandlerRegistry | None = None,
+    once: bool = False,
+    extensions: Sequence[Extension] = (),
 ) -> int:
     """Run the daemon until a signal (or, with ``once``, until nothing is due).
 
@@ -85,7 +90,7 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        scheduler = Scheduler.from_settings(settings, registry=registry)
+        scheduler = Scheduler.from_settings(settings, registry=registry, extensions=extensions)
         scheduler.load()
         logger.info(
             "scheduler started",

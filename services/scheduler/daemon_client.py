@@ -77,7 +77,7 @@ class DaemonClient:
         priority: Any = 2,
         max_retries: Any = 3,
         *,
-        kind: Any = "log",
+        kind: Any = None,
     ) -> ScheduledJob:
         """POST /api/v1/jobs."""
         body: dict[str, Any] = {
@@ -85,7 +85,7 @@ class DaemonClient:
             "content": content,
             "priority": int(priority) if isinstance(priority, int) else priority,
             "max_retries": max_retries,
-            "kind": kind,
+            **({} if kind is None else {"kind": kind}),
         }
         if scheduled_time is not None:
             body["scheduled_time"] = scheduled_time.isoformat()

@@ -10,12 +10,14 @@ import asyncio
 import enum
 import logging
 from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .clock import DEFAULT_TIMEZONE, Clock, load_timezone, utc_now
 from .errors import SchedulerError
 from .execution import JobExecutor
+from .extensions import Extension
 from .handlers import HandlerRegistry, default_registry
 from .job_manager import JobManager
 from .models import JobPriority, JobStatus, ScheduledJob
@@ -47,6 +49,8 @@ class Scheduler:
     :param clock: the wall clock (aware UTC).
     :param max_concurrent_jobs: overlapping runs allowed (default 1).
     :param shutdown_grace_seconds: how long ``stop`` waits for running jobs.
+    :param extensions: packages built on the scheduler (kinds, default kind); see
+        ``extensions.py``.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class Scheduler:
         clock: Clock = utc_now,
         max_concurrent_jobs: int = 1,
         shutdown_grace_seconds: float = 30.0,
+        extensions: Sequence[Extension] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         self.zone = load_timezone(timezone)
@@ -76,13 +81,22 @@ class Scheduler:
         )
         self.state = RunState.CREATED
         self._loop_task: asyncio.Task[None] | None = None
+        self.default_kind = "log"
+        self.settings: Settings | None = None
+        for extension in extensions:
+            extension.install(self)
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, registry: HandlerRegistry | None = None, clock: Clock = utc_now
+        cls,
+        settings: Settings,
+        *,
+        registry: HandlerRegistry | None = None,
+        clock: Clock = utc_now,
+        extensions: Sequence[Extension] = (),
     ) -> Scheduler:
         """Build from ``Settings``."""
-        return cls(
+        scheduler = cls(
             settings.data_dir,
             timezone=settings.timezone_name,
             registry=registry,
@@ -90,6 +104,10 @@ class Scheduler:
             max_concurrent_jobs=settings.max_concurrent_jobs,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
+        scheduler.settings = settings
+        for extension in extensions:
+            extension.install(scheduler)
+        return scheduler
 
     def _limit_minutes(self, job: ScheduledJob) -> float:
         return self.executor.limit_minutes(job)
@@ -159,12 +177,13 @@ class Scheduler:
         priority: Any = JobPriority.NORMAL,
         max_retries: Any = 3,
         *,
-        kind: Any = "log",
+        kind: Any = None,
         job_id: str | None = None,
     ) -> ScheduledJob:
-        """Validate and add a job durably; wakes the loop. See JobManager.add_job."""
+        """Validate and add a job durably; wakes the loop. ``kind`` defaults to default_kind."""
         job = self.manager.add_job(
-            account_id, content, scheduled_time, priority, max_retries, kind=kind, job_id=job_id
+            account_id, content, scheduled_time, priority, max_retries,
+            kind=self.default_kind if kind is None else kind, job_id=job_id,
         )
         self.executor.wake()
         return job
@@ -177,12 +196,13 @@ class Scheduler:
         priority: Any = JobPriority.NORMAL,
         max_retries: Any = 3,
         *,
-        kind: Any = "log",
+        kind: Any = None,
         job_id: str | None = None,
     ) -> ScheduledJob:
         """``add_job`` for code on the event loop (the API): the write does not block the loop."""
         job = await self.manager.add_job_async(
-            account_id, content, scheduled_time, priority, max_retries, kind=kind, job_id=job_id
+            account_id, content, scheduled_time, priority, max_retries,
+            kind=self.default_kind if kind is None else kind, job_id=job_id,
         )
         self.executor.wake()
         return job
