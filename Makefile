@@ -1,4 +1,4 @@
-# make demo: a short scheduler demo on a throw-away data dir (no keys, no network)
+# make demo: one narrated video end to end on the embedded defaults (no keys, no network)
 # make test: the test suite
 # Both create .venv and install the project into it first.
 
@@ -20,14 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	rm -rf $(DEMO_DIR)
-	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 2: ít quan trọng" --priority low
-	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 1: Xin chào các bạn!" --priority urgent
-	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) add-job --account demo --content "Chương 3: ngày mai" --at "$$($(PY) -c 'import datetime as d, zoneinfo as z; print((d.datetime.now(z.ZoneInfo("Asia/Ho_Chi_Minh"))+d.timedelta(days=1)).strftime("%Y-%m-%dT08:00"))')"
-	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) list
-	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) run --once
-	$(PY) run_scheduler.py --data-dir $(DEMO_DIR) list
-	@echo "daily files:" && ls $(DEMO_DIR)/jobs
+	$(PY) run_scheduler.py demo --dir $(DEMO_DIR)
 
 # espeak-ng (Debian) is optional for the product, but the tests exercise it: install it here.
 system-deps:

@@ -240,8 +240,8 @@ class Machine:
     def _event(self, cp: Checkpoint) -> dict[str, Any]:
         """The input of the current state, as stage-functions.md gives it."""
         state = cp.state
-        if state == "CheckQuota":
-            return {}
+        if state == "CheckQuota":  # a single video does not count itself against the quota
+            return {"exclude_job_id": cp.video_job_id} if cp.video_job_id and not cp.loop else {}
         if state == "FetchManga":
             event: dict[str, Any] = {"manga": cp.manga}
             if cp.video_job_id:

@@ -95,13 +95,15 @@ def pipeline_status(record: Mapping[str, Any]) -> str | None:
     return stage if stage in PIPELINE_STATUSES else None
 
 
-def count_for_day(records: Iterable[Mapping[str, Any]], day: date) -> int:
-    """How many video records use a quota slot on the Vietnam date ``day``."""
+def count_for_day(records: Iterable[Mapping[str, Any]], day: date, *, exclude: str | None = None) -> int:
+    """How many video records use a quota slot on the Vietnam date ``day`` (``exclude``: one id)."""
     newest: dict[str, Mapping[str, Any]] = {}
     for record in records:  # a job caught in two files mid-move: its newest copy counts
         if record.get("kind") != VIDEO_KIND:
             continue
         job_id = str(record.get("job_id"))
+        if job_id == exclude:
+            continue
         held = newest.get(job_id)
         if held is None or str(record.get("updated_at", "")) > str(held.get("updated_at", "")):
             newest[job_id] = record
@@ -159,11 +161,16 @@ def read_records(data_dir: Path, day: date) -> list[dict[str, Any]]:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """check-quota: ``{}`` in, the quota JSON out (reads DAILY_QUOTA and DATA_DIR now)."""
+    """check-quota: ``{}`` in, the quota JSON out (reads DAILY_QUOTA and DATA_DIR now).
+
+    ``{"exclude_job_id": id}`` leaves that job out of the count: a single video checking
+    whether there is room for itself.
+    """
     quota = daily_quota_from_env()
     data_dir = Path(os.environ.get("DATA_DIR") or "./data")
     now = getattr(context, "now", None)
     today = vietnam_today(now() if callable(now) else None)
-    result = quota_result(quota, count_for_day(read_records(data_dir, today), today))
+    used = count_for_day(read_records(data_dir, today), today, exclude=event.get("exclude_job_id"))
+    result = quota_result(quota, used)
     logger.info("quota check complete", extra={"stage": "CheckQuota", "date": today.isoformat(), **result})
     return result

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import transitions
 from .clock import Clock, utc_now
-from .handlers import HandlerRegistry, Reschedule
+from .handlers import HandlerRegistry, PermanentFailure, Reschedule
 from .job_manager import JobManager
 from .models import DEFAULT_MAX_RUNNING_MINUTES, JobStatus, ScheduledJob
 from .recovery import JobRecovery
@@ -118,9 +118,12 @@ class JobExecutor:
             job = self._current(job)
             if isinstance(exc, TimeoutError) and scope.expired():
                 error = f"timed out: running longer than {handler.max_running_minutes:g} minutes"
+            elif isinstance(exc, PermanentFailure):
+                error = str(exc)
             else:
                 error = f"{type(exc).__name__}: {exc}"
-            return await self._finish(transitions.failed(job, self._clock(), error), log)
+            retryable = not isinstance(exc, PermanentFailure)
+            return await self._finish(transitions.failed(job, self._clock(), error, retryable=retryable), log)
         return await self._finish(transitions.completed(self._current(job), self._clock(), result), log)
 
     def _current(self, job: ScheduledJob) -> ScheduledJob:

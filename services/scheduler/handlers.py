@@ -2,7 +2,8 @@
 
 A handler is ``async def handler(job: ScheduledJob) -> dict | None`` (the seed's
 post_callback); what it returns becomes the job's ``result``, an exception is a failed
-run, and ``Reschedule`` puts the job back for a later time without counting a failure. A job whose kind is not registered fails with a clear error, it never crashes the
+run, ``Reschedule`` puts the job back for a later time without counting a failure, and
+``PermanentFailure`` fails it without a retry. A job whose kind is not registered fails with a clear error, it never crashes the
 loop. The core ships one kind, ``log``; the pipeline registers its own.
 """
 
@@ -17,7 +18,15 @@ from typing import Any
 
 from .models import DEFAULT_MAX_RUNNING_MINUTES, ScheduledJob
 
-__all__ = ["Handler", "HandlerFunc", "HandlerRegistry", "Reschedule", "default_registry", "log_handler"]
+__all__ = [
+    "Handler",
+    "HandlerFunc",
+    "HandlerRegistry",
+    "PermanentFailure",
+    "Reschedule",
+    "default_registry",
+    "log_handler",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,13 @@ class Reschedule(Exception):
         super().__init__(reason)
         self.when = when
         self.reason = reason
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler whose failure another retry cannot fix: the job ends FAILED now.
+
+    E.g. a video whose pipeline already spent its own per-stage retries.
+    """
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.scheduler.clock import utc_now
-from services.scheduler.handlers import HandlerRegistry, Reschedule
+from services.scheduler.handlers import HandlerRegistry, PermanentFailure, Reschedule
 from services.scheduler.models import JobStatus, ScheduledJob
 from services.scheduler.scheduler import RunState, Scheduler
 
@@ -301,3 +301,14 @@ async def test_update_fields_refuses_core_fields(data_dir: Path, clock) -> None:
     job = scheduler.add_job("acc", "x")
     with pytest.raises(JobValidationError, match="status"):
         await scheduler.manager.update_fields_async(job.job_id, {"status": "completed"})
+
+
+async def test_a_permanent_failure_is_not_retried(data_dir: Path, clock) -> None:
+    async def hopeless(job: ScheduledJob) -> dict:
+        raise PermanentFailure("GenerateScript failed after its retries: LLM refused")
+
+    scheduler = Scheduler(data_dir, registry=registry_with(video=(hopeless, 30)), clock=clock)
+    scheduler.load()
+    job = await scheduler.executor.run_job(scheduler.add_job("acc", "x", kind="video", max_retries=3))
+    assert (job.status, job.retry_count) == (JobStatus.FAILED, 0)
+    assert job.error == "GenerateScript failed after its retries: LLM refused"

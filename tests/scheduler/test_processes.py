@@ -121,7 +121,7 @@ def test_four_cli_processes_add_while_the_daemon_runs(data_dir: Path, daemon: Da
     per_process = 6
     script = "; ".join(
         ["import subprocess, sys"]
-        + [f"subprocess.run({CLI!r} + ['add-job', '--account', 'p' + sys.argv[1], '--content', 'job {n}'], check=True)"
+        + [f"subprocess.run({CLI!r} + ['add-job', '--kind', 'log', '--account', 'p' + sys.argv[1], '--content', 'job {n}'], check=True)"
            for n in range(per_process)]
     )
     procs = [
@@ -147,7 +147,7 @@ def test_four_cli_processes_add_while_the_daemon_runs(data_dir: Path, daemon: Da
 
 def test_four_cli_processes_without_a_daemon_take_turns(data_dir: Path) -> None:
     procs = [
-        subprocess.Popen([*CLI, "add-job", "--account", "a", "--content", f"job {n}"], env=env_for(data_dir),
+        subprocess.Popen([*CLI, "add-job", "--kind", "log", "--account", "a", "--content", f"job {n}"], env=env_for(data_dir),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for n in range(4)
     ]
@@ -167,10 +167,10 @@ def test_second_daemon_is_refused_naming_the_holder(data_dir: Path, daemon: Daem
 
 
 def test_sigterm_exits_0_with_state_saved(data_dir: Path, daemon: Daemon) -> None:
-    added = cli(data_dir, "add-job", "--account", "a", "--content", "Xin chào", "--json")
+    added = cli(data_dir, "add-job", "--kind", "log", "--account", "a", "--content", "Xin chào", "--json")
     assert added.returncode == 0, added.stderr
     job_id = json.loads(added.stdout)["job_id"]
-    future = cli(data_dir, "add-job", "--account", "a", "--content", "sau", "--at", "2026-12-31T08:00")
+    future = cli(data_dir, "add-job", "--kind", "log", "--account", "a", "--content", "sau", "--at", "2026-12-31T08:00")
     deadline = time.monotonic() + 20
     while json.loads(cli(data_dir, "show", job_id, "--json").stdout)["status"] != "completed":
         assert time.monotonic() < deadline

@@ -1,0 +1,146 @@
+"""The pipeline as a scheduler extension: the ``pipeline.video`` kind and CLI commands.
+
+Commands it adds to ``run_scheduler.py``:
+
+- ``quota [--json]``: today's quota, the check-quota stage's JSON (``--json``) or a line;
+- ``demo [--dir DIR] [--panels N]``: one video end to end on the embedded defaults in its
+  own data dir (default ``data/demo``, emptied first): draws a sample chapter, adds a
+  ``pipeline.video`` job, runs it, shows each state as it goes, and prints the MP4's path
+  and a one-line summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+
+from services.scheduler.errors import SchedulerError
+from services.scheduler.lock import DataDirLock
+from services.scheduler.models import JobStatus
+from services.scheduler.scheduler import Scheduler
+from services.scheduler.settings import Settings
+
+from . import quota
+from .providers import sample_chapter
+from .stages import backend_names
+from .video_job import VideoJobs
+
+__all__ = ["PipelineExtension"]
+
+logger = logging.getLogger(__name__)
+
+
+class PipelineExtension:
+    """Installs the pipeline into a Scheduler and its CLI."""
+
+    def install(self, scheduler: Scheduler) -> None:
+        """Register ``pipeline.video`` (add-job's default kind from now on)."""
+        VideoJobs(scheduler).install()
+        logger.info("pipeline backends", extra={"backends": backend_names()})
+
+    def add_commands(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
+        """Add ``quota`` and ``demo``."""
+        quota_cmd = subparsers.add_parser("quota", parents=[common], help="today's video quota (Vietnam day)")
+        quota_cmd.add_argument("--json", action="store_true", help="print the check-quota JSON")
+        quota_cmd.set_defaults(run=_quota)
+        demo = subparsers.add_parser("demo", help="make one video end to end on the embedded defaults")
+        demo.add_argument(
+            "--dir", type=Path, default=Path("data/demo"), help="its own data dir (emptied first)"
+        )
+        demo.add_argument("--panels", type=int, default=12, help="panels in the sample chapter (default 12)")
+        demo.set_defaults(run=_demo)
+
+
+def _quota(args: argparse.Namespace, settings: Settings) -> int:
+    os.environ["DATA_DIR"] = str(settings.data_dir)
+    try:
+        result = quota.handler({}, None)
+    except ValueError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        state = "reached" if result["quota_reached"] else f"{result['remaining']} left"
+        sys.stdout.write(f"{quota.vietnam_today()}: {result['used']} of {result['quota']} videos ({state})\n")
+    return 0
+
+
+class _Progress(logging.Handler):
+    """Shows the machine's states as they start and finish, one line each."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.started = 0.0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        state = getattr(record, "stage", "")
+        message = record.getMessage()
+        if message == "state started":
+            self.started = time.monotonic()
+            sys.stdout.write(f"  {state:<17}")
+            sys.stdout.flush()
+        elif message == "state finished":
+            sys.stdout.write(f"done  {time.monotonic() - self.started:5.1f} s\n")
+        elif message.startswith("state failed"):
+            sys.stdout.write(f"failed: {getattr(record, 'error', '')} {getattr(record, 'cause', '')}\n")
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.panels < 1:
+        sys.stderr.write("error: --panels must be at least 1\n")
+        return 2
+    data_dir: Path = args.dir
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    sys.stdout.write(f"demo data dir: {data_dir}\n")
+    chapter = sample_chapter.make_chapter(data_dir / "samples", panels=args.panels)
+    sys.stdout.write(f"sample chapter: {chapter} ({args.panels} panels)\n")
+    for stage, backend in backend_names().items():
+        sys.stdout.write(f"  {stage:<7} {backend}\n")
+    demo_settings = Settings.from_env({**os.environ, "DATA_DIR": str(data_dir)}, data_dir=str(data_dir))
+    progress = _Progress()
+    machine_log = logging.getLogger("services.pipeline.machine")
+    machine_log.addHandler(progress)
+    machine_log.setLevel(logging.INFO)
+    lock = DataDirLock(data_dir, "cli")
+    if not lock.try_acquire():
+        raise SchedulerError(f"{data_dir} is in use by another process")
+    began = time.monotonic()
+    try:
+        scheduler = Scheduler.from_settings(demo_settings, extensions=[PipelineExtension()])
+        scheduler.load()
+        job = scheduler.add_job("demo", "next")
+        sys.stdout.write(f"job {job.job_id} (pipeline.video):\n")
+        asyncio.run(scheduler.run_once())
+        job = scheduler.get_job(job.job_id)
+    finally:
+        lock.release()
+        machine_log.removeHandler(progress)
+    if job.status is not JobStatus.COMPLETED or not job.result:
+        sys.stderr.write(f"error: the demo video failed: {job.error}\n")
+        return 1
+    video = Path(str(job.result["youtube_url"]).removeprefix("file://"))
+    metadata = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        seconds = float(container.duration or 0) / av.time_base
+        size = f"{stream.width}x{stream.height}"
+    voice = "placeholder tone" if metadata["placeholder_voice"] else metadata["voice"]
+    sys.stdout.write(f"{video}\n")
+    sys.stdout.write(
+        f'published "{metadata["title"]}": {args.panels} panels, {seconds:.1f} s, {size}, '
+        f"voice {voice}, {video.stat().st_size / 1e6:.1f} MB, made in {time.monotonic() - began:.1f} s\n"
+    )
+    return 0

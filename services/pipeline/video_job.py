@@ -1,0 +1,173 @@
+"""The ``pipeline.video`` kind: one scheduled job becomes one narrated video.
+
+The job's ``content`` names the manga (``next``, a title or a source id). Its run walks
+the machine once (no loop) with the job's own id as the video's id, and after every state
+saves the checkpoint on the job record::
+
+    "stage": "rendering",                  the pipeline status quota.py counts
+    "pipeline": {<Checkpoint JSON>}        state, outputs of finished states, retries
+
+so a daemon killed mid-run resumes at the first unfinished state. How a run ends:
+
+- Done: the job completes with ``{"status": "published", "youtube_url", "manga_title"}``;
+- the day is already at quota (CheckQuota): the job moves to 08:00 of the next Vietnam day,
+  not failed (``Reschedule``), its checkpoint reset;
+- a stage failed for good (HandleError ran): the job fails without a scheduler retry —
+  the machine already spent the state's own retries (``PermanentFailure``);
+- NoMangaAvailable: the job fails (retried later by the scheduler's backoff, in case a
+  chapter appears);
+- YouTube's quota is spent (QuotaReached after the upload): the job moves to just after
+  the next midnight Pacific Time, when YouTube resets it, keeping its checkpoint, so the
+  upload resumes without rendering again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.scheduler.handlers import PermanentFailure, Reschedule
+from services.scheduler.models import ScheduledJob
+
+from .definition import Definition, load_definition
+from .machine import Checkpoint, Machine
+from .quota import VIDEO_KIND, VIETNAM_TZ
+from .stages import embedded_stages
+
+__all__ = ["DAILY_START", "PACIFIC_TZ", "VideoJobs", "next_youtube_reset", "stage_of"]
+
+PACIFIC_TZ = ZoneInfo("America/Los_Angeles")
+DAILY_START = time(8, 0)  # a video moved to the next day runs at 08:00 Vietnam time
+VIDEO_MAX_RUNNING_MINUTES = 24 * 60  # the render alone may take 4 h (WaitForRender)
+
+_STAGE_OF_STATE = {
+    "CheckQuota": "pending",
+    "FetchManga": "fetching",
+    "GenerateScript": "scripting",
+    "GenerateTTS": "tts",
+    "StartRenderer": "rendering",
+    "WaitForRender": "rendering",
+    "StartUploader": "uploading",
+    "WaitForUpload": "uploading",
+    "Cleanup": "completed",
+    "IncrementCounter": "completed",
+    "CheckMoreVideos": "completed",
+    "Done": "completed",
+    "HandleError": "failed",
+}
+
+
+def stage_of(cp: Checkpoint) -> str:
+    """The pipeline status of a video at checkpoint ``cp`` (quota-checker.md's names)."""
+    if cp.error is not None and "HandleError" in cp.outputs:
+        return "failed"
+    if cp.state == "QuotaReached":
+        return "uploading" if "WaitForRender" in cp.outputs else "pending"
+    if cp.state == "NoMangaAvailable":
+        return "failed"
+    return _STAGE_OF_STATE.get(cp.state, "pending")
+
+
+def next_youtube_reset(now: datetime) -> datetime:
+    """The next midnight Pacific Time (when YouTube's daily quota resets), plus 5 minutes."""
+    local = now.astimezone(PACIFIC_TZ)
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(0, 5), tzinfo=PACIFIC_TZ)
+    return midnight.astimezone(now.tzinfo)
+
+
+def next_vietnam_morning(now: datetime) -> datetime:
+    """08:00 of the next Vietnam day."""
+    local = now.astimezone(VIETNAM_TZ)
+    return datetime.combine(local.date() + timedelta(days=1), DAILY_START, tzinfo=VIETNAM_TZ).astimezone(
+        now.tzinfo
+    )
+
+
+class _JobContext:
+    """StageContext for stages of a scheduler job (stages may run in a worker thread)."""
+
+    def __init__(self, scheduler: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._scheduler = scheduler
+        self._loop = loop
+
+    def now(self) -> datetime:
+        return self._scheduler.clock()
+
+    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        update = self._scheduler.manager.update_fields_async(job_id, fields)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            raise RuntimeError("update_job is for stages running in a worker thread")
+        asyncio.run_coroutine_threadsafe(update, self._loop).result()
+
+
+class VideoJobs:
+    """Runs ``pipeline.video`` jobs for a Scheduler (installed by the pipeline extension).
+
+    :param scheduler: the Scheduler whose jobs these are.
+    :param definition: the state definition (default ``config/pipeline.json``).
+    """
+
+    def __init__(self, scheduler: Any, definition: Definition | None = None) -> None:
+        self.scheduler = scheduler
+        self.definition = definition or load_definition()
+
+    def install(self) -> None:
+        """Register the kind; make it add-job's default; point the stages at the data dir."""
+        os.environ["DATA_DIR"] = str(self.scheduler.data_dir)  # stages (and workers) read it
+        self.scheduler.registry.register(VIDEO_KIND, self.run, max_running_minutes=VIDEO_MAX_RUNNING_MINUTES)
+        self.scheduler.default_kind = VIDEO_KIND
+
+    async def run(self, job: ScheduledJob) -> dict[str, Any]:
+        """The handler of one ``pipeline.video`` run."""
+        manager = self.scheduler.manager
+        saved = (job.model_extra or {}).get("pipeline")
+        start = Checkpoint(manga=job.content, video_job_id=job.job_id, loop=False)
+        checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
+
+        async def save(cp: Checkpoint) -> None:
+            await manager.update_fields_async(
+                job.job_id, {"pipeline": cp.model_dump(mode="json"), "stage": stage_of(cp)}
+            )
+
+        machine = Machine(
+            self.definition,
+            embedded_stages(self.definition),
+            save=save,
+            clock=self.scheduler.clock,
+            context=_JobContext(self.scheduler, asyncio.get_running_loop()),
+        )
+        done = await machine.run(checkpoint)
+        now = self.scheduler.clock()
+        if done.state == "QuotaReached" and "WaitForRender" in done.outputs:
+            resume = done.model_copy(update={"state": "StartUploader", "error": None})
+            await save(resume)
+            raise Reschedule(
+                next_youtube_reset(now), "YouTube upload quota spent; the upload resumes after it resets"
+            )
+        if done.state == "QuotaReached":
+            await manager.update_fields_async(
+                job.job_id, {"pipeline": start.model_dump(mode="json"), "stage": "pending"}
+            )
+            raise Reschedule(next_vietnam_morning(now), "daily quota reached; moved to the next Vietnam day")
+        if done.state == "NoMangaAvailable":
+            await manager.update_fields_async(
+                job.job_id, {"pipeline": start.model_dump(mode="json"), "stage": "failed"}
+            )
+            raise RuntimeError(f"no manga available for {job.content!r}")
+        if done.error is not None:
+            error = done.error
+            raise PermanentFailure(f"{error['state']} failed with {error['Error']}: {error['Cause']}")
+        upload = done.outputs.get("WaitForUpload", {})
+        fetched = done.outputs.get("FetchManga", {})
+        return {
+            "status": "published",
+            "youtube_url": upload.get("youtube_url"),
+            "manga_title": fetched.get("manga_title"),
+        }
