@@ -121,7 +121,9 @@ class VideoJobs:
     def install(self) -> None:
         """Register the kind; make it add-job's default; point the stages at the data dir."""
         os.environ["DATA_DIR"] = str(self.scheduler.data_dir)  # stages (and workers) read it
-        self.scheduler.registry.register(VIDEO_KIND, self.run, max_running_minutes=VIDEO_MAX_RUNNING_MINUTES)
+        self.scheduler.registry.register(
+            VIDEO_KIND, self.run, max_running_minutes=VIDEO_MAX_RUNNING_MINUTES, resumable=True
+        )
         self.scheduler.default_kind = VIDEO_KIND
 
     async def run(self, job: ScheduledJob) -> dict[str, Any]:

@@ -59,6 +59,9 @@ class Handler:
     kind: str
     func: HandlerFunc
     max_running_minutes: float = DEFAULT_MAX_RUNNING_MINUTES
+    resumable: bool = False
+    """The handler checkpoints its progress: after a crash the job runs again at once,
+    without spending a retry, and picks up where it was."""
 
 
 class HandlerRegistry:
@@ -73,15 +76,19 @@ class HandlerRegistry:
         func: HandlerFunc,
         *,
         max_running_minutes: float = DEFAULT_MAX_RUNNING_MINUTES,
+        resumable: bool = False,
     ) -> None:
-        """Add ``kind``; ``func`` must be a coroutine function (the loop never blocks)."""
+        """Add ``kind``; ``func`` must be a coroutine function (the loop never blocks).
+
+        ``resumable``: the handler checkpoints and resumes (see ``Handler.resumable``).
+        """
         if not kind or kind != kind.strip():
             raise ValueError(f"invalid kind name: {kind!r}")
         if not inspect.iscoroutinefunction(func):
             raise TypeError(f"handler for {kind!r} must be an async function")
         if kind in self._handlers:
             raise ValueError(f"kind already registered: {kind!r}")
-        self._handlers[kind] = Handler(kind, func, max_running_minutes)
+        self._handlers[kind] = Handler(kind, func, max_running_minutes, resumable)
 
     def get(self, kind: str) -> Handler | None:
         """The handler of ``kind``, or None if no such kind is registered."""

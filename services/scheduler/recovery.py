@@ -26,6 +26,8 @@ class JobRecovery:
 
     :param manager: where jobs are read and saved.
     :param max_running_minutes: the limit for a job's kind (default 30 minutes).
+    :param resumable: whether a job's kind checkpoints its progress; such a job found
+        RUNNING at start is put back to run at once, without spending a retry.
     """
 
     def __init__(
@@ -33,9 +35,11 @@ class JobRecovery:
         manager: JobManager,
         *,
         max_running_minutes: Callable[[ScheduledJob], float] = lambda job: DEFAULT_MAX_RUNNING_MINUTES,
+        resumable: Callable[[ScheduledJob], bool] = lambda job: False,
     ) -> None:
         self._manager = manager
         self._limit = max_running_minutes
+        self._resumable = resumable
 
     def recover_stuck_jobs(
         self, now: datetime, *, owned: Container[str] = ()
@@ -52,11 +56,23 @@ class JobRecovery:
         self, now: datetime, *, owned: Container[str] = ()
     ) -> list[ScheduledJob]:
         """Recover every RUNNING job not in ``owned`` (call at start, before any work)."""
-        return [
-            self._recover(job, now, "recovered at start: the process running it stopped")
-            for job in self._manager.running_jobs()
-            if job.job_id not in owned
-        ]
+        recovered = []
+        for job in self._manager.running_jobs():
+            if job.job_id in owned:
+                continue
+            if self._resumable(job):
+                recovered.append(self._resume(job, now))
+            else:
+                recovered.append(self._recover(job, now, "recovered at start: the process running it stopped"))
+        return recovered
+
+    def _resume(self, job: ScheduledJob, now: datetime) -> ScheduledJob:
+        result = self._manager.save(transitions.resumed(job, now))
+        logger.warning(
+            "running job resumes from its checkpoint",
+            extra={"job_id": job.job_id, "status": result.status.value, "retry_count": result.retry_count},
+        )
+        return result
 
     def _recover(self, job: ScheduledJob, now: datetime, reason: str) -> ScheduledJob:
         started = job.started_at.isoformat() if job.started_at else "unknown"

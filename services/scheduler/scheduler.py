@@ -71,7 +71,9 @@ class Scheduler:
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.storage = JobStorage(self.data_dir, self.zone, clock=clock)
         self.manager = JobManager(self.storage, clock=clock, kinds=self.registry)
-        self.recovery = JobRecovery(self.manager, max_running_minutes=self._limit_minutes)
+        self.recovery = JobRecovery(
+            self.manager, max_running_minutes=self._limit_minutes, resumable=self._resumable
+        )
         self.executor = JobExecutor(
             self.manager,
             self.recovery,
@@ -111,6 +113,10 @@ class Scheduler:
 
     def _limit_minutes(self, job: ScheduledJob) -> float:
         return self.executor.limit_minutes(job)
+
+    def _resumable(self, job: ScheduledJob) -> bool:
+        handler = self.registry.get(job.kind)
+        return handler is not None and handler.resumable
 
     def _require(self, *states: RunState, action: str) -> None:
         if self.state not in states:

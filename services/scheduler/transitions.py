@@ -91,6 +91,18 @@ def interrupted(job: ScheduledJob, now: datetime) -> ScheduledJob:
     )
 
 
+def resumed(job: ScheduledJob, now: datetime) -> ScheduledJob:
+    """A checkpointing job whose process died: SCHEDULED again now, no retry spent."""
+    return job.model_copy(
+        update={
+            "status": JobStatus.SCHEDULED,
+            "scheduled_time": min(job.scheduled_time, now),
+            "error": f"resumed after a restart at {now.isoformat()}",
+            "updated_at": now,
+        }
+    )
+
+
 def rescheduled(job: ScheduledJob, now: datetime, when: datetime, reason: str) -> ScheduledJob:
     """A run that asked to come back later (``Reschedule``): SCHEDULED at ``when``, no retry spent."""
     return job.model_copy(

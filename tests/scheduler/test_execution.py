@@ -185,6 +185,27 @@ async def test_start_recovers_jobs_left_running(data_dir: Path, clock) -> None:
     assert on_disk(data_dir, retryable.job_id)["status"] == "scheduled"
 
 
+async def test_a_resumable_job_left_running_runs_again_at_once_without_a_retry(data_dir: Path, clock) -> None:
+    def registry() -> HandlerRegistry:
+        made = HandlerRegistry()
+        made.register("video", ok, resumable=True)
+        return made
+
+    first = Scheduler(data_dir, registry=registry(), clock=clock)
+    first.load()
+    job = first.add_job("a", "next", kind="video", max_retries=0)
+    first.manager.save(job.model_copy(update={"status": JobStatus.RUNNING, "started_at": clock.now}))
+    first.manager.commit()  # the daemon dies mid-run
+
+    clock.advance(minutes=5)
+    second = Scheduler(data_dir, registry=registry(), clock=clock)
+    second.load()
+    again = second.get_job(job.job_id)
+    assert (again.status, again.retry_count, again.scheduled_time) == (JobStatus.SCHEDULED, 0, job.scheduled_time)
+    assert "resumed after a restart" in again.error
+    assert [j.job_id for j in second.get_ready_jobs()] == [job.job_id]
+
+
 async def test_orphaned_stuck_job_is_recovered_after_30_minutes(data_dir: Path, clock) -> None:
     scheduler = Scheduler(data_dir, clock=clock)
     scheduler.load()
