@@ -2,6 +2,8 @@
 
 Commands it adds to ``run_scheduler.py``:
 
+- ``daily [--at HH:MM]``: add the day's run (``pipeline.daily``) at the next HH:MM Vietnam
+  time (default 08:00); each run adds the next day's when it ends;
 - ``quota [--json]``: today's quota, the check-quota stage's JSON (``--json``) or a line;
 - ``demo [--dir DIR] [--panels N]``: one video end to end on the embedded defaults in its
   own data dir (default ``data/demo``, emptied first): draws a sample chapter, adds a
@@ -19,11 +21,13 @@ import os
 import shutil
 import sys
 import time
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
 import av
 
+from services.scheduler.clock import utc_now
 from services.scheduler.errors import SchedulerError
 from services.scheduler.lock import DataDirLock
 from services.scheduler.models import JobStatus
@@ -31,6 +35,7 @@ from services.scheduler.scheduler import Scheduler
 from services.scheduler.settings import Settings
 
 from . import quota
+from .daily_job import DAILY_KIND, DailyJobs, next_daily_time
 from .providers import sample_chapter
 from .stages import backend_names
 from .video_job import VideoJobs
@@ -46,6 +51,7 @@ class PipelineExtension:
     def install(self, scheduler: Scheduler) -> None:
         """Register ``pipeline.video`` (add-job's default kind from now on)."""
         VideoJobs(scheduler).install()
+        DailyJobs(scheduler).install()
         logger.info("pipeline backends", extra={"backends": backend_names()})
 
     def add_commands(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -53,12 +59,44 @@ class PipelineExtension:
         quota_cmd = subparsers.add_parser("quota", parents=[common], help="today's video quota (Vietnam day)")
         quota_cmd.add_argument("--json", action="store_true", help="print the check-quota JSON")
         quota_cmd.set_defaults(run=_quota)
+        daily = subparsers.add_parser("daily", parents=[common], help="add the daily run (the quota loop)")
+        daily.add_argument("--at", default="08:00", help="Vietnam time HH:MM of the run (default 08:00)")
+        daily.add_argument("--account", default="default", help="account id (default 'default')")
+        daily.add_argument("--json", action="store_true", help="print the job as JSON")
+        daily.set_defaults(run=_daily)
         demo = subparsers.add_parser("demo", help="make one video end to end on the embedded defaults")
         demo.add_argument(
             "--dir", type=Path, default=Path("data/demo"), help="its own data dir (emptied first)"
         )
         demo.add_argument("--panels", type=int, default=12, help="panels in the sample chapter (default 12)")
         demo.set_defaults(run=_demo)
+
+
+def _daily(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        at = dt_time.fromisoformat(args.at)
+    except ValueError:
+        sys.stderr.write(f"error: --at: must be HH:MM (Vietnam time), got {args.at!r}\n")
+        return 2
+    when = next_daily_time(at.replace(second=0, microsecond=0), utc_now())
+    command = [
+        "add-job",
+        "--kind",
+        DAILY_KIND,
+        "--account",
+        args.account,
+        "--content",
+        "daily",
+        "--at",
+        when.isoformat(),
+        "--data-dir",
+        str(settings.data_dir),
+    ]
+    if args.json:
+        command.append("--json")
+    from services.scheduler.cli import main as scheduler_main  # the same backend and messages
+
+    return scheduler_main(command, extensions=[PipelineExtension()])
 
 
 def _quota(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,144 @@
+"""The ``pipeline.daily`` kind: the day's run, in place of the seed's EventBridge rule.
+
+One run walks the machine's quota loop (CheckQuota → FetchManga → … → CheckMoreVideos →
+FetchManga …) until the day's quota is met, no chapter is left, or YouTube's quota is
+spent. Each video it starts is recorded as its own job (kind ``pipeline.video``, the id
+FetchManga gave it), parked in lifecycle status ``pending`` (the loop never runs a pending
+job itself) while the daily run advances its ``stage``, and ended ``completed`` or
+``failed`` with the video. So the day files and the quota see every video.
+
+The daily job keeps its own checkpoint (``pipeline``) and resumes after a restart. When it
+ends it adds the next day's run at the same Vietnam time (until recurring schedules
+arrive), unless one is already waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from services.scheduler.models import JobStatus, ScheduledJob
+
+from .definition import Definition, load_definition
+from .machine import Checkpoint, Machine
+from .quota import VIDEO_KIND, VIETNAM_TZ
+from .stages import embedded_stages
+from .video_job import _JobContext, next_youtube_reset, stage_of
+from .video_records import video_outcome
+
+__all__ = ["DAILY_KIND", "DailyJobs", "next_daily_time"]
+
+DAILY_KIND = "pipeline.daily"
+DAILY_MAX_RUNNING_MINUTES = 24 * 60
+
+
+def next_daily_time(at: time, now: datetime) -> datetime:
+    """The next ``at`` (Vietnam wall time) strictly after ``now``, as aware UTC."""
+    local = now.astimezone(VIETNAM_TZ)
+    candidate = datetime.combine(local.date(), at, tzinfo=VIETNAM_TZ)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=VIETNAM_TZ)
+    return candidate.astimezone(now.tzinfo)
+
+
+class DailyJobs:
+    """Runs ``pipeline.daily`` jobs for a Scheduler (installed by the pipeline extension)."""
+
+    def __init__(self, scheduler: Any, definition: Definition | None = None) -> None:
+        self.scheduler = scheduler
+        self.definition = definition or load_definition()
+
+    def install(self) -> None:
+        """Register the kind (resumable: it checkpoints)."""
+        self.scheduler.registry.register(
+            DAILY_KIND, self.run, max_running_minutes=DAILY_MAX_RUNNING_MINUTES, resumable=True
+        )
+
+    async def run(self, job: ScheduledJob) -> dict[str, Any]:
+        """The handler of one daily run."""
+        manager = self.scheduler.manager
+        saved = (job.model_extra or {}).get("pipeline")
+        start = Checkpoint(manga="next", loop=True)
+        checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
+
+        async def save(cp: Checkpoint) -> None:
+            await manager.update_fields_async(job.job_id, {"pipeline": cp.model_dump(mode="json")})
+            await self._track_video(cp)
+
+        async def on_video(output: dict[str, Any], cp: Checkpoint) -> None:
+            await self._record_video(job, output)
+
+        machine = Machine(
+            self.definition,
+            embedded_stages(self.definition),
+            save=save,
+            clock=self.scheduler.clock,
+            context=_JobContext(self.scheduler, asyncio.get_running_loop()),
+            on_video=on_video,
+        )
+        done = await machine.run(checkpoint)
+        await self._schedule_next(job)
+        published = sum(1 for v in done.videos if v["outcome"] == "published")
+        return {
+            "ended": done.state,
+            "published": published,
+            "failed": len(done.videos) - published,
+            "videos": done.videos,
+        }
+
+    async def _record_video(self, daily: ScheduledJob, fetched: dict[str, Any]) -> None:
+        """FetchManga started a video: record it as its own (pending) job."""
+        manager = self.scheduler.manager
+        job_id = str(fetched["job_id"])
+        if job_id in manager.jobs:  # a resumed run fetched it already
+            return
+        now = self.scheduler.clock()
+        video = ScheduledJob(
+            job_id=job_id,
+            account_id=daily.account_id,
+            content=str(fetched.get("manga_title") or "next")[:500],
+            kind=VIDEO_KIND,
+            scheduled_time=now,
+            status=JobStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            stage="fetching",
+            daily_job_id=daily.job_id,
+        )
+        manager.save(video)
+        await manager.commit_async()
+
+    async def _track_video(self, cp: Checkpoint) -> None:
+        """Mirror the loop's progress on the current video's job."""
+        manager = self.scheduler.manager
+        job_id = cp.video_job_id
+        if job_id is None or job_id not in manager.jobs:
+            return
+        video = manager.jobs[job_id]
+        if video.status is not JobStatus.PENDING:
+            return
+        stage = stage_of(cp)
+        now = self.scheduler.clock()
+        ended = video_outcome(video, cp, now, next_youtube_reset(now))
+        if ended is not None:
+            manager.save(ended)
+            await manager.commit_async()
+        elif (video.model_extra or {}).get("stage") != stage:
+            await manager.update_fields_async(job_id, {"stage": stage})
+
+    async def _schedule_next(self, daily: ScheduledJob) -> None:
+        """Add tomorrow's run at the same Vietnam time, unless one is already waiting."""
+        manager = self.scheduler.manager
+        waiting = [
+            j
+            for j in manager.jobs.values()
+            if j.kind == DAILY_KIND and j.status is JobStatus.SCHEDULED and j.job_id != daily.job_id
+        ]
+        if waiting:
+            return
+        at = daily.scheduled_time.astimezone(VIETNAM_TZ).time().replace(second=0, microsecond=0)
+        when = next_daily_time(at, self.scheduler.clock())
+        await manager.add_job_async(
+            daily.account_id, daily.content, when, daily.priority, daily.max_retries, kind=DAILY_KIND
+        )
