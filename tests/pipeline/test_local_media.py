@@ -101,3 +101,38 @@ def test_render_makes_an_mp4_whose_audio_and_video_end_together(tmp_path: Path) 
     ).stderr
     integrated = float(loudness.rsplit("I:", 1)[1].split("LUFS")[0])
     assert -16.0 <= integrated <= -12.0
+
+
+@pytest.mark.parametrize("encoder", ["gop", "frames"])
+def test_both_encoders_give_every_frame_and_regular_keyframes(tmp_path: Path, encoder: str) -> None:
+    chapter = sample_chapter.make_chapter(tmp_path / "samples", panels=2)
+    segments = []
+    for index, panel in enumerate(sorted(chapter.glob("panel-*.png"))):
+        text = "một hai ba bốn năm sáu bảy tám chín mười" if index else "Xin chào"
+        speech = tts_local.synthesize(text, tmp_path / f"s{index}.wav", engine="tone")
+        segments.append(Segment(panel, text, speech.path))
+    result = render_video(segments, tmp_path / f"{encoder}.mp4", size=(640, 360), encoder=encoder)
+    keyframes, decoded = [], 0
+    with av.open(str(result.path)) as container:
+        for packet in container.demux(video=0):
+            if packet.size:
+                keyframes.append(packet.is_keyframe)
+        container.seek(0)
+        decoded = sum(1 for _ in container.decode(video=0))
+    assert (
+        decoded
+        == len(keyframes)
+        == result.frames
+        == sum(frame_counts([tts_local.tone_seconds(s.subtitle) for s in segments]))
+    )
+    gaps = [i for i, key in enumerate(keyframes) if key]
+    assert gaps[0] == 0 and max(b - a for a, b in zip(gaps, gaps[1:] + [len(keyframes)], strict=True)) <= 60
+
+
+def test_an_unknown_encoder_is_refused(tmp_path: Path) -> None:
+    speech = tts_local.synthesize("Xin chào", tmp_path / "a.wav", engine="tone")
+    chapter = sample_chapter.make_chapter(tmp_path / "samples", panels=1)
+    with pytest.raises(ValueError, match="unknown encoder 'magic'"):
+        render_video(
+            [Segment(next(chapter.glob("*.png")), "x", speech.path)], tmp_path / "x.mp4", encoder="magic"
+        )

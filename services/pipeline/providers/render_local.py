@@ -1,10 +1,17 @@
 """The local renderer: panels + narration → an MP4 YouTube takes as it is.
 
-What it makes: H.264 (yuv420p, High profile) at 30 fps, a keyframe at least every 2 s, AAC
-48 kHz stereo, the moov atom first (``faststart``), 1920×1080 (or 1080×1920 for Shorts).
-Each panel is scaled once onto the frame and the segment's narration is burned in as a
-subtitle under it, so each distinct picture is composited once (Pillow), converted to
-YUV once, and handed to the encoder for as many frames as its audio lasts.
+What it makes: H.264 (yuv420p, High profile) at 30 fps, AAC 48 kHz stereo, the moov atom
+first (``faststart``), 1920×1080 (or 1080×1920 for Shorts). Each panel is scaled once
+onto the frame and the segment's narration is burned in as a subtitle under it, so each
+distinct picture is composited once (Pillow) and converted to YUV once.
+
+Encoding a still picture for seconds repeats the same work frame after frame, so the
+default encoder does it once: it encodes a GOP of 15 frames of the picture (an IDR frame
+and 14 P-frames, no B-frames, so the GOP decodes on its own) and muxes those packets again
+with new timestamps as many times as the picture's length allows, then encodes a shorter
+GOP for the remaining frames, which lands each cut on its exact frame. A keyframe comes
+every 15 frames (0.5 s). ``encoder="frames"`` encodes every frame instead (keyframe every
+2 s), the plain way, kept for comparison.
 
 Timing: a segment ends at frame round(end_seconds × fps) of the whole track, where
 end_seconds is the running sum of the audio lengths. Rounding the running sum, not each
@@ -24,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import imageio_ffmpeg
@@ -37,6 +45,7 @@ LANDSCAPE = (1920, 1080)
 PORTRAIT = (1080, 1920)
 FPS = 30
 KEYFRAME_SECONDS = 2
+GOP_FRAMES = 15  # a repeated GOP: a keyframe every 15 frames (0.5 s) in the default encoder
 SAMPLE_RATE = 48_000
 TARGET_LUFS = -14.0
 _BACKGROUND = (16, 16, 20)
@@ -85,8 +94,13 @@ def render_video(
     work_dir: Path | None = None,
     crf: int = 20,
     preset: str = "veryfast",
+    encoder: str = "gop",
 ) -> RenderResult:
-    """Render ``segments`` to ``output`` (an .mp4); return what was made."""
+    """Render ``segments`` to ``output`` (an .mp4); return what was made.
+
+    ``encoder``: ``gop`` (default) encodes each picture's short GOP once and repeats it;
+    ``frames`` encodes every frame (the plain way, kept for comparison).
+    """
     if not segments:
         raise ValueError("nothing to render: no segments")
     work = work_dir or output.parent
@@ -100,30 +114,98 @@ def render_video(
         video = container.add_stream("libx264", rate=FPS)
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
-        video.options = {
-            "crf": str(crf),
-            "preset": preset,
-            "profile": "high",
-            "g": str(FPS * KEYFRAME_SECONDS),
-            "keyint_min": str(FPS),
-        }
+        video.codec_context.time_base = Fraction(1, FPS)
         audio = container.add_stream("aac", rate=SAMPLE_RATE)
         audio.layout = "stereo"
-        index = 0
-        for segment, count in zip(segments, counts, strict=True):
-            if count == 0:
-                continue
-            picture = av.VideoFrame.from_image(_composite(segment, size)).reformat(format="yuv420p")
-            for _ in range(count):
-                picture.pts = index
-                picture.time_base = Fraction(1, FPS)
-                container.mux(video.encode(picture))
-                index += 1
-        container.mux(video.encode(None))
+        if encoder == "gop":
+            video.options = {
+                "crf": str(crf),
+                "preset": preset,
+                "profile": "high",
+                "tune": "zerolatency",
+                "bframes": "0",
+                "keyint": "250",
+                "scenecut": "0",
+                "forced-idr": "1",
+            }
+            frames = _encode_repeated_gops(container, video, segments, counts, size)
+        elif encoder == "frames":
+            video.options = {
+                "crf": str(crf),
+                "preset": preset,
+                "profile": "high",
+                "g": str(FPS * KEYFRAME_SECONDS),
+                "keyint_min": str(FPS),
+            }
+            frames = _encode_every_frame(container, video, segments, counts, size)
+        else:
+            raise ValueError(f"unknown encoder {encoder!r} (gop or frames)")
         _mux_audio(container, audio, narration)
     temp.replace(output)
     narration.unlink(missing_ok=True)
-    return RenderResult(path=output, duration_seconds=index / FPS, frames=index, size=size)
+    return RenderResult(path=output, duration_seconds=frames / FPS, frames=frames, size=size)
+
+
+def _encode_repeated_gops(
+    container: Any, video: Any, segments: Sequence[Segment], counts: Sequence[int], size: tuple[int, int]
+) -> int:
+    """Each picture: one GOP of GOP_FRAMES frames (IDR, then P) encoded once and muxed again
+    with new timestamps as often as its length allows, plus a shorter GOP for the rest.
+    Every GOP starts with an IDR frame and has no B-frames, so each copy decodes alone."""
+    index = 0
+    for segment, count in zip(segments, counts, strict=True):
+        if count == 0:
+            continue
+        picture = av.VideoFrame.from_image(_composite(segment, size)).reformat(format="yuv420p")
+        repeats, rest = divmod(count, GOP_FRAMES)
+        if repeats:
+            gop = _encode_gop(video, picture, index, GOP_FRAMES)
+            for repeat in range(repeats):
+                for offset, packet in enumerate(gop):
+                    copy = av.Packet(bytes(packet))
+                    copy.stream = video
+                    copy.time_base = Fraction(1, FPS)
+                    copy.pts = copy.dts = index + repeat * GOP_FRAMES + offset
+                    copy.is_keyframe = offset == 0
+                    container.mux(copy)
+            index += repeats * GOP_FRAMES
+        if rest:
+            for offset, packet in enumerate(_encode_gop(video, picture, index, rest)):
+                packet.time_base = Fraction(1, FPS)
+                packet.pts = packet.dts = index + offset
+                container.mux(packet)
+            index += rest
+    container.mux(video.encode(None))
+    return index
+
+
+def _encode_gop(video: Any, picture: av.VideoFrame, first: int, length: int) -> list[av.Packet]:
+    packets: list[av.Packet] = []
+    for offset in range(length):
+        picture.pts = first + offset
+        picture.time_base = Fraction(1, FPS)
+        picture.pict_type = av.video.frame.PictureType.I if offset == 0 else av.video.frame.PictureType.NONE
+        packets.extend(video.encode(picture))
+    if len(packets) != length:  # zerolatency gives one packet per frame at once
+        raise RuntimeError(f"the encoder held back frames ({len(packets)} packets for {length} frames)")
+    return packets
+
+
+def _encode_every_frame(
+    container: Any, video: Any, segments: Sequence[Segment], counts: Sequence[int], size: tuple[int, int]
+) -> int:
+    index = 0
+    for segment, count in zip(segments, counts, strict=True):
+        if count == 0:
+            continue
+        picture = av.VideoFrame.from_image(_composite(segment, size)).reformat(format="yuv420p")
+        for _ in range(count):
+            picture.pts = index
+            picture.time_base = Fraction(1, FPS)
+            container.mux(video.encode(picture))
+            index += 1
+    container.mux(video.encode(None))
+    return index
 
 
 def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
