@@ -34,9 +34,11 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) bench/bench_add_job.py
 	$(PY) bench/bench_cold_start.py
 	$(PY) bench/bench_dispatch_jitter.py
+	$(PY) bench/render.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)

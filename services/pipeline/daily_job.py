@@ -24,7 +24,7 @@ from .definition import Definition, load_definition
 from .machine import Checkpoint, Machine
 from .quota import VIDEO_KIND, VIETNAM_TZ
 from .stages import embedded_stages
-from .video_job import _JobContext, next_youtube_reset, stage_of
+from .video_job import JobContext, next_youtube_reset, stage_of
 from .video_records import video_outcome
 
 __all__ = ["DAILY_KIND", "DailyJobs", "next_daily_time"]
@@ -74,11 +74,13 @@ class DailyJobs:
             embedded_stages(self.definition),
             save=save,
             clock=self.scheduler.clock,
-            context=_JobContext(self.scheduler, asyncio.get_running_loop()),
+            context=JobContext(self.scheduler, asyncio.get_running_loop()),
             on_video=on_video,
         )
-        done = await machine.run(checkpoint)
-        await self._schedule_next(job)
+        try:
+            done = await machine.run(checkpoint)
+        finally:  # a failed or interrupted run still leaves tomorrow's in place
+            await self._schedule_next(job)
         published = sum(1 for v in done.videos if v["outcome"] == "published")
         return {
             "ended": done.state,

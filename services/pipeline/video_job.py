@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,11 +34,19 @@ from services.scheduler.handlers import PermanentFailure, Reschedule
 from services.scheduler.models import ScheduledJob
 
 from .definition import Definition, load_definition
-from .machine import Checkpoint, Machine
+from .machine import Checkpoint, Machine, StageFunc
 from .quota import VIDEO_KIND, VIETNAM_TZ
 from .stages import embedded_stages
 
-__all__ = ["DAILY_START", "PACIFIC_TZ", "VideoJobs", "next_youtube_reset", "stage_of"]
+__all__ = [
+    "DAILY_START",
+    "JobContext",
+    "PACIFIC_TZ",
+    "VideoJobs",
+    "next_vietnam_morning",
+    "next_youtube_reset",
+    "stage_of",
+]
 
 PACIFIC_TZ = ZoneInfo("America/Los_Angeles")
 DAILY_START = time(8, 0)  # a video moved to the next day runs at 08:00 Vietnam time
@@ -86,7 +95,7 @@ def next_vietnam_morning(now: datetime) -> datetime:
     )
 
 
-class _JobContext:
+class JobContext:
     """StageContext for stages of a scheduler job (stages may run in a worker thread)."""
 
     def __init__(self, scheduler: Any, loop: asyncio.AbstractEventLoop) -> None:
@@ -112,11 +121,18 @@ class VideoJobs:
 
     :param scheduler: the Scheduler whose jobs these are.
     :param definition: the state definition (default ``config/pipeline.json``).
+    :param stages: the stage of every Task state (default: the embedded backends).
     """
 
-    def __init__(self, scheduler: Any, definition: Definition | None = None) -> None:
+    def __init__(
+        self,
+        scheduler: Any,
+        definition: Definition | None = None,
+        stages: Mapping[str, StageFunc] | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.definition = definition or load_definition()
+        self.stages = dict(stages) if stages is not None else embedded_stages(self.definition)
 
     def install(self) -> None:
         """Register the kind; make it add-job's default; point the stages at the data dir."""
@@ -140,10 +156,10 @@ class VideoJobs:
 
         machine = Machine(
             self.definition,
-            embedded_stages(self.definition),
+            self.stages,
             save=save,
             clock=self.scheduler.clock,
-            context=_JobContext(self.scheduler, asyncio.get_running_loop()),
+            context=JobContext(self.scheduler, asyncio.get_running_loop()),
         )
         done = await machine.run(checkpoint)
         now = self.scheduler.clock()

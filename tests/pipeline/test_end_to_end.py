@@ -18,6 +18,7 @@ from services.pipeline.providers import sample_chapter
 from services.pipeline.quota import vietnam_today
 from services.pipeline.stages import embedded_stages
 from services.scheduler.clock import utc_now
+from tests.pipeline.media_probe import played_seconds
 
 
 class Context:
@@ -60,8 +61,8 @@ async def test_a_video_is_rendered_published_and_counted(data: Path) -> None:
     with av.open(str(video)) as container:
         streams = container.streams
         assert (streams.video[0].width, streams.video[0].height) == (1080, 1920)
-        ends = [float(s.duration * s.time_base) for s in (streams.video[0], streams.audio[0])]
-    assert abs(ends[0] - ends[1]) < 0.1
+    video_seconds, audio_seconds = played_seconds(video)
+    assert abs(video_seconds - audio_seconds) < 0.1
     assert done.outputs["WaitForUpload"]["youtube_url"] == video.resolve().as_uri()
     assert not (data / "work" / job_id).exists()  # cleaned up
     assert not any((data / "tasks").iterdir())  # task folders removed when the waits ended

@@ -107,3 +107,50 @@ def test_demo_makes_a_video_and_prints_its_path(tmp_path: Path, capsys) -> None:
 def test_demo_refuses_zero_panels(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--dir", str(tmp_path / "d"), "--panels", "0"]) == 2
     assert "--panels must be at least 1" in capsys.readouterr().err
+
+
+async def test_youtube_quota_keeps_the_render_and_the_upload_resumes_after_the_reset(data_dir: Path) -> None:
+    from services.pipeline.definition import load_definition
+    from services.pipeline.errors import TaskFailed
+    from services.pipeline.video_job import VideoJobs
+    from services.scheduler.handlers import HandlerRegistry
+
+    calls: list[str] = []
+    quota_spent = [True]
+
+    def stage(name: str, output: dict):
+        def run(event, context):
+            calls.append(name)
+            if name == "WaitForUpload" and quota_spent[0]:
+                raise TaskFailed(
+                    "quotaExceeded: the channel's daily upload quota is spent", name="YouTubeQuotaError"
+                )
+            return {"job_id": event.get("job_id"), **output}
+
+        return run
+
+    outputs = {
+        "CheckQuota": {"quota_reached": False, "daily_quota": 10, "daily_count": 0},
+        "FetchManga": {"status": "success", "manga_id": "m", "manga_title": "t"},
+        "WaitForUpload": {"status": "completed", "youtube_url": "https://youtu.be/x"},
+    }
+    definition = load_definition()
+    stages = {
+        name: stage(name, outputs.get(name, {}))
+        for name, spec in definition.states.items()
+        if spec.type == "Task"
+    }
+    scheduler = Scheduler(data_dir, registry=HandlerRegistry())
+    VideoJobs(scheduler, definition, stages).install()
+    scheduler.load()
+    job = await scheduler.executor.run_job(scheduler.add_job("acc", "next"))
+    assert job.status is JobStatus.SCHEDULED and job.retry_count == 0
+    assert job.scheduled_time == next_youtube_reset(job.updated_at)
+    assert job.model_extra["stage"] == "uploading"
+    assert calls.count("WaitForRender") == 1
+
+    calls.clear()
+    quota_spent[0] = False
+    job = await scheduler.executor.run_job(scheduler.get_job(job.job_id))
+    assert job.status is JobStatus.COMPLETED and job.result["youtube_url"] == "https://youtu.be/x"
+    assert calls == ["StartUploader", "WaitForUpload", "Cleanup", "IncrementCounter"]  # no second render

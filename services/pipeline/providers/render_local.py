@@ -6,11 +6,12 @@ onto the frame and the segment's narration is burned in as a subtitle under it, 
 distinct picture is composited once (Pillow) and converted to YUV once.
 
 Encoding a still picture for seconds repeats the same work frame after frame, so the
-default encoder does it once: it encodes a GOP of 15 frames of the picture (an IDR frame
-and 14 P-frames, no B-frames, so the GOP decodes on its own) and muxes those packets again
-with new timestamps as many times as the picture's length allows, then encodes a shorter
-GOP for the remaining frames, which lands each cut on its exact frame. A keyframe comes
-every 15 frames (0.5 s). ``encoder="frames"`` encodes every frame instead (keyframe every
+default encoder does it once: it encodes a GOP of 10 frames of the picture (an IDR frame
+and 9 P-frames, no B-frames, so the GOP decodes on its own) and muxes those packets again
+with new timestamps as many times as the picture's length allows, then the GOP's first
+packets for the remaining frames (a prefix of a closed GOP is a closed GOP), which lands
+each cut on its exact frame. A keyframe comes
+every 10 frames (1/3 s). ``encoder="frames"`` encodes every frame instead (keyframe every
 2 s), the plain way, kept for comparison.
 
 Timing: a segment ends at frame round(end_seconds × fps) of the whole track, where
@@ -18,13 +19,16 @@ end_seconds is the running sum of the audio lengths. Rounding the running sum, n
 segment, carries the rounding forward, so the picture never drifts from the voice and the
 video ends within half a frame of the audio.
 
-Loudness: the narration is normalised to -14 LUFS integrated (YouTube's playback target),
-true peak -1.5 dBTP, by ffmpeg's ``loudnorm`` (the ffmpeg binary from imageio-ffmpeg, so
-no system ffmpeg is needed).
+Sound: the narration is concatenated, normalised to -14 LUFS integrated (YouTube's
+playback target, true peak -1.5 dBTP, ffmpeg's ``loudnorm``) and encoded to AAC by an
+ffmpeg process (the binary from imageio-ffmpeg: no system ffmpeg needed) running on the
+other core while this process encodes the pictures; the two tracks are then joined by
+stream copy with the moov atom first.
 """
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import wave
 from collections.abc import Sequence
@@ -45,7 +49,7 @@ LANDSCAPE = (1920, 1080)
 PORTRAIT = (1080, 1920)
 FPS = 30
 KEYFRAME_SECONDS = 2
-GOP_FRAMES = 15  # a repeated GOP: a keyframe every 15 frames (0.5 s) in the default encoder
+GOP_FRAMES = 10  # a repeated GOP: a keyframe every 10 frames (1/3 s) in the default encoder
 SAMPLE_RATE = 48_000
 TARGET_LUFS = -14.0
 _BACKGROUND = (16, 16, 20)
@@ -106,75 +110,76 @@ def render_video(
     work = work_dir or output.parent
     work.mkdir(parents=True, exist_ok=True)
     durations = [_wav_seconds(s.audio) for s in segments]
-    narration = work / f".{output.stem}.narration.wav"
-    _normalised_narration([s.audio for s in segments], narration)
+    if encoder not in ("gop", "frames"):
+        raise ValueError(f"unknown encoder {encoder!r} (gop or frames)")
+    # the narration (concat, loudnorm, AAC) is made by an ffmpeg process on the other core
+    # while this one encodes the pictures; the two are then joined by stream copy
+    narration = work / f".{output.stem}.narration.m4a"
+    audio_job = _start_narration([s.audio for s in segments], narration)
     counts = frame_counts(durations)
-    temp = output.with_name(f".{output.name}.part")
-    with av.open(str(temp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-        video = container.add_stream("libx264", rate=FPS)
-        video.width, video.height = size
-        video.pix_fmt = "yuv420p"
-        video.codec_context.time_base = Fraction(1, FPS)
-        audio = container.add_stream("aac", rate=SAMPLE_RATE)
-        audio.layout = "stereo"
-        if encoder == "gop":
-            video.options = {
-                "crf": str(crf),
-                "preset": preset,
-                "profile": "high",
-                "tune": "zerolatency",
-                "bframes": "0",
-                "keyint": "250",
-                "scenecut": "0",
-                "forced-idr": "1",
-            }
-            frames = _encode_repeated_gops(container, video, segments, counts, size)
-        elif encoder == "frames":
-            video.options = {
-                "crf": str(crf),
-                "preset": preset,
-                "profile": "high",
-                "g": str(FPS * KEYFRAME_SECONDS),
-                "keyint_min": str(FPS),
-            }
-            frames = _encode_every_frame(container, video, segments, counts, size)
-        else:
-            raise ValueError(f"unknown encoder {encoder!r} (gop or frames)")
-        _mux_audio(container, audio, narration)
-    temp.replace(output)
-    narration.unlink(missing_ok=True)
+    picture_track = work / f".{output.stem}.video.mp4"
+    try:
+        with av.open(str(picture_track), mode="w", format="mp4") as container:
+            video = container.add_stream("libx264", rate=FPS)
+            video.width, video.height = size
+            video.pix_fmt = "yuv420p"
+            video.codec_context.time_base = Fraction(1, FPS)
+            if encoder == "gop":
+                video.options = {
+                    "crf": str(crf),
+                    "preset": preset,
+                    "profile": "high",
+                    "tune": "zerolatency",
+                    "bframes": "0",
+                    "keyint": "250",
+                    "scenecut": "0",
+                    "forced-idr": "1",
+                }
+                frames = _encode_repeated_gops(container, video, segments, counts, size)
+            else:
+                video.options = {
+                    "crf": str(crf),
+                    "preset": preset,
+                    "profile": "high",
+                    "g": str(FPS * KEYFRAME_SECONDS),
+                    "keyint_min": str(FPS),
+                }
+                frames = _encode_every_frame(container, video, segments, counts, size)
+        _finish_narration(audio_job)
+        temp = output.with_name(f".{output.name}.part")
+        _join(picture_track, narration, temp)
+        temp.replace(output)
+    finally:
+        if audio_job.poll() is None:
+            audio_job.kill()
+            audio_job.wait()
+        picture_track.unlink(missing_ok=True)
+        narration.unlink(missing_ok=True)
     return RenderResult(path=output, duration_seconds=frames / FPS, frames=frames, size=size)
 
 
 def _encode_repeated_gops(
     container: Any, video: Any, segments: Sequence[Segment], counts: Sequence[int], size: tuple[int, int]
 ) -> int:
-    """Each picture: one GOP of GOP_FRAMES frames (IDR, then P) encoded once and muxed again
-    with new timestamps as often as its length allows, plus a shorter GOP for the rest.
-    Every GOP starts with an IDR frame and has no B-frames, so each copy decodes alone."""
+    """Each picture: one GOP of up to GOP_FRAMES frames (IDR, then P-frames) encoded once,
+    muxed again with new timestamps as often as the picture's length allows, and the rest
+    of its frames filled by the GOP's first packets (a GOP's prefix is itself a closed GOP).
+    So each picture costs one IDR frame and at most GOP_FRAMES encoded frames."""
     index = 0
     for segment, count in zip(segments, counts, strict=True):
         if count == 0:
             continue
         picture = av.VideoFrame.from_image(_composite(segment, size)).reformat(format="yuv420p")
-        repeats, rest = divmod(count, GOP_FRAMES)
-        if repeats:
-            gop = _encode_gop(video, picture, index, GOP_FRAMES)
-            for repeat in range(repeats):
-                for offset, packet in enumerate(gop):
-                    copy = av.Packet(bytes(packet))
-                    copy.stream = video
-                    copy.time_base = Fraction(1, FPS)
-                    copy.pts = copy.dts = index + repeat * GOP_FRAMES + offset
-                    copy.is_keyframe = offset == 0
-                    container.mux(copy)
-            index += repeats * GOP_FRAMES
-        if rest:
-            for offset, packet in enumerate(_encode_gop(video, picture, index, rest)):
-                packet.time_base = Fraction(1, FPS)
-                packet.pts = packet.dts = index + offset
-                container.mux(packet)
-            index += rest
+        gop = [bytes(packet) for packet in _encode_gop(video, picture, index, min(GOP_FRAMES, count))]
+        repeats, rest = divmod(count, len(gop))
+        for offset, data in enumerate(gop * repeats + gop[:rest]):
+            packet = av.Packet(data)
+            packet.stream = video
+            packet.time_base = Fraction(1, FPS)
+            packet.pts = packet.dts = index + offset
+            packet.is_keyframe = offset % len(gop) == 0
+            container.mux(packet)
+        index += count
     container.mux(video.encode(None))
     return index
 
@@ -212,7 +217,7 @@ def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
     """The panel fitted onto the frame, its subtitle burned in below it."""
     width, height = size
     canvas = Image.new("RGB", size, _BACKGROUND)
-    font = ImageFont.truetype(str(font_path("SemiBold")), max(28, height // 24))
+    font = _subtitle_font(max(28, height // 24))
     draw = ImageDraw.Draw(canvas)
     lines = _wrap(draw, segment.subtitle, font, int(width * 0.86))
     line_height = int(font.size * 1.3)
@@ -222,7 +227,9 @@ def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
         room = (width, height - caption_height - height // 40)
         scale = min(room[0] / panel.width, room[1] / panel.height)
         fitted = panel.resize(
-            (max(1, int(panel.width * scale)), max(1, int(panel.height * scale))), Image.Resampling.LANCZOS
+            (max(1, int(panel.width * scale)), max(1, int(panel.height * scale))),
+            Image.Resampling.BICUBIC,
+            reducing_gap=2.0,
         )
     canvas.paste(fitted, ((width - fitted.width) // 2, (room[1] - fitted.height) // 2 + height // 80))
     top = height - caption_height
@@ -237,6 +244,11 @@ def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
             stroke_fill=(0, 0, 0),
         )
     return canvas
+
+
+@functools.lru_cache(maxsize=4)
+def _subtitle_font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(font_path("SemiBold")), size)
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, max_width: int) -> list[str]:
@@ -259,8 +271,8 @@ def _wav_seconds(path: Path) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
-def _normalised_narration(parts: Sequence[Path], output: Path) -> None:
-    """Concatenate the segment WAVs and normalise to -14 LUFS, 48 kHz stereo."""
+def _start_narration(parts: Sequence[Path], output: Path) -> subprocess.Popen[bytes]:
+    """Start ffmpeg: concatenate the segment WAVs, normalise to -14 LUFS, AAC 48 kHz stereo."""
     args = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
     for part in parts:
         args += ["-i", str(part)]
@@ -279,20 +291,50 @@ def _normalised_narration(parts: Sequence[Path], output: Path) -> None:
         "-ar",
         str(SAMPLE_RATE),
         "-c:a",
-        "pcm_s16le",
+        "aac",
+        "-b:a",
+        "160k",
         str(output),
     ]
-    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _finish_narration(job: subprocess.Popen[bytes]) -> None:
+    _, err = job.communicate()
+    if job.returncode != 0:
+        raise RuntimeError(
+            f"ffmpeg could not prepare the narration: {err.decode(errors='replace').strip()[-300:]}"
+        )
+
+
+def _join(video: Path, audio: Path, output: Path) -> None:
+    """Put the picture track and the narration in one MP4 (stream copy), moov first."""
+    done = subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(video),
+            "-i",
+            str(audio),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"ffmpeg could not prepare the narration: {done.stderr.strip()[-300:]}")
-
-
-def _mux_audio(container: av.container.OutputContainer, stream: av.AudioStream, narration: Path) -> None:
-    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
-    with av.open(str(narration)) as source:
-        for frame in source.decode(audio=0):
-            for converted in resampler.resample(frame):
-                container.mux(stream.encode(converted))
-    for converted in resampler.resample(None):
-        container.mux(stream.encode(converted))
-    container.mux(stream.encode(None))
+        raise RuntimeError(f"ffmpeg could not join picture and sound: {done.stderr.strip()[-300:]}")

@@ -1,0 +1,293 @@
+"""Render benchmark: the same 60-panel chapter with narration (~3 min), three ways.
+
+  ours     -- services.pipeline.providers.render_local (each picture composited once, its
+              15-frame GOP encoded once and repeated; narration loudness-normalised)
+  ffmpeg   -- plain one-pass ffmpeg: the composited stills through the concat demuxer,
+              libx264 veryfast, every frame encoded (same pictures, same audio)
+  moviepy  -- as most video generators use it: per panel an ImageClip over a 1920x1080
+              background with a TextClip subtitle, concatenated, libx264 veryfast
+
+Each runs in its own child process; the parent samples the RSS of the child's whole process
+tree (ffmpeg subprocesses included) every 50 ms. Printed per way: wall time, realtime factor
+(video seconds per wall second), peak RSS. Quality: frames sampled at six segment midpoints
+of our video are compared with the composited picture by ffmpeg's ssim filter.
+
+Targets (ours, 1080p30, burned sentence subtitles): >= 15x realtime, >= 50x moviepy,
+peak RSS <= 300 MB, SSIM >= 0.97. Needs the bench extra (moviepy, psutil):
+  .venv/bin/pip install -e '.[bench]'; .venv/bin/python bench/render.py   (~10 min: moviepy)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import imageio_ffmpeg
+import psutil
+from _stats import verdict
+
+from services.pipeline.providers import sample_chapter, tts_local
+from services.pipeline.providers.fonts import font_path
+from services.pipeline.providers.render_local import (
+    FPS,
+    LANDSCAPE,
+    Segment,
+    _composite,
+    frame_counts,
+    render_video,
+)
+
+PANELS = 60
+TARGET_REALTIME = 15.0
+TARGET_VS_MOVIEPY = 50.0
+TARGET_RSS_MB = 300.0
+TARGET_SSIM = 0.97
+SENTENCES = (  # with "Khung N." about 3 s of narration each: 60 segments ~ 3 minutes
+    "Minh gặp ông rồng hiền lành.",
+    "Lan ngạc nhiên nhìn lên núi.",
+    "Cả ba bay quanh ngọn núi.",
+)
+
+
+def prepare(work: Path) -> list[Segment]:
+    """The chapter, its narration (tone voice: fast, deterministic) and the segments."""
+    chapter = sample_chapter.make_chapter(work / "samples", panels=PANELS)
+    segments = []
+    for index, panel in enumerate(sorted(chapter.glob("panel-*.png"))):
+        text = f"Khung {index + 1}. {SENTENCES[index % 3]}"
+        speech = tts_local.synthesize(text, work / "audio" / f"seg-{index:03d}.wav", engine="tone")
+        segments.append(Segment(panel, text, speech.path))
+    return segments
+
+
+def run_ours(segments: list[Segment], out: Path) -> None:
+    render_video(segments, out, size=LANDSCAPE, work_dir=out.parent)
+
+
+def run_ffmpeg(segments: list[Segment], out: Path) -> None:
+    """Composite the stills (as ours does), then one ffmpeg pass encoding every frame."""
+    work = out.parent / "ffmpeg-stills"
+    work.mkdir(exist_ok=True)
+    durations = [tts_local_seconds(s.audio) for s in segments]
+    counts = frame_counts(durations)
+    lines = []
+    for index, (segment, count) in enumerate(zip(segments, counts, strict=True)):
+        still = work / f"still-{index:03d}.png"
+        _composite(segment, LANDSCAPE).save(still)
+        lines += [f"file '{still}'", f"duration {count / FPS:.6f}"]
+    lines.append(f"file '{work / f'still-{len(segments) - 1:03d}.png'}'")
+    (work / "list.txt").write_text("\n".join(lines) + "\n")
+    audio_list = work / "audio.txt"
+    audio_list.write_text("".join(f"file '{s.audio}'\n" for s in segments))
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(work / "list.txt"),
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(audio_list),
+            "-r",
+            str(FPS),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-shortest",
+            "-movflags",
+            "+faststart",
+            str(out),
+        ],
+        check=True,
+    )
+
+
+def run_moviepy(segments: list[Segment], out: Path) -> None:
+    from moviepy import ColorClip, CompositeVideoClip, ImageClip, TextClip, concatenate_videoclips
+    from moviepy.audio.io.AudioFileClip import AudioFileClip
+
+    width, height = LANDSCAPE
+    clips = []
+    for segment in segments:
+        audio = AudioFileClip(str(segment.audio))
+        seconds = audio.duration
+        background = ColorClip(LANDSCAPE, color=(16, 16, 20), duration=seconds)
+        panel = ImageClip(str(segment.panel), duration=seconds).resized(height=int(height * 0.82))
+        panel = panel.with_position(("center", int(height * 0.02)))
+        caption = TextClip(
+            text=segment.subtitle,
+            font=str(font_path("SemiBold")),
+            font_size=45,
+            color="white",
+            stroke_color="black",
+            stroke_width=3,
+            size=(int(width * 0.9), None),
+            method="caption",
+            duration=seconds,
+        ).with_position(("center", int(height * 0.86)))
+        clips.append(CompositeVideoClip([background, panel, caption], size=LANDSCAPE).with_audio(audio))
+    video = concatenate_videoclips(clips)
+    video.write_videofile(
+        str(out), fps=FPS, codec="libx264", preset="veryfast", audio_codec="aac", audio_fps=48000, logger=None
+    )
+
+
+def tts_local_seconds(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path), "rb") as wav:
+        return wav.getnframes() / wav.getframerate()
+
+
+WAYS = {"ours": run_ours, "ffmpeg": run_ffmpeg, "moviepy": run_moviepy}
+
+
+def child(way: str, work: Path) -> None:
+    segments = prepare_cached(work)
+    out = work / f"{way}.mp4"
+    started = time.perf_counter()
+    WAYS[way](segments, out)
+    print(json.dumps({"way": way, "seconds": time.perf_counter() - started, "video": str(out)}))
+
+
+def prepare_cached(work: Path) -> list[Segment]:
+    chapter = work / "samples" / sample_chapter.SAMPLE_MANGA_ID / "chapter-0001"
+    panels = sorted(chapter.glob("panel-*.png"))
+    return [
+        Segment(panel, f"Khung {i + 1}. {SENTENCES[i % 3]}", work / "audio" / f"seg-{i:03d}.wav")
+        for i, panel in enumerate(panels)
+    ]
+
+
+def measure(way: str, work: Path) -> dict:
+    """Run one way in a child; sample its process tree's RSS."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", way, str(work)], stdout=subprocess.PIPE, text=True
+    )
+    parent = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out = process.stdout.read() if process.stdout else ""
+    if process.returncode != 0:
+        raise SystemExit(f"{way} failed (exit {process.returncode})")
+    result = json.loads(out.strip().splitlines()[-1])
+    with av.open(result["video"]) as container:
+        result["video_seconds"] = float(container.duration or 0) / av.time_base
+    result["peak_rss_mb"] = peak / 2**20
+    result["realtime"] = result["video_seconds"] / result["seconds"]
+    return result
+
+
+def ssim_samples(video: Path, segments: list[Segment], work: Path, samples: int = 6) -> list[float]:
+    """SSIM of frames at segment midpoints against the composited picture."""
+    durations = [tts_local_seconds(s.audio) for s in segments]
+    counts = frame_counts(durations)
+    scores = []
+    picks = [round(i * (len(segments) - 1) / (samples - 1)) for i in range(samples)]
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    for index in picks:
+        frame_no = starts[index] + counts[index] // 2
+        reference = work / f"ref-{index:03d}.png"
+        _composite(segments[index], LANDSCAPE).save(reference)
+        graph = f"[0:v]select=eq(n\\,{frame_no}),format=yuv420p[a];[1:v]format=yuv420p[b];[a][b]ssim"
+        done = subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-hide_banner",
+                "-i",
+                str(video),
+                "-i",
+                str(reference),
+                "-filter_complex",
+                graph,
+                "-frames:v",
+                "1",
+                "-f",
+                "null",
+                "-",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        scores.append(float(done.stderr.rsplit("All:", 1)[1].split()[0]))
+    return scores
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(sys.argv[2], Path(sys.argv[3]))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-render-") as temp:
+        work = Path(temp)
+        segments = prepare(work)
+        total = sum(tts_local_seconds(s.audio) for s in segments)
+        print(f"chapter: {len(segments)} panels, narration {total:.1f} s, 1920x1080 @ {FPS} fps")
+        results = {way: measure(way, work) for way in ("ours", "ffmpeg", "moviepy")}
+        for way, r in results.items():
+            print(
+                f"{way:<8} wall {r['seconds']:7.2f} s  video {r['video_seconds']:6.1f} s  "
+                f"realtime {r['realtime']:6.2f}x  peak RSS {r['peak_rss_mb']:6.0f} MB"
+            )
+        scores = ssim_samples(Path(results["ours"]["video"]), segments, work)
+        print("ours SSIM at 6 segment midpoints: " + ", ".join(f"{s:.4f}" for s in scores))
+    ours = results["ours"]
+    vs_moviepy = results["moviepy"]["seconds"] / ours["seconds"]
+    vs_ffmpeg = results["ffmpeg"]["seconds"] / ours["seconds"]
+    checks = [
+        (
+            ours["realtime"] >= TARGET_REALTIME,
+            f"ours {ours['realtime']:.1f}x realtime >= {TARGET_REALTIME:g}x",
+        ),
+        (
+            vs_moviepy >= TARGET_VS_MOVIEPY,
+            f"ours {vs_moviepy:.1f}x faster than moviepy >= {TARGET_VS_MOVIEPY:g}x",
+        ),
+        (
+            ours["peak_rss_mb"] <= TARGET_RSS_MB,
+            f"ours peak RSS {ours['peak_rss_mb']:.0f} MB <= {TARGET_RSS_MB:g} MB",
+        ),
+        (min(scores) >= TARGET_SSIM, f"ours min SSIM {min(scores):.4f} >= {TARGET_SSIM}"),
+    ]
+    for ok, text in checks:
+        print(f"{verdict(ok)}: {text}")
+    print(f"ours vs one-pass ffmpeg: {vs_ffmpeg:.1f}x faster")
+    print(
+        f"SUMMARY render: ours {ours['realtime']:.1f}x realtime, {vs_moviepy:.0f}x moviepy, "
+        f"{vs_ffmpeg:.1f}x ffmpeg one-pass, {ours['peak_rss_mb']:.0f} MB, SSIM>={min(scores):.3f} -> "
+        f"{verdict(all(ok for ok, _ in checks))}"
+    )
+
+
+if __name__ == "__main__":
+    main()
