@@ -45,18 +45,6 @@ logger = logging.getLogger(__name__)
 TERMINAL_STATES = frozenset({"QuotaReached", "NoMangaAvailable", "Done"})
 _STARTS = {"WaitForRender": "StartRenderer", "WaitForUpload": "StartUploader"}
 """Each WaitFor* state and the state that starts its worker: a retried wait starts a new one."""
-_VIDEO_STATES = (
-    "FetchManga",
-    "GenerateScript",
-    "GenerateTTS",
-    "StartRenderer",
-    "WaitForRender",
-    "StartUploader",
-    "WaitForUpload",
-    "Cleanup",
-    "IncrementCounter",
-    "HandleError",
-)
 
 StageFunc = Callable[[dict[str, Any], Any], dict[str, Any] | Awaitable[dict[str, Any]]]
 
@@ -157,8 +145,7 @@ class Machine:
         )
         nxt = check_more_videos(count, quota, loop=cp.loop)
         if nxt == "FetchManga":  # a new video: forget the last one's outputs and error
-            for name in _VIDEO_STATES:
-                cp.outputs.pop(name, None)
+            cp.outputs = {k: v for k, v in cp.outputs.items() if k == "CheckQuota"}
             cp.video_job_id, cp.error = None, None
         cp.state = nxt
         await self._save(cp.model_copy(deep=True))

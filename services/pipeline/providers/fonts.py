@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import fontpkg_be_vietnam_pro
+from PIL import ImageDraw, ImageFont
 
-__all__ = ["font_path"]
+__all__ = ["font_path", "wrap_text"]
 
 
 def font_path(weight: str = "Regular") -> Path:
@@ -19,3 +20,21 @@ def font_path(weight: str = "Regular") -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"font not found: {path} (reinstall fontpkg-be-vietnam-pro)")
     return path
+
+
+def wrap_text(
+    draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, max_width: int
+) -> list[str]:
+    """``text`` broken into lines at spaces so that each fits ``max_width`` pixels."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}".strip()
+        if current and draw.textlength(candidate, font=font) > max_width:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    if current:
+        lines.append(current)
+    return lines

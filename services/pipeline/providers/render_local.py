@@ -41,7 +41,7 @@ import av
 import imageio_ffmpeg
 from PIL import Image, ImageDraw, ImageFont
 
-from .fonts import font_path
+from .fonts import font_path, wrap_text
 
 __all__ = ["LANDSCAPE", "PORTRAIT", "RenderResult", "Segment", "frame_counts", "render_video"]
 
@@ -219,7 +219,7 @@ def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
     canvas = Image.new("RGB", size, _BACKGROUND)
     font = _subtitle_font(max(28, height // 24))
     draw = ImageDraw.Draw(canvas)
-    lines = _wrap(draw, segment.subtitle, font, int(width * 0.86))
+    lines = wrap_text(draw, segment.subtitle, font, int(width * 0.86))
     line_height = int(font.size * 1.3)
     caption_height = line_height * len(lines) + line_height // 2 if lines else 0
     with Image.open(segment.panel) as panel:
@@ -249,21 +249,6 @@ def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
 @functools.lru_cache(maxsize=4)
 def _subtitle_font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(font_path("SemiBold")), size)
-
-
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, max_width: int) -> list[str]:
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}".strip()
-        if current and draw.textlength(candidate, font=font) > max_width:
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
-    if current:
-        lines.append(current)
-    return lines
 
 
 def _wav_seconds(path: Path) -> float:

@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from services.scheduler.atomic_file import write_atomic
 
-from .fonts import font_path
+from .fonts import font_path, wrap_text
 
 __all__ = ["SAMPLE_MANGA_ID", "SAMPLE_TITLE", "STORY", "make_chapter", "next_chapter_number"]
 
@@ -121,7 +121,7 @@ def _draw_bubble(draw: ImageDraw.ImageDraw, text: str, speaker: str) -> None:
     font = ImageFont.truetype(str(font_path("Bold")), 38)
     name_font = ImageFont.truetype(str(font_path("Regular")), 30)
     width = PANEL_SIZE[0]
-    lines = _wrap(draw, text, font, width - 160)
+    lines = wrap_text(draw, text, font, width - 160)
     line_height = 50
     box = (50, 60, width - 50, 60 + 70 + line_height * len(lines))
     draw.rounded_rectangle(box, radius=40, fill=(255, 255, 255), outline=(20, 20, 20), width=5)
@@ -131,21 +131,6 @@ def _draw_bubble(draw: ImageDraw.ImageDraw, text: str, speaker: str) -> None:
     draw.text((box[0] + 40, box[1] + 14), speaker, font=name_font, fill=(90, 90, 90))
     for n, line in enumerate(lines):
         draw.text((box[0] + 40, box[1] + 54 + n * line_height), line, font=font, fill=(10, 10, 10))
-
-
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, max_width: int) -> list[str]:
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}".strip()
-        if current and draw.textlength(candidate, font=font) > max_width:
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
-    if current:
-        lines.append(current)
-    return lines
 
 
 def _read_manga(folder: Path) -> dict:
