@@ -44,8 +44,12 @@ _TOKEN_BYTES = 24
 
 
 def mint_token() -> str:
-    """A fresh, unguessable token (URL- and file-name-safe)."""
-    return secrets.token_urlsafe(_TOKEN_BYTES)
+    """A fresh, unguessable token (URL- and file-name-safe).
+
+    It starts with a letter: a token starting with ``-`` (1 in 64 of ``token_urlsafe``)
+    would read as an option on a command line.
+    """
+    return "t" + secrets.token_urlsafe(_TOKEN_BYTES)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ daemon does not reach it), and returns the seed's start output plus the token::
 
 ``wait_stage(spec)`` is the matching WaitFor* state: it looks at the token's heartbeat and
 result (``task_tokens.judge``) until the worker reports; on States.HeartbeatTimeout or
-States.Timeout it kills the worker before raising, so the retry's new worker is alone.
+States.Timeout it kills the worker before raising, so the retry's new worker is alone. A
+worker that exits without reporting (a crash, bad arguments) fails the wait at once with
+States.TaskFailed, its exit status and the end of its ``worker.log``.
 Whatever the outcome, the task's folder is removed when the wait ends.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 from services.scheduler.clock import utc_now
 
 from .definition import StateSpec
+from .errors import TaskFailed
 from .task_tokens import LocalTransport, Waiting, judge, mint_token
 from .workspace import data_dir_from_env
 
@@ -58,12 +61,9 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
                     "-m",
                     "services.pipeline.worker",
                     task,
-                    "--job",
-                    job_id,
-                    "--token",
-                    token,
-                    "--heartbeat-seconds",
-                    f"{every:g}",
+                    f"--job={job_id}",  # the = form: a value starting with "-" stays a value
+                    f"--token={token}",
+                    f"--heartbeat-seconds={every:g}",
                 ],
                 env=env,
                 stdout=log,
@@ -106,6 +106,13 @@ def wait_stage(spec: StateSpec, *, clock: Callable[[], datetime] = utc_now, poll
             if not isinstance(seen, Waiting):
                 _end(transport, token, instance)
                 return seen
+            gone = _exit_status(instance)
+            if gone is not None and transport.report(token).result is None:
+                # the worker ended without a result (it crashed, or refused its arguments):
+                # fail now rather than sit out HeartbeatSeconds
+                cause = f"the worker exited ({gone}) without reporting; " + _log_tail(transport, token)
+                _end(transport, token, instance)
+                raise TaskFailed(cause)
             # cancelled here (daemon stopping): the task folder stays, so a resumed wait
             # finds the worker's heartbeat and result under the same token
             await asyncio.sleep(min(poll, seen.recheck_seconds) or poll)
@@ -118,6 +125,43 @@ def _end(transport: LocalTransport, token: str, instance_id: Any) -> None:
     if isinstance(instance_id, str) and instance_id.startswith("pid-"):
         with contextlib.suppress(ChildProcessError, ValueError):
             os.waitpid(int(instance_id.removeprefix("pid-")), os.WNOHANG)  # reap our child
+
+
+def _exit_status(instance_id: Any) -> str | None:
+    """How a local worker ended (e.g. ``exit code 2``), or None while it runs.
+
+    Our own child is reaped here; a worker started before a daemon restart is not our
+    child, so it counts as ended when its pid is gone.
+    """
+    if not isinstance(instance_id, str) or not instance_id.startswith("pid-"):
+        return None  # not a local worker: its transport reports for it
+    try:
+        pid = int(instance_id.removeprefix("pid-"))
+    except ValueError:
+        return None
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return "gone"
+        except PermissionError:
+            return None
+        return None
+    if done == 0:
+        return None
+    code = os.waitstatus_to_exitcode(status)
+    return f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+
+
+def _log_tail(transport: LocalTransport, token: str, lines: int = 3) -> str:
+    try:
+        text = (transport.task_dir(token) / "worker.log").read_text(errors="replace")
+    except OSError:
+        return "no worker.log"
+    tail = " | ".join(line.strip() for line in text.strip().splitlines()[-lines:] if line.strip())
+    return f"worker.log: {tail[-500:]}" if tail else "worker.log is empty"
 
 
 def _kill(instance_id: Any) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from services.pipeline.definition import StateSpec
-from services.pipeline.errors import HeartbeatTimeout
+from services.pipeline.errors import HeartbeatTimeout, TaskFailed
 from services.pipeline.providers import sample_chapter
 from services.pipeline.task_tokens import LocalTransport, mint_token
 from services.pipeline.worker_stages import wait_stage
@@ -56,6 +56,84 @@ async def test_a_worker_without_heartbeats_is_killed(tmp_path: Path, monkeypatch
         time.sleep(0.05)
     assert not alive(silent.pid)
     assert not (tmp_path / "tasks" / token).exists()
+
+
+async def test_a_worker_that_exits_without_reporting_fails_the_wait_at_once(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    token = mint_token()
+    transport = LocalTransport(tmp_path / "tasks")
+    transport.open(token)
+    (transport.task_dir(token) / "worker.log").write_text("Traceback ...\nImportError: no module x\n")
+    crashed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"], start_new_session=True)
+    spec = StateSpec.model_validate(
+        {"Type": "Task", "Next": "Done", "TimeoutSeconds": 3600, "HeartbeatSeconds": 300}
+    )
+    event = {
+        "job_id": "job-1",
+        "task_token": token,
+        "started_at": datetime.now(timezone.utc).isoformat(),
+        "instance_id": f"pid-{crashed.pid}",
+    }
+    began = time.monotonic()
+    with pytest.raises(TaskFailed, match=r"exited \(exit code 3\).*ImportError: no module x"):
+        await wait_stage(spec, poll=0.05)(event, None)
+    assert time.monotonic() - began < 30  # not HeartbeatSeconds (300 s)
+    assert not (tmp_path / "tasks" / token).exists()
+
+
+async def test_a_worker_that_reports_and_exits_at_once_is_a_success(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    spec = StateSpec.model_validate(
+        {"Type": "Task", "Next": "Done", "TimeoutSeconds": 3600, "HeartbeatSeconds": 300}
+    )
+    report_and_exit = (
+        "import sys; from datetime import datetime, timezone;"
+        "from services.pipeline.task_tokens import LocalTransport;"
+        "LocalTransport(sys.argv[1]).succeed(sys.argv[2], {'video_id': 'v1'}, datetime.now(timezone.utc))"
+    )
+    for _ in range(5):  # the exit may be seen before or after the result: never a failure
+        token = mint_token()
+        LocalTransport(tmp_path / "tasks").open(token)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", report_and_exit, str(tmp_path / "tasks"), token],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            start_new_session=True,
+        )
+        event = {
+            "job_id": "job-1",
+            "task_token": token,
+            "started_at": datetime.now(timezone.utc).isoformat(),
+            "instance_id": f"pid-{worker.pid}",
+        }
+        assert await wait_stage(spec, poll=0.01)(event, None) == {"video_id": "v1"}
+
+
+def test_tokens_never_start_with_a_dash() -> None:
+    tokens = {mint_token() for _ in range(2000)}  # 1 in 64 of token_urlsafe starts with "-"
+    assert len(tokens) == 2000
+    assert all(token[0].isalpha() and len(token) >= 32 for token in tokens)
+
+
+def test_the_worker_takes_a_token_that_starts_with_a_dash(tmp_path: Path) -> None:
+    # tokens minted before the fix may start with "-"; a resumed StartRenderer's retry
+    # mints a new one, but the worker's command line must take either
+    token = "-88yWV_1E_OYjfhiugFI9Vub1BDUFeKu"
+    transport = LocalTransport(tmp_path / "tasks")
+    transport.open(token)
+    env = {**os.environ, "DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "services.pipeline.worker", "render", "--job=job-x", f"--token={token}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "expected one argument" not in done.stderr
+    report = transport.report(token)
+    assert report.result is not None  # it ran and reported (a failure: job-x has no work folder)
+    assert report.result["status"] == "failed"
 
 
 def read_job(data_dir: Path) -> dict:
