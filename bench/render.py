@@ -1,11 +1,16 @@
 """Render benchmark: the same 60-panel chapter with narration (~3 min), three ways.
 
-  ours     -- services.pipeline.providers.render_local (each picture composited once, its
-              15-frame GOP encoded once and repeated; narration loudness-normalised)
+  ours     -- services.pipeline.providers.render_local (each picture composited once on a
+              helper thread, its 10-frame GOP encoded once and repeated; narration brought
+              to -14 LUFS and encoded on the other core)
   ffmpeg   -- plain one-pass ffmpeg: the composited stills through the concat demuxer,
               libx264 veryfast, every frame encoded (same pictures, same audio)
   moviepy  -- as most video generators use it: per panel an ImageClip over a 1920x1080
               background with a TextClip subtitle, concatenated, libx264 veryfast
+
+The narration is the tone placeholder voice (deterministic, the same for all three). When
+espeak-ng is installed, ours is also timed with espeak-ng's speech for the same text
+(``ours-espeak``, for information: real speech costs the AAC encoder more than a tone).
 
 Each runs in its own child process; the parent samples the RSS of the child's whole process
 tree (ffmpeg subprocesses included) every 50 ms. Printed per way: wall time, realtime factor
@@ -20,6 +25,7 @@ peak RSS <= 300 MB, SSIM >= 0.97. Needs the bench extra (moviepy, psutil):
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,12 +61,15 @@ SENTENCES = (  # with "Khung N." about 3 s of narration each: 60 segments ~ 3 mi
 
 
 def prepare(work: Path) -> list[Segment]:
-    """The chapter, its narration (tone voice: fast, deterministic) and the segments."""
+    """The chapter, its narration (tone voice: fast, deterministic) and the segments; the
+    espeak-ng narration of the same text too, when espeak-ng is installed."""
     chapter = sample_chapter.make_chapter(work / "samples", panels=PANELS)
     segments = []
     for index, panel in enumerate(sorted(chapter.glob("panel-*.png"))):
         text = f"Khung {index + 1}. {SENTENCES[index % 3]}"
         speech = tts_local.synthesize(text, work / "audio" / f"seg-{index:03d}.wav", engine="tone")
+        if shutil.which("espeak-ng"):
+            tts_local.synthesize(text, work / "audio-espeak" / f"seg-{index:03d}.wav", engine="espeak-ng")
         segments.append(Segment(panel, text, speech.path))
     return segments
 
@@ -163,22 +172,22 @@ def tts_local_seconds(path: Path) -> float:
         return wav.getnframes() / wav.getframerate()
 
 
-WAYS = {"ours": run_ours, "ffmpeg": run_ffmpeg, "moviepy": run_moviepy}
+WAYS = {"ours": run_ours, "ffmpeg": run_ffmpeg, "moviepy": run_moviepy, "ours-espeak": run_ours}
 
 
 def child(way: str, work: Path) -> None:
-    segments = prepare_cached(work)
+    segments = prepare_cached(work, "audio-espeak" if way == "ours-espeak" else "audio")
     out = work / f"{way}.mp4"
     started = time.perf_counter()
     WAYS[way](segments, out)
     print(json.dumps({"way": way, "seconds": time.perf_counter() - started, "video": str(out)}))
 
 
-def prepare_cached(work: Path) -> list[Segment]:
+def prepare_cached(work: Path, audio: str = "audio") -> list[Segment]:
     chapter = work / "samples" / sample_chapter.SAMPLE_MANGA_ID / "chapter-0001"
     panels = sorted(chapter.glob("panel-*.png"))
     return [
-        Segment(panel, f"Khung {i + 1}. {SENTENCES[i % 3]}", work / "audio" / f"seg-{i:03d}.wav")
+        Segment(panel, f"Khung {i + 1}. {SENTENCES[i % 3]}", work / audio / f"seg-{i:03d}.wav")
         for i, panel in enumerate(panels)
     ]
 
@@ -253,10 +262,11 @@ def main() -> None:
         segments = prepare(work)
         total = sum(tts_local_seconds(s.audio) for s in segments)
         print(f"chapter: {len(segments)} panels, narration {total:.1f} s, 1920x1080 @ {FPS} fps")
-        results = {way: measure(way, work) for way in ("ours", "ffmpeg", "moviepy")}
+        ways = ["ours", "ffmpeg", "moviepy"] + (["ours-espeak"] if (work / "audio-espeak").is_dir() else [])
+        results = {way: measure(way, work) for way in ways}
         for way, r in results.items():
             print(
-                f"{way:<8} wall {r['seconds']:7.2f} s  video {r['video_seconds']:6.1f} s  "
+                f"{way:<11} wall {r['seconds']:7.2f} s  video {r['video_seconds']:6.1f} s  "
                 f"realtime {r['realtime']:6.2f}x  peak RSS {r['peak_rss_mb']:6.0f} MB"
             )
         scores = ssim_samples(Path(results["ours"]["video"]), segments, work)

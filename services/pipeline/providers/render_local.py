@@ -3,7 +3,8 @@
 What it makes: H.264 (yuv420p, High profile) at 30 fps, AAC 48 kHz stereo, the moov atom
 first (``faststart``), 1920×1080 (or 1080×1920 for Shorts). Each panel is scaled once
 onto the frame and the segment's narration is burned in as a subtitle under it, so each
-distinct picture is composited once (Pillow) and converted to YUV once.
+distinct picture is composited once (Pillow) and converted to YUV once, on a helper
+thread a picture or two ahead of the encoder, so the two overlap on two cores.
 
 Encoding a still picture for seconds repeats the same work frame after frame, so the
 default encoder does it once: it encodes a GOP of 10 frames of the picture (an IDR frame
@@ -19,11 +20,11 @@ end_seconds is the running sum of the audio lengths. Rounding the running sum, n
 segment, carries the rounding forward, so the picture never drifts from the voice and the
 video ends within half a frame of the audio.
 
-Sound: the narration is concatenated, normalised to -14 LUFS integrated (YouTube's
-playback target, true peak -1.5 dBTP, ffmpeg's ``loudnorm``) and encoded to AAC by an
-ffmpeg process (the binary from imageio-ffmpeg: no system ffmpeg needed) running on the
-other core while this process encodes the pictures; the two tracks are then joined by
-stream copy with the moov atom first.
+Sound: ``narration_audio`` concatenates the narration, brings it to -14 LUFS integrated
+(YouTube's playback target) and encodes AAC 48 kHz, in ffmpeg processes (the binary from
+imageio-ffmpeg: no system ffmpeg needed) running on the other core while this process
+encodes the pictures; the two tracks are then joined by stream copy with the moov atom
+first.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from __future__ import annotations
 import functools
 import subprocess
 import wave
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -42,6 +45,7 @@ import imageio_ffmpeg
 from PIL import Image, ImageDraw, ImageFont
 
 from .fonts import font_path, wrap_text
+from .narration_audio import NarrationJob
 
 __all__ = ["LANDSCAPE", "PORTRAIT", "RenderResult", "Segment", "frame_counts", "render_video"]
 
@@ -50,8 +54,6 @@ PORTRAIT = (1080, 1920)
 FPS = 30
 KEYFRAME_SECONDS = 2
 GOP_FRAMES = 10  # a repeated GOP: a keyframe every 10 frames (1/3 s) in the default encoder
-SAMPLE_RATE = 48_000
-TARGET_LUFS = -14.0
 _BACKGROUND = (16, 16, 20)
 
 
@@ -112,10 +114,10 @@ def render_video(
     durations = [_wav_seconds(s.audio) for s in segments]
     if encoder not in ("gop", "frames"):
         raise ValueError(f"unknown encoder {encoder!r} (gop or frames)")
-    # the narration (concat, loudnorm, AAC) is made by an ffmpeg process on the other core
-    # while this one encodes the pictures; the two are then joined by stream copy
+    # the narration (concat, loudness, AAC) is made by ffmpeg on the other core while this
+    # process encodes the pictures; the two tracks are then joined by stream copy
     narration = work / f".{output.stem}.narration.m4a"
-    audio_job = _start_narration([s.audio for s in segments], narration)
+    audio_job = NarrationJob([s.audio for s in segments], narration, work).start()
     counts = frame_counts(durations)
     picture_track = work / f".{output.stem}.video.mp4"
     try:
@@ -134,6 +136,10 @@ def render_video(
                     "keyint": "250",
                     "scenecut": "0",
                     "forced-idr": "1",
+                    # the P-frames show the same picture again, so there is no motion to
+                    # search: the cheapest motion search (diamond, full-pel) finds the zero
+                    # vector as well as any; intra partitions stay as the preset has them
+                    "x264-params": "me=dia:subme=0:partitions=i4x4,i8x8",
                 }
                 frames = _encode_repeated_gops(container, video, segments, counts, size)
             else:
@@ -145,14 +151,12 @@ def render_video(
                     "keyint_min": str(FPS),
                 }
                 frames = _encode_every_frame(container, video, segments, counts, size)
-        _finish_narration(audio_job)
+        audio_job.result()
         temp = output.with_name(f".{output.name}.part")
         _join(picture_track, narration, temp)
         temp.replace(output)
     finally:
-        if audio_job.poll() is None:
-            audio_job.kill()
-            audio_job.wait()
+        audio_job.cancel()
         picture_track.unlink(missing_ok=True)
         narration.unlink(missing_ok=True)
     return RenderResult(path=output, duration_seconds=frames / FPS, frames=frames, size=size)
@@ -166,10 +170,7 @@ def _encode_repeated_gops(
     of its frames filled by the GOP's first packets (a GOP's prefix is itself a closed GOP).
     So each picture costs one IDR frame and at most GOP_FRAMES encoded frames."""
     index = 0
-    for segment, count in zip(segments, counts, strict=True):
-        if count == 0:
-            continue
-        picture = av.VideoFrame.from_image(_composite(segment, size)).reformat(format="yuv420p")
+    for picture, count in _pictures(segments, counts, size):
         gop = [bytes(packet) for packet in _encode_gop(video, picture, index, min(GOP_FRAMES, count))]
         repeats, rest = divmod(count, len(gop))
         for offset, data in enumerate(gop * repeats + gop[:rest]):
@@ -200,10 +201,7 @@ def _encode_every_frame(
     container: Any, video: Any, segments: Sequence[Segment], counts: Sequence[int], size: tuple[int, int]
 ) -> int:
     index = 0
-    for segment, count in zip(segments, counts, strict=True):
-        if count == 0:
-            continue
-        picture = av.VideoFrame.from_image(_composite(segment, size)).reformat(format="yuv420p")
+    for picture, count in _pictures(segments, counts, size):
         for _ in range(count):
             picture.pts = index
             picture.time_base = Fraction(1, FPS)
@@ -211,6 +209,31 @@ def _encode_every_frame(
             index += 1
     container.mux(video.encode(None))
     return index
+
+
+def _pictures(
+    segments: Sequence[Segment], counts: Sequence[int], size: tuple[int, int], ahead: int = 2
+) -> Iterator[tuple[av.VideoFrame, int]]:
+    """(YUV picture, frame count) for each segment shown for at least one frame.
+
+    The pictures are composited and converted on a helper thread, at most ``ahead`` in
+    advance, while the caller encodes: Pillow and libx264 both release the GIL, so on two
+    cores the compositing hides behind the encoding, and memory stays at a few frames.
+    """
+    shown = [(segment, count) for segment, count in zip(segments, counts, strict=True) if count > 0]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="composite") as helper:
+        pending: deque[Future[av.VideoFrame]] = deque()
+        for segment, _ in shown[:ahead]:
+            pending.append(helper.submit(_yuv_picture, segment, size))
+        for n, (_, count) in enumerate(shown):
+            picture = pending.popleft().result()
+            if n + ahead < len(shown):
+                pending.append(helper.submit(_yuv_picture, shown[n + ahead][0], size))
+            yield picture, count
+
+
+def _yuv_picture(segment: Segment, size: tuple[int, int]) -> av.VideoFrame:
+    return av.VideoFrame.from_image(_composite(segment, size)).reformat(format="yuv420p")
 
 
 def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
@@ -254,42 +277,6 @@ def _subtitle_font(size: int) -> ImageFont.FreeTypeFont:
 def _wav_seconds(path: Path) -> float:
     with wave.open(str(path), "rb") as wav:
         return wav.getnframes() / wav.getframerate()
-
-
-def _start_narration(parts: Sequence[Path], output: Path) -> subprocess.Popen[bytes]:
-    """Start ffmpeg: concatenate the segment WAVs, normalise to -14 LUFS, AAC 48 kHz stereo."""
-    args = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-    for part in parts:
-        args += ["-i", str(part)]
-    streams = "".join(f"[{i}:a]" for i in range(len(parts)))
-    graph = (
-        f"{streams}concat=n={len(parts)}:v=0:a=1,aresample={SAMPLE_RATE},"
-        f"loudnorm=I={TARGET_LUFS}:TP=-1.5:LRA=11,aresample={SAMPLE_RATE}[out]"
-    )
-    args += [
-        "-filter_complex",
-        graph,
-        "-map",
-        "[out]",
-        "-ac",
-        "2",
-        "-ar",
-        str(SAMPLE_RATE),
-        "-c:a",
-        "aac",
-        "-b:a",
-        "160k",
-        str(output),
-    ]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _finish_narration(job: subprocess.Popen[bytes]) -> None:
-    _, err = job.communicate()
-    if job.returncode != 0:
-        raise RuntimeError(
-            f"ffmpeg could not prepare the narration: {err.decode(errors='replace').strip()[-300:]}"
-        )
 
 
 def _join(video: Path, audio: Path, output: Path) -> None:
