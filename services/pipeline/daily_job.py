@@ -15,6 +15,7 @@ arrive), unless one is already waiting.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -45,9 +46,15 @@ def next_daily_time(at: time, now: datetime) -> datetime:
 class DailyJobs:
     """Runs ``pipeline.daily`` jobs for a Scheduler (installed by the pipeline extension)."""
 
-    def __init__(self, scheduler: Any, definition: Definition | None = None) -> None:
+    def __init__(
+        self,
+        scheduler: Any,
+        definition: Definition | None = None,
+        stages: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.definition = definition or load_definition()
+        self.stages = stages  # None: the configured backends (embedded_stages)
 
     def install(self) -> None:
         """Register the kind (resumable: it checkpoints)."""
@@ -71,7 +78,7 @@ class DailyJobs:
 
         machine = Machine(
             self.definition,
-            embedded_stages(self.definition),
+            self.stages if self.stages is not None else embedded_stages(self.definition),
             save=save,
             clock=self.scheduler.clock,
             context=JobContext(self.scheduler, asyncio.get_running_loop()),

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from .definition import Definition
 from .errors import PipelineError, error_name
 from .policy import Catch, Retry, check_more_videos, next_after_success, on_error
+from .task_tokens import mint_token
 
 __all__ = ["Checkpoint", "Machine", "PipelineFailed", "StageFunc", "TERMINAL_STATES"]
 
@@ -242,6 +243,8 @@ class Machine:
                 "execution_id": cp.video_job_id,
             }
         event = {"job_id": cp.video_job_id}
+        if state in _STARTS.values():  # the callback pattern: the machine mints the token
+            event["task_token"] = mint_token()
         if state in _STARTS:
             started = cp.outputs.get(_STARTS[state], {})
             event.update({k: started[k] for k in ("task_token", "started_at", "instance_id") if k in started})

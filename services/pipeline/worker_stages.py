@@ -1,8 +1,9 @@
 """StartRenderer / WaitForRender and StartUploader / WaitForUpload on this host.
 
-``start_stage("render")`` mints a task token and starts ``python -m services.pipeline.worker
-render --job JOB --token TOKEN`` as its own process (its own session, so a signal to the
-daemon does not reach it), and returns the seed's start output plus the token::
+``start_stage("render")`` takes the seed's input ``{"job_id", "task_token"}`` (the machine
+mints the token; one is minted here when it is missing) and starts ``python -m
+services.pipeline.worker render --job JOB --token TOKEN`` as its own process (its own
+session, so a signal to the daemon does not reach it), and returns the seed's start output plus the token::
 
     {"job_id": ..., "instance_id": "pid-12345", "instance_type": "local",
      "spot_request_id": null, "task_token": ..., "started_at": ...}
@@ -48,7 +49,7 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
     def start(event: dict[str, Any], context: Any) -> dict[str, Any]:
         job_id = str(event["job_id"])
         data_dir = data_dir_from_env()
-        token = mint_token()
+        token = str(event.get("task_token") or mint_token())
         transport = LocalTransport(data_dir / "tasks")
         transport.open(token)
         env = {**os.environ, "DATA_DIR": str(data_dir)}

@@ -84,3 +84,76 @@ async def test_quota_3_with_one_video_failing_for_good_publishes_3_and_records_4
 
     monkeypatch.setenv("DATA_DIR", str(data_dir))
     assert quota.handler({}, None)["used"] == 3
+
+
+async def test_youtube_quota_stops_the_days_loop_and_the_upload_resumes_after_the_reset(
+    data_dir: Path,
+) -> None:
+    from services.pipeline.daily_job import DailyJobs
+    from services.pipeline.definition import load_definition
+    from services.pipeline.errors import TaskFailed
+    from services.pipeline.video_job import VideoJobs, next_youtube_reset
+    from services.scheduler.handlers import HandlerRegistry
+
+    calls: list[tuple[str, str | None]] = []
+    fetched = [0]
+    counted = [0]
+    upload_quota_spent = [True]  # ... for the second video: the first one got through
+
+    def stage(name: str):
+        def run(event, context):
+            job_id = event.get("job_id")
+            calls.append((name, job_id))
+            if name == "CheckQuota":
+                return {"quota_reached": False, "daily_quota": 10, "daily_count": counted[0]}
+            if name == "FetchManga":
+                fetched[0] += 1
+                return {
+                    "status": "success",
+                    "job_id": f"job-v{fetched[0]}",
+                    "manga_id": "m",
+                    "manga_title": "t",
+                }
+            if name == "WaitForUpload":
+                if job_id == "job-v2" and upload_quota_spent[0]:
+                    raise TaskFailed("uploadLimitExceeded: daily upload cap", name="YouTubeQuotaError")
+                return {"job_id": job_id, "status": "completed", "youtube_url": f"https://youtu.be/{job_id}"}
+            if name == "IncrementCounter":
+                counted[0] += 1
+                return {"job_id": job_id, "daily_count": counted[0], "date": "2026-11-24"}
+            return {"job_id": job_id}
+
+        return run
+
+    definition = load_definition()
+    stages = {name: stage(name) for name, spec in definition.states.items() if spec.type == "Task"}
+    scheduler = Scheduler(data_dir, registry=HandlerRegistry())
+    VideoJobs(scheduler, definition, stages).install()
+    DailyJobs(scheduler, definition, stages).install()
+    scheduler.load()
+    daily = await scheduler.executor.run_job(scheduler.add_job("kenh-1", "daily", kind="pipeline.daily"))
+
+    # the day's loop stopped at the second video: no third fetch
+    assert daily.status is JobStatus.COMPLETED, daily.error
+    assert daily.result["ended"] == "QuotaReached"
+    assert fetched[0] == 2 and ("StartRenderer", "job-v2") in calls
+    first, second = scheduler.get_job("job-v1"), scheduler.get_job("job-v2")
+    assert first.status is JobStatus.COMPLETED and first.model_extra["stage"] == "completed"
+    # the rendered video waits for YouTube's reset (midnight Pacific), its upload next
+    assert second.status is JobStatus.SCHEDULED and second.retry_count == 0
+    assert second.scheduled_time == next_youtube_reset(second.updated_at)
+    assert second.model_extra["stage"] == "uploading"
+    assert second.model_extra["pipeline"]["state"] == "StartUploader"
+    assert "WaitForRender" in second.model_extra["pipeline"]["outputs"]
+
+    calls.clear()
+    upload_quota_spent[0] = False  # after midnight Pacific
+    second = await scheduler.executor.run_job(scheduler.get_job("job-v2"))
+    assert second.status is JobStatus.COMPLETED, second.error
+    assert second.result["youtube_url"] == "https://youtu.be/job-v2"
+    assert [name for name, _ in calls] == [
+        "StartUploader",
+        "WaitForUpload",
+        "Cleanup",
+        "IncrementCounter",
+    ]

@@ -136,6 +136,38 @@ def test_the_worker_takes_a_token_that_starts_with_a_dash(tmp_path: Path) -> Non
     assert report.result["status"] == "failed"
 
 
+async def test_start_and_wait_take_and_give_the_seeds_json(tmp_path: Path, monkeypatch) -> None:
+    from services.pipeline import fetcher, scriptgen, ttsgen
+    from services.pipeline.worker_stages import start_stage
+
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    monkeypatch.setenv("VIDEO_FORMAT", "landscape")
+    monkeypatch.delenv("SAMPLES_DIR", raising=False)
+    sample_chapter.make_chapter(data_dir / "samples", panels=2)
+    job_id = fetcher.handler({}, None)["job_id"]
+    scriptgen.handler({"job_id": job_id}, None)
+    ttsgen.handler({"job_id": job_id}, None)
+    spec = StateSpec.model_validate(
+        {"Type": "Task", "Next": "Done", "TimeoutSeconds": 600, "HeartbeatSeconds": 300}
+    )
+    for task, done_keys in (
+        ("render", {"job_id", "status"}),
+        ("upload", {"job_id", "youtube_url", "status"}),
+    ):
+        seed_input = {"job_id": job_id, "task_token": f"AQCEAAAAKgAAAA{task}"}  # stage-functions.md
+        started = start_stage(task, 300)(seed_input, None)
+        # the seed's output keys, plus what WaitFor* needs to find the worker again
+        assert {"job_id", "instance_id", "instance_type", "spot_request_id"} <= set(started)
+        assert started["job_id"] == job_id and started["task_token"] == seed_input["task_token"]
+        assert (started["instance_type"], started["spot_request_id"]) == ("local", None)
+        assert started["instance_id"].startswith("pid-")
+        finished = await wait_stage(spec, poll=0.05)(started, None)
+        assert done_keys <= set(finished) and finished["job_id"] == job_id
+        assert finished["status"] == "completed", finished
+    assert list((data_dir / "published").rglob(f"{job_id}.mp4"))
+
+
 def read_job(data_dir: Path) -> dict:
     for path in sorted((data_dir / "jobs").glob("jobs_*.json")):
         jobs = json.loads(path.read_text(encoding="utf-8"))["jobs"]
