@@ -27,7 +27,9 @@ class JobRecovery:
     :param manager: where jobs are read and saved.
     :param max_running_minutes: the limit for a job's kind (default 30 minutes).
     :param resumable: whether a job's kind checkpoints its progress; such a job found
-        RUNNING at start is put back to run at once, without spending a retry.
+        RUNNING at start is put back to run at once, without spending a retry, unless its
+        checkpoint stayed the same across ``transitions.MAX_RESUMES_WITHOUT_PROGRESS``
+        resumes in a row (then it is a failed run like any other).
     """
 
     def __init__(
@@ -60,10 +62,15 @@ class JobRecovery:
         for job in self._manager.running_jobs():
             if job.job_id in owned:
                 continue
-            if self._resumable(job):
+            stalled = transitions.resumes_without_progress(job)
+            if not self._resumable(job):
+                reason = "recovered at start: the process running it stopped"
+            elif stalled < transitions.MAX_RESUMES_WITHOUT_PROGRESS:
                 recovered.append(self._resume(job, now))
+                continue
             else:
-                recovered.append(self._recover(job, now, "recovered at start: the process running it stopped"))
+                reason = f"resumed {stalled} times in a row without saving progress; counted as a failed run"
+            recovered.append(self._recover(job, now, reason))
         return recovered
 
     def _resume(self, job: ScheduledJob, now: datetime) -> ScheduledJob:

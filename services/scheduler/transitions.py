@@ -7,20 +7,33 @@ failed, expired), kept apart so they are tested as tables.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from .models import JobStatus, ScheduledJob
 
 __all__ = [
+    "MAX_RESUMES_WITHOUT_PROGRESS",
     "MAX_RETRY_DELAY",
     "completed",
     "expired",
     "failed",
     "interrupted",
+    "progress_mark",
+    "resumed",
+    "resumes_without_progress",
     "retry_delay",
     "started",
 ]
+
+MAX_RESUMES_WITHOUT_PROGRESS = 2
+"""A checkpointing job found RUNNING at start resumes without spending a retry, unless its
+checkpoint has not changed across this many resumes in a row: then the crash is counted as
+a failed run (a retry spent, in the end FAILED), so a job that takes the daemon down every
+time cannot restart it forever."""
+_RESUME_FIELDS = ("resume_mark", "resumes_without_progress")
 
 MAX_RETRY_DELAY = timedelta(days=1)
 """Backoff cap: 2^retry_count minutes grows past a day at the 11th retry."""
@@ -91,14 +104,38 @@ def interrupted(job: ScheduledJob, now: datetime) -> ScheduledJob:
     )
 
 
+def progress_mark(job: ScheduledJob) -> str:
+    """A fingerprint of what a checkpointing job's handler has saved (its extra fields)."""
+    saved = {k: v for k, v in (job.model_extra or {}).items() if k not in _RESUME_FIELDS}
+    return hashlib.sha256(json.dumps(saved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resumes_without_progress(job: ScheduledJob) -> int:
+    """Resumes in a row, this one included, that found the checkpoint as the last resume left it.
+
+    0 when the handler saved something since the last resume (or it is the first one).
+    """
+    extra = job.model_extra or {}
+    if extra.get("resume_mark") != progress_mark(job):
+        return 0
+    return int(extra.get("resumes_without_progress") or 0) + 1
+
+
 def resumed(job: ScheduledJob, now: datetime) -> ScheduledJob:
-    """A checkpointing job whose process died: SCHEDULED again now, no retry spent."""
+    """A checkpointing job whose process died: SCHEDULED again now, no retry spent.
+
+    The checkpoint's fingerprint is kept (``resume_mark``) with the count of resumes that
+    found it unchanged (``resumes_without_progress``), so recovery can tell a job that
+    keeps taking the daemon down before it saves anything (see MAX_RESUMES_WITHOUT_PROGRESS).
+    """
     return job.model_copy(
         update={
             "status": JobStatus.SCHEDULED,
             "scheduled_time": min(job.scheduled_time, now),
             "error": f"resumed after a restart at {now.isoformat()}",
             "updated_at": now,
+            "resume_mark": progress_mark(job),
+            "resumes_without_progress": resumes_without_progress(job),
         }
     )
 

@@ -206,6 +206,39 @@ async def test_a_resumable_job_left_running_runs_again_at_once_without_a_retry(d
     assert [j.job_id for j in second.get_ready_jobs()] == [job.job_id]
 
 
+async def test_a_resumable_job_that_keeps_crashing_the_daemon_spends_its_retries(
+    data_dir: Path, clock
+) -> None:
+    def registry() -> HandlerRegistry:
+        made = HandlerRegistry()
+        made.register("video", ok, resumable=True)
+        return made
+
+    first = Scheduler(data_dir, registry=registry(), clock=clock)
+    first.load()
+    job = first.add_job("a", "next", kind="video", max_retries=1)
+    first.manager.save(job.model_copy(update={"status": JobStatus.RUNNING, "started_at": clock.now}))
+    first.manager.commit()
+    seen = []
+    for _ in range(5):  # each daemon resumes it, starts it, and dies before it saves anything
+        clock.advance(minutes=5)
+        daemon = Scheduler(data_dir, registry=registry(), clock=clock)
+        daemon.load()
+        again = daemon.get_job(job.job_id)
+        seen.append((again.status, again.retry_count))
+        if again.status is JobStatus.FAILED:
+            break
+        daemon.manager.save(again.model_copy(update={"status": JobStatus.RUNNING, "started_at": clock.now}))
+        daemon.manager.commit()
+    assert seen == [
+        (JobStatus.SCHEDULED, 0),  # resumed: the first crash is free
+        (JobStatus.SCHEDULED, 0),  # resumed again, nothing saved in between
+        (JobStatus.SCHEDULED, 1),  # third crash without progress: a failed run, retry 1
+        (JobStatus.FAILED, 1),  # and again: no retry left
+    ]
+    assert "without saving progress" in daemon.get_job(job.job_id).error
+
+
 async def test_orphaned_stuck_job_is_recovered_after_30_minutes(data_dir: Path, clock) -> None:
     scheduler = Scheduler(data_dir, clock=clock)
     scheduler.load()

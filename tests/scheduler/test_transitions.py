@@ -57,6 +57,22 @@ def test_interrupted_goes_back_without_spending_a_retry() -> None:
     assert job.retry_count == 1 and job.scheduled_time == T0
 
 
+def test_resumes_count_only_while_the_checkpoint_stays_the_same() -> None:
+    later = T0 + timedelta(minutes=1)
+    job = running_job(stage="rendering", pipeline={"state": "WaitForRender"})
+    first = transitions.resumed(job, later)
+    assert first.status is JobStatus.SCHEDULED and first.retry_count == 0
+    assert first.model_extra["resumes_without_progress"] == 0  # the first resume is free
+    again = transitions.resumed(first.model_copy(update={"status": JobStatus.RUNNING}), later)
+    assert again.model_extra["resumes_without_progress"] == 1  # nothing saved in between
+    assert transitions.resumes_without_progress(again) == 2
+    moved_on = again.model_copy(update={"pipeline": {"state": "StartUploader"}})
+    assert transitions.resumes_without_progress(moved_on) == 0  # the handler saved progress
+    assert transitions.resumed(moved_on, later).model_extra["resumes_without_progress"] == 0
+    # the bookkeeping fields are not part of the fingerprint
+    assert transitions.progress_mark(first) == transitions.progress_mark(job)
+
+
 def test_transitions_do_not_mutate_their_input() -> None:
     job = running_job()
     transitions.failed(job, T0, "x")
