@@ -36,7 +36,15 @@ from pydantic import BaseModel, Field
 
 from .definition import Definition
 from .errors import PipelineError, error_name
-from .policy import Catch, Retry, check_more_videos, next_after_success, on_error
+from .policy import (
+    MAX_FAILED_IN_A_ROW,
+    Catch,
+    Retry,
+    check_more_videos,
+    failed_in_a_row,
+    next_after_success,
+    on_error,
+)
 from .task_tokens import mint_token
 
 __all__ = ["Checkpoint", "Machine", "PipelineFailed", "StageFunc", "TERMINAL_STATES"]
@@ -144,7 +152,13 @@ class Machine:
             if counted is not None
             else int(cp.outputs.get("CheckQuota", {}).get("daily_count", 0))
         )
-        nxt = check_more_videos(count, quota, loop=cp.loop)
+        failures = failed_in_a_row([str(v.get("outcome")) for v in cp.videos])
+        nxt = check_more_videos(count, quota, loop=cp.loop, failed_in_a_row=failures)
+        if nxt == "Done" and failures >= MAX_FAILED_IN_A_ROW and cp.loop:
+            logger.warning(
+                "the day's loop stops: videos keep failing",
+                extra={"stage": "CheckMoreVideos", "job_id": cp.video_job_id, "failed_in_a_row": failures},
+            )
         if nxt == "FetchManga":  # a new video: forget the last one's outputs and error
             cp.outputs = {k: v for k, v in cp.outputs.items() if k == "CheckQuota"}
             cp.video_job_id, cp.error = None, None

@@ -127,6 +127,27 @@ def next_after_success(state: str, spec: StateSpec, output: Mapping[str, Any]) -
     return spec.next
 
 
-def check_more_videos(daily_count: int, daily_quota: int, *, loop: bool) -> str:
-    """CheckMoreVideos: another video while under quota (daily run only), else Done."""
+MAX_FAILED_IN_A_ROW = 3
+"""The day's loop stops after this many videos in a row ended in HandleError. A failed video
+does not count against the quota, so without this a broken backend (an expired YouTube
+token, a full disk) would take every chapter the source has, one failure at a time."""
+
+
+def failed_in_a_row(outcomes: Sequence[str]) -> int:
+    """How many of the last ``outcomes`` (``published`` / ``failed``, in order) are failures."""
+    count = 0
+    for outcome in reversed(outcomes):
+        if outcome != "failed":
+            break
+        count += 1
+    return count
+
+
+def check_more_videos(daily_count: int, daily_quota: int, *, loop: bool, failed_in_a_row: int = 0) -> str:
+    """CheckMoreVideos: another video while under quota (daily run only), else Done.
+
+    Also Done after MAX_FAILED_IN_A_ROW failed videos in a row (this product's addition).
+    """
+    if failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+        return "Done"
     return "FetchManga" if loop and daily_count < daily_quota else "Done"

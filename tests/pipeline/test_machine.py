@@ -251,6 +251,26 @@ async def test_a_daily_run_at_quota_3_with_one_failed_video_publishes_3_and_reco
     assert stages.count == 3
 
 
+async def test_the_loop_stops_after_three_failed_videos_in_a_row() -> None:
+    stages, clock, saved = Stages(quota=10, chapters=50), Clock(), []
+    table = stages.table()
+
+    def upload(event, context):  # e.g. the channel's token expired: every upload fails
+        raise RuntimeError("invalid_grant: token expired")
+
+    table["WaitForUpload"] = upload
+
+    async def save(cp: Checkpoint) -> None:
+        saved.append(json.loads(cp.model_dump_json()))
+
+    done = await Machine(DEFINITION, table, save=save, clock=clock, sleep=clock.sleep).run(
+        Checkpoint(loop=True)
+    )
+    assert done.state == "Done"
+    assert [v["outcome"] for v in done.videos] == ["failed"] * 3
+    assert stages.videos == 3  # 47 chapters left for when the channel works again
+
+
 async def test_the_loop_stops_when_no_manga_is_left() -> None:
     stages, clock, saved = Stages(quota=10, chapters=2), Clock(), []
     done = await machine(stages, clock, saved).run(Checkpoint(loop=True))

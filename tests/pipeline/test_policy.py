@@ -18,11 +18,13 @@ from services.pipeline.errors import (
     error_name,
 )
 from services.pipeline.policy import (
+    MAX_FAILED_IN_A_ROW,
     Catch,
     Fail,
     Retry,
     backoff_seconds,
     check_more_videos,
+    failed_in_a_row,
     matches,
     next_after_success,
     on_error,
@@ -176,3 +178,18 @@ def test_next_state_after_success(state, output, expected) -> None:
 )
 def test_check_more_videos(count, quota, loop, expected) -> None:
     assert check_more_videos(count, quota, loop=loop) == expected
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "in_a_row", "expected"),
+    [
+        ([], 0, "FetchManga"),
+        (["failed", "failed"], 2, "FetchManga"),
+        (["failed", "failed", "published", "failed"], 1, "FetchManga"),
+        (["published", "failed", "failed", "failed"], 3, "Done"),
+    ],
+)
+def test_the_loop_stops_after_max_failed_in_a_row(outcomes, in_a_row, expected) -> None:
+    assert failed_in_a_row(outcomes) == in_a_row
+    assert check_more_videos(1, 10, loop=True, failed_in_a_row=in_a_row) == expected
+    assert MAX_FAILED_IN_A_ROW == 3
