@@ -3,7 +3,8 @@
 ``start_stage("render")`` takes the seed's input ``{"job_id", "task_token"}`` (the machine
 mints the token; one is minted here when it is missing) and starts ``python -m
 services.pipeline.worker render --job JOB --token TOKEN`` as its own process (its own
-session, so a signal to the daemon does not reach it), and returns the seed's start output plus the token::
+session, so a signal to the daemon does not reach it), and returns the seed's start output
+plus the token::
 
     {"job_id": ..., "instance_id": "pid-12345", "instance_type": "local",
      "spot_request_id": null, "task_token": ..., "started_at": ...}

@@ -1,6 +1,6 @@
 """The local renderer: panels + narration → an MP4 YouTube takes as it is.
 
-What it makes: H.264 (yuv420p, High profile) at 30 fps, AAC 48 kHz stereo, the moov atom
+What it makes: H.264 (yuv420p, High profile) at 30 fps, AAC-LC 48 kHz mono, the moov atom
 first (``faststart``), 1920×1080 (or 1080×1920 for Shorts). Each panel is scaled once
 onto the frame and the segment's narration is burned in as a subtitle under it, so each
 distinct picture is composited once (Pillow) and converted to YUV once, on a helper
@@ -116,9 +116,9 @@ def render_video(
         raise ValueError(f"unknown encoder {encoder!r} (gop or frames)")
     # the narration (concat, loudness, AAC) is made by ffmpeg on the other core while this
     # process encodes the pictures; the two tracks are then joined by stream copy
+    counts = frame_counts(durations)
     narration = work / f".{output.stem}.narration.m4a"
     audio_job = NarrationJob([s.audio for s in segments], narration, work).start()
-    counts = frame_counts(durations)
     picture_track = work / f".{output.stem}.video.mp4"
     try:
         with av.open(str(picture_track), mode="w", format="mp4") as container:
