@@ -46,7 +46,8 @@ def _voice_like(path: Path, seconds: float, rate: int = 24_000, scale: float = 0
     for n in range(int(seconds * rate)):
         t = n / rate
         burst = 0.55 + 0.45 * math.sin(2 * math.pi * 2 * t)
-        value = scale * burst * (0.6 * math.sin(2 * math.pi * 180 * t) + 0.4 * math.sin(2 * math.pi * 720 * t))
+        tone = 0.6 * math.sin(2 * math.pi * 180 * t) + 0.4 * math.sin(2 * math.pi * 720 * t)
+        value = scale * burst * tone
         frames += int(max(-1.0, min(1.0, value)) * 32767).to_bytes(2, "little", signed=True)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
