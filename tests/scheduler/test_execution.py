@@ -185,20 +185,21 @@ async def test_start_recovers_jobs_left_running(data_dir: Path, clock) -> None:
     assert on_disk(data_dir, retryable.job_id)["status"] == "scheduled"
 
 
-async def test_a_resumable_job_left_running_runs_again_at_once_without_a_retry(data_dir: Path, clock) -> None:
-    def registry() -> HandlerRegistry:
-        made = HandlerRegistry()
-        made.register("video", ok, resumable=True)
-        return made
+def resumable_registry() -> HandlerRegistry:
+    made = HandlerRegistry()
+    made.register("video", ok, resumable=True)
+    return made
 
-    first = Scheduler(data_dir, registry=registry(), clock=clock)
+
+async def test_a_resumable_job_left_running_runs_again_at_once_without_a_retry(data_dir: Path, clock) -> None:
+    first = Scheduler(data_dir, registry=resumable_registry(), clock=clock)
     first.load()
     job = first.add_job("a", "next", kind="video", max_retries=0)
     first.manager.save(job.model_copy(update={"status": JobStatus.RUNNING, "started_at": clock.now}))
     first.manager.commit()  # the daemon dies mid-run
 
     clock.advance(minutes=5)
-    second = Scheduler(data_dir, registry=registry(), clock=clock)
+    second = Scheduler(data_dir, registry=resumable_registry(), clock=clock)
     second.load()
     again = second.get_job(job.job_id)
     assert (again.status, again.retry_count, again.scheduled_time) == (JobStatus.SCHEDULED, 0, job.scheduled_time)
@@ -209,12 +210,7 @@ async def test_a_resumable_job_left_running_runs_again_at_once_without_a_retry(d
 async def test_a_resumable_job_that_keeps_crashing_the_daemon_spends_its_retries(
     data_dir: Path, clock
 ) -> None:
-    def registry() -> HandlerRegistry:
-        made = HandlerRegistry()
-        made.register("video", ok, resumable=True)
-        return made
-
-    first = Scheduler(data_dir, registry=registry(), clock=clock)
+    first = Scheduler(data_dir, registry=resumable_registry(), clock=clock)
     first.load()
     job = first.add_job("a", "next", kind="video", max_retries=1)
     first.manager.save(job.model_copy(update={"status": JobStatus.RUNNING, "started_at": clock.now}))
@@ -222,7 +218,7 @@ async def test_a_resumable_job_that_keeps_crashing_the_daemon_spends_its_retries
     seen = []
     for _ in range(5):  # each daemon resumes it, starts it, and dies before it saves anything
         clock.advance(minutes=5)
-        daemon = Scheduler(data_dir, registry=registry(), clock=clock)
+        daemon = Scheduler(data_dir, registry=resumable_registry(), clock=clock)
         daemon.load()
         again = daemon.get_job(job.job_id)
         seen.append((again.status, again.retry_count))
