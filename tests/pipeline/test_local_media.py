@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import av
-import imageio_ffmpeg
 import pytest
 
 from services.pipeline.providers import sample_chapter, script_template, tts_local
+from services.pipeline.providers.narration_audio import measure_lufs
 from services.pipeline.providers.render_local import Segment, frame_counts, render_video
 from tests.pipeline.media_probe import played_seconds
 
@@ -82,24 +81,7 @@ def test_render_makes_an_mp4_whose_audio_and_video_end_together(tmp_path: Path) 
     assert abs(video_end - sum(tts_local.tone_seconds(s.subtitle) for s in segments)) < 0.1
     head = result.path.read_bytes()[:4096]
     assert head.find(b"moov") != -1 and head.find(b"moov") < max(head.find(b"mdat"), 4096)  # faststart
-    loudness = subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            str(result.path),
-            "-af",
-            "ebur128",
-            "-f",
-            "null",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    integrated = float(loudness.rsplit("I:", 1)[1].split("LUFS")[0])
+    integrated = measure_lufs(result.path)
     assert -16.0 <= integrated <= -12.0
 
 
