@@ -5,6 +5,8 @@ Commands it adds to ``run_scheduler.py``:
 - ``daily [--at HH:MM]``: add the day's run (``pipeline.daily``) at the next HH:MM Vietnam
   time (default 08:00); each run adds the next day's when it ends;
 - ``quota [--json]``: today's quota, the check-quota stage's JSON (``--json``) or a line;
+- ``doctor``: which backend each stage uses and why, and the offline checks (ffmpeg, font,
+  espeak-ng, data dir, secret files); exit 1 on a broken setting or a failed check;
 - ``demo [--dir DIR] [--panels N]``: one video end to end on the embedded defaults in its
   own data dir (default ``data/demo``, emptied first): draws a sample chapter, adds a
   ``pipeline.video`` job, runs it, shows each state as it goes, and prints the MP4's path
@@ -36,6 +38,7 @@ from services.scheduler.settings import Settings
 
 from . import quota
 from .daily_job import DAILY_KIND, DailyJobs, next_daily_time
+from .doctor import doctor_report
 from .providers import sample_chapter
 from .stages import backend_names
 from .video_job import VideoJobs
@@ -55,7 +58,7 @@ class PipelineExtension:
         logger.info("pipeline backends", extra={"backends": backend_names()})
 
     def add_commands(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
-        """Add ``quota`` and ``demo``."""
+        """Add ``quota``, ``daily``, ``demo`` and ``doctor``."""
         quota_cmd = subparsers.add_parser("quota", parents=[common], help="today's video quota (Vietnam day)")
         quota_cmd.add_argument("--json", action="store_true", help="print the check-quota JSON")
         quota_cmd.set_defaults(run=_quota)
@@ -70,6 +73,14 @@ class PipelineExtension:
         )
         demo.add_argument("--panels", type=int, default=12, help="panels in the sample chapter (default 12)")
         demo.set_defaults(run=_demo)
+        doctor = subparsers.add_parser(
+            "doctor", parents=[common], help="each stage's backend and offline checks (exit 1 if broken)"
+        )
+        doctor.set_defaults(run=_doctor)
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    return doctor_report(settings.data_dir, lambda line: sys.stdout.write(line + "\n"))
 
 
 def _daily(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,110 @@
+"""Pipeline settings (environment over file, secrets only from env or 0600 files) and doctor."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.pipeline.settings import load_settings
+from services.scheduler.settings import SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = ("OPENAI_API_KEY", "OPENAI_API_KEY_FILE", "OPENAI_MODEL", "TTS_RATE", "YOUTUBE_PRIVACY")
+
+
+@pytest.fixture
+def settings_path(tmp_path: Path, monkeypatch) -> Path:
+    path = tmp_path / "settings.toml"
+    monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(path))
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+def test_defaults_without_a_file(settings_path: Path) -> None:
+    settings = load_settings()
+    assert (settings.tts_voice, settings.tts_fallback_voice) == ("vi-VN-HoaiMyNeural", "vi-VN-NamMinhNeural")
+    assert settings.youtube_privacy == "private" and settings.openai_key() is None
+
+
+def test_the_environment_wins_over_the_file(settings_path: Path, monkeypatch) -> None:
+    settings_path.write_text('openai_model = "llama3.1"\nyoutube_privacy = "unlisted"\n')
+    monkeypatch.setenv("OPENAI_MODEL", "qwen2.5")
+    settings = load_settings()
+    assert (settings.openai_model, settings.youtube_privacy) == ("qwen2.5", "unlisted")
+
+
+def test_the_example_file_is_valid(monkeypatch) -> None:
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(ROOT / "config" / "settings.example.toml"))
+    assert load_settings().fetch_source == "local"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('openai_api_key = "sk-live"\n', "is a secret and is not read from the settings file"),
+        ('tts_rat = "+5%"\n', "TTS_RAT"),  # a typo is an error, not ignored
+        ('youtube_privacy = "secret"\n', "YOUTUBE_PRIVACY"),
+        ("tts_rate = \n", "not valid TOML"),
+    ],
+)
+def test_a_broken_file_is_refused_with_a_reason(settings_path: Path, text: str, message: str) -> None:
+    settings_path.write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        load_settings()
+
+
+def test_a_secret_file_must_be_0600(settings_path: Path, tmp_path: Path, monkeypatch) -> None:
+    key = tmp_path / "openai.key"
+    key.write_text("sk-from-file\n")
+    key.chmod(0o644)
+    monkeypatch.setenv("OPENAI_API_KEY_FILE", str(key))
+    with pytest.raises(SettingsError, match="readable by others .*chmod 600"):
+        load_settings().openai_key()
+    key.chmod(0o600)
+    secret = load_settings().openai_key()
+    assert secret is not None and secret.get_secret_value() == "sk-from-file"
+    assert "sk-from-file" not in repr(load_settings()) + str(secret)
+
+
+def doctor(env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in NAMES}
+    env.update({"DATA_DIR": str(tmp_path / "data"), **env_extra})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_scheduler.py"), "doctor"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_doctor_names_each_backend_and_passes_on_the_defaults(tmp_path: Path) -> None:
+    done = doctor({"PIPELINE_SETTINGS_FILE": str(tmp_path / "none.toml")}, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for stage in ("fetch:", "script:", "tts:", "render:", "upload:"):
+        assert stage in done.stdout
+    assert "not present" in done.stdout
+    for check in ("ok    ffmpeg", "ok    font: Be Vietnam Pro", "ok    data dir"):
+        assert check in done.stdout
+
+
+def test_doctor_exits_1_on_a_broken_setting_or_secret_file(tmp_path: Path) -> None:
+    broken = doctor({"PIPELINE_SETTINGS_FILE": str(tmp_path / "none.toml"), "TTS_PITCH": "high"}, tmp_path)
+    assert broken.returncode == 1 and "BROKEN  TTS_PITCH" in broken.stdout
+    assert "Traceback" not in broken.stderr
+    key = tmp_path / "token.json"
+    key.write_text("{}")
+    key.chmod(0o640)
+    loose = doctor(
+        {"PIPELINE_SETTINGS_FILE": str(tmp_path / "none.toml"), "YOUTUBE_TOKEN_FILE": str(key)}, tmp_path
+    )
+    assert (
+        loose.returncode == 1 and "FAIL  YOUTUBE_TOKEN_FILE" in loose.stdout and "chmod 600" in loose.stdout
+    )
