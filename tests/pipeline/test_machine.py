@@ -13,7 +13,7 @@ import pytest
 
 from services.pipeline.definition import load_definition
 from services.pipeline.errors import TaskFailed, YouTubeQuotaError
-from services.pipeline.machine import Checkpoint, Machine, PipelineFailed
+from services.pipeline.machine import Checkpoint, Machine, PipelineFailed, StageFunc
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 DEFINITION = load_definition()
@@ -116,11 +116,14 @@ class Stages:
         return {"job_id": event["job_id"], "status": "failed", "error_logged": True}
 
 
-def machine(stages: Stages, clock: Clock, saved: list[dict]) -> Machine:
+def machine(stages: Stages, clock: Clock, saved: list[dict], **replaced: StageFunc) -> Machine:
+    """A machine on ``stages``' table, with ``replaced`` stages swapped in by state name."""
+
     async def save(cp: Checkpoint) -> None:
         saved.append(json.loads(cp.model_dump_json()))
 
-    return Machine(DEFINITION, stages.table(), save=save, clock=clock, sleep=clock.sleep)
+    table = {**stages.table(), **replaced}
+    return Machine(DEFINITION, table, save=save, clock=clock, sleep=clock.sleep)
 
 
 VIDEO_PATH = [
@@ -236,15 +239,7 @@ async def test_a_daily_run_at_quota_3_with_one_failed_video_publishes_3_and_reco
             raise ValueError("unreadable chapter")
         return original(event, context)
 
-    table = stages.table()
-    table["GenerateScript"] = script
-
-    async def save(cp: Checkpoint) -> None:
-        saved.append(json.loads(cp.model_dump_json()))
-
-    done = await Machine(DEFINITION, table, save=save, clock=clock, sleep=clock.sleep).run(
-        Checkpoint(loop=True)
-    )
+    done = await machine(stages, clock, saved, GenerateScript=script).run(Checkpoint(loop=True))
     assert done.state == "Done"
     assert [v["outcome"] for v in done.videos] == ["published", "failed", "published", "published"]
     assert [v["job_id"] for v in done.videos] == ["job-1", "job-2", "job-3", "job-4"]
@@ -253,19 +248,11 @@ async def test_a_daily_run_at_quota_3_with_one_failed_video_publishes_3_and_reco
 
 async def test_the_loop_stops_after_three_failed_videos_in_a_row() -> None:
     stages, clock, saved = Stages(quota=10, chapters=50), Clock(), []
-    table = stages.table()
 
     def upload(event, context):  # e.g. the channel's token expired: every upload fails
         raise RuntimeError("invalid_grant: token expired")
 
-    table["WaitForUpload"] = upload
-
-    async def save(cp: Checkpoint) -> None:
-        saved.append(json.loads(cp.model_dump_json()))
-
-    done = await Machine(DEFINITION, table, save=save, clock=clock, sleep=clock.sleep).run(
-        Checkpoint(loop=True)
-    )
+    done = await machine(stages, clock, saved, WaitForUpload=upload).run(Checkpoint(loop=True))
     assert done.state == "Done"
     assert [v["outcome"] for v in done.videos] == ["failed"] * 3
     assert stages.videos == 3  # 47 chapters left for when the channel works again
