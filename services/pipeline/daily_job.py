@@ -66,7 +66,7 @@ class DailyJobs:
         """The handler of one daily run."""
         manager = self.scheduler.manager
         saved = (job.model_extra or {}).get("pipeline")
-        start = Checkpoint(manga="next", loop=True)
+        start = Checkpoint(manga="next", loop=True, account_id=job.account_id)
         checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
 
         async def save(cp: Checkpoint) -> None:

@@ -1,10 +1,13 @@
-"""``run_scheduler.py doctor``: which backend each stage will use, and what is checked offline.
+"""``run_scheduler.py doctor``: which backend each stage will use and why, and what can be checked.
 
 It reads the settings (environment + settings file, see ``settings.py``), prints one line
-per stage naming its backend, then runs the checks that need no network: the bundled
-ffmpeg runs, the subtitle font is installed, espeak-ng (optional), the data dir is
-writable, and each secret file a setting names exists and is 0600. Exit 1 when the
-settings are broken or a required check fails; 0 otherwise.
+per stage naming its backend and the setting that chose it (and the same for each
+account of the ``[accounts]`` table), then runs the checks: the bundled ffmpeg runs, the
+subtitle font is installed, espeak-ng (optional), the data dir is writable, each secret
+file a setting names exists and is 0600, the settings a chosen backend needs are there,
+and (unless ``--offline``) each YouTube token is refreshed with Google, so a token that
+stopped refreshing is found before a day's run rather than after a render. Exit 1 when
+the settings are broken or a required check fails; 0 otherwise.
 """
 
 from __future__ import annotations
@@ -17,20 +20,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import google.auth.exceptions
 import imageio_ffmpeg
 
 from services.scheduler.settings import SettingsError
 
+from .providers import youtube
 from .providers.fonts import font_path
 from .settings import PipelineSettings, load_settings, read_secret_file, settings_file
 from .stages import backend_names
 
-__all__ = ["Check", "doctor_report", "run_checks"]
+__all__ = ["Check", "MANGADEX_POLICY", "doctor_report", "run_checks"]
+
+MANGADEX_POLICY = (
+    "MangaDex: credit the site, the scanlation group and the chapter in every video (done in the "
+    "description); honour removal requests; no ads or paid services built on its API. You must hold "
+    "the rights to what you publish. See https://mangadex.org/compliance"
+)
 
 
 @dataclass(frozen=True)
 class Check:
-    """One offline check: its name, whether it passed, what was seen; optional ones only warn."""
+    """One check: its name, whether it passed, what was seen; optional ones only warn."""
 
     name: str
     ok: bool
@@ -38,38 +49,100 @@ class Check:
     required: bool = True
 
 
-def run_checks(settings: PipelineSettings, data_dir: Path) -> list[Check]:
-    """Every offline check, in print order."""
+def run_checks(
+    settings: PipelineSettings,
+    data_dir: Path,
+    *,
+    online: bool = True,
+    refresh: Callable[[Path], str] = youtube.check_token,
+) -> list[Check]:
+    """Every check, in print order; ``online`` refreshes the YouTube tokens (through ``refresh``)."""
     checks = [_ffmpeg(), _font(), _espeak(), _data_dir(data_dir)]
-    secret_files: list[tuple[str, Path | None]] = [
-        ("OPENAI_API_KEY_FILE", settings.openai_api_key_file),
-        ("YOUTUBE_TOKEN_FILE", settings.youtube_token_file),
-    ]
-    for setting, path in secret_files:
-        if path is not None:
-            checks.append(_secret_file(setting, path))
+    views = [settings] + [settings.for_account(name) for name in sorted(settings.accounts)]
+    seen: set[tuple[str, Path]] = set()
+    for view in views:
+        for setting, path in (
+            ("OPENAI_API_KEY_FILE", view.openai_api_key_file),
+            ("YOUTUBE_TOKEN_FILE", view.youtube_token_file),
+        ):
+            if path is not None and (setting, path) not in seen:
+                seen.add((setting, path))
+                checks.append(_secret_file(setting, path))
+    checks.extend(_needs(settings, views))
+    if online:
+        for view in views:
+            token = view.youtube_token_file
+            if view.upload_target == "youtube" and token is not None and ("refresh", token) not in seen:
+                seen.add(("refresh", token))
+                checks.append(_refresh(token, refresh))
     return checks
 
 
-def doctor_report(data_dir: Path, write: Callable[[str], None]) -> int:
+def doctor_report(
+    data_dir: Path,
+    write: Callable[[str], None],
+    *,
+    online: bool = True,
+    refresh: Callable[[Path], str] = youtube.check_token,
+) -> int:
     """Print the report through ``write``; return the exit code (0 healthy, 1 broken)."""
     path = settings_file()
     where = f"{path}" if path.exists() else f"{path} (not present: defaults and the environment)"
     write(f"settings: {where}")
     try:
         settings = load_settings()
+        accounts = {name: settings.for_account(name) for name in sorted(settings.accounts)}
     except SettingsError as exc:
         write(f"  BROKEN  {exc}")
         return 1
-    for stage, backend in backend_names().items():
+    for stage, backend in backend_names(settings).items():
         write(f"{stage + ':':<8}{backend}")
-    checks = run_checks(settings, data_dir)
+    for name, view in accounts.items():
+        write(f"account {name}:")
+        for stage, backend in backend_names(view).items():
+            if stage in ("fetch", "tts", "upload"):
+                write(f"  {stage + ':':<8}{backend}")
+    if settings.fetch_source == "mangadex":
+        write(f"note:   {MANGADEX_POLICY}")
     broken = False
-    for check in checks:
+    for check in run_checks(settings, data_dir, online=online, refresh=refresh):
         mark = "ok" if check.ok else ("FAIL" if check.required else "note")
         broken = broken or (check.required and not check.ok)
         write(f"  {mark:<5} {check.name}: {check.detail}")
     return 1 if broken else 0
+
+
+def _needs(settings: PipelineSettings, views: list[PipelineSettings]) -> list[Check]:
+    """The settings each chosen backend cannot work without."""
+    checks = []
+    if settings.uses_llm() and settings.openai_base_url is None and settings.openai_api_key is None:
+        if settings.openai_api_key_file is None:
+            checks.append(
+                Check("openai", False, "SCRIPT_WRITER=openai for api.openai.com needs OPENAI_API_KEY")
+            )
+    for view in views:
+        if view.fetch_source == "mangadex" and not (view.manga_ids or view.manga_search):
+            checks.append(Check("mangadex", False, "FETCH_SOURCE=mangadex needs MANGA_IDS or MANGA_SEARCH"))
+            break
+    for view in views:
+        if view.upload_target == "youtube" and view.youtube_token_file is None:
+            hint = "UPLOAD_TARGET=youtube needs YOUTUBE_TOKEN_FILE (made by `run_scheduler.py youtube-auth`)"
+            checks.append(Check("youtube", False, hint))
+            break
+    if settings.tts_engine == "edge-tts":
+        detail = "edge-tts needs the network at run time (speech.platform.bing.com); not checked here"
+        checks.append(Check("edge-tts", True, detail, required=False))
+    return checks
+
+
+def _refresh(token: Path, refresh: Callable[[Path], str]) -> Check:
+    """Refresh a YouTube token with Google now: proof that uploads will be authorised."""
+    try:
+        return Check("youtube token", True, f"{token}: {refresh(token)}")
+    except (youtube.YouTubeAuthError, SettingsError) as exc:
+        return Check("youtube token", False, f"{token}: {exc}")
+    except (OSError, google.auth.exceptions.TransportError) as exc:
+        return Check("youtube token", False, f"{token}: cannot reach Google to refresh it: {exc}")
 
 
 def _ffmpeg() -> Check:

@@ -5,8 +5,13 @@ Commands it adds to ``run_scheduler.py``:
 - ``daily [--at HH:MM]``: add the day's run (``pipeline.daily``) at the next HH:MM Vietnam
   time (default 08:00); each run adds the next day's when it ends;
 - ``quota [--json]``: today's quota, the check-quota stage's JSON (``--json``) or a line;
-- ``doctor``: which backend each stage uses and why, and the offline checks (ffmpeg, font,
-  espeak-ng, data dir, secret files); exit 1 on a broken setting or a failed check;
+- ``doctor [--offline]``: which backend each stage uses and why, and the checks (ffmpeg,
+  font, espeak-ng, data dir, secret files, settings a backend needs, and a refresh of each
+  YouTube token unless ``--offline``); exit 1 on a broken setting or a failed check;
+- ``youtube-auth [--account ID] [--client-secrets FILE] [--token-file FILE] [--port N]``:
+  authorise a YouTube channel once (OAuth installed-app flow; it prints the URL to open,
+  and listens on localhost:N for Google's redirect) and write the refresh token file
+  (0600) the uploads use;
 - ``demo [--dir DIR] [--panels N]``: one video end to end on the embedded defaults in its
   own data dir (default ``data/demo``, emptied first): draws a sample chapter, adds a
   ``pipeline.video`` job, runs it, shows each state as it goes, and prints the MP4's path
@@ -34,16 +39,26 @@ from services.scheduler.errors import SchedulerError
 from services.scheduler.lock import DataDirLock
 from services.scheduler.models import JobStatus
 from services.scheduler.scheduler import Scheduler
-from services.scheduler.settings import Settings
+from services.scheduler.settings import Settings, SettingsError
 
 from . import quota
 from .daily_job import DAILY_KIND, DailyJobs, next_daily_time
 from .doctor import doctor_report
-from .providers import sample_chapter
+from .providers import sample_chapter, youtube
+from .settings import load_settings
 from .stages import backend_names
 from .video_job import VideoJobs
 
-__all__ = ["PipelineExtension"]
+__all__ = ["EMBEDDED_SETTINGS", "PipelineExtension"]
+
+EMBEDDED_SETTINGS = {
+    "PIPELINE_SETTINGS_FILE": os.devnull,
+    "FETCH_SOURCE": "local",
+    "SCRIPT_WRITER": "template",
+    "TTS_ENGINE": "local",
+    "UPLOAD_TARGET": "local",
+}
+"""The environment ``demo`` runs under: every stage on its embedded backend."""
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +70,10 @@ class PipelineExtension:
         """Register ``pipeline.video`` (add-job's default kind from now on)."""
         VideoJobs(scheduler).install()
         DailyJobs(scheduler).install()
-        logger.info("pipeline backends", extra={"backends": backend_names()})
+        try:
+            logger.info("pipeline backends", extra={"backends": backend_names(load_settings())})
+        except SettingsError as exc:  # the stages will fail with it too; `doctor` explains
+            logger.error("pipeline settings are broken: %s", exc)
 
     def add_commands(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
         """Add ``quota``, ``daily``, ``demo`` and ``doctor``."""
@@ -76,11 +94,52 @@ class PipelineExtension:
         doctor = subparsers.add_parser(
             "doctor", parents=[common], help="each stage's backend and offline checks (exit 1 if broken)"
         )
+        doctor.add_argument("--offline", action="store_true", help="skip the YouTube token refresh")
         doctor.set_defaults(run=_doctor)
+        auth = subparsers.add_parser(
+            "youtube-auth", parents=[common], help="authorise a YouTube channel once (writes the token file)"
+        )
+        auth.add_argument("--account", default="default", help="whose token (its [accounts] settings)")
+        auth.add_argument(
+            "--client-secrets", type=Path, help="OAuth client JSON (YOUTUBE_CLIENT_SECRETS_FILE)"
+        )
+        auth.add_argument("--token-file", type=Path, help="where to write the token (YOUTUBE_TOKEN_FILE)")
+        auth.add_argument("--port", type=int, default=8080, help="localhost port for the redirect (8080)")
+        auth.set_defaults(run=_youtube_auth)
 
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
-    return doctor_report(settings.data_dir, lambda line: sys.stdout.write(line + "\n"))
+    return doctor_report(
+        settings.data_dir, lambda line: sys.stdout.write(line + "\n"), online=not args.offline
+    )
+
+
+def _youtube_auth(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        pipeline = load_settings()
+        view = pipeline.for_account(args.account) if pipeline.accounts else pipeline
+    except SettingsError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    secrets = args.client_secrets or view.youtube_client_secrets_file
+    token = args.token_file or view.youtube_token_file
+    if secrets is None or not Path(secrets).is_file():
+        sys.stderr.write(
+            "error: --client-secrets: name the OAuth client JSON (Desktop app) downloaded from Google "
+            f"Cloud Console{f' ({secrets} does not exist)' if secrets else ''}\n"
+        )
+        return 2
+    if token is None:
+        sys.stderr.write("error: --token-file: name where to write the token (or set YOUTUBE_TOKEN_FILE)\n")
+        return 2
+    if not 1 <= args.port <= 65535:
+        sys.stderr.write("error: --port must be 1-65535\n")
+        return 2
+    written = youtube.authorize(
+        Path(secrets), Path(token), port=args.port, write=lambda line: sys.stdout.write(line + "\n")
+    )
+    sys.stdout.write(f"token written to {written} (mode 600); `doctor` refreshes it to check\n")
+    return 0
 
 
 def _daily(args: argparse.Namespace, settings: Settings) -> int:
@@ -154,9 +213,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     sys.stdout.write(f"demo data dir: {data_dir}\n")
+    # the demo runs on the embedded defaults whatever the settings say: no keys, no network
+    os.environ.update(EMBEDDED_SETTINGS)
     chapter = sample_chapter.make_chapter(data_dir / "samples", panels=args.panels)
     sys.stdout.write(f"sample chapter: {chapter} ({args.panels} panels)\n")
-    for stage, backend in backend_names().items():
+    for stage, backend in backend_names(load_settings()).items():
         sys.stdout.write(f"  {stage:<7} {backend}\n")
     demo_settings = Settings.from_env({**os.environ, "DATA_DIR": str(data_dir)}, data_dir=str(data_dir))
     progress = _Progress()

@@ -6,20 +6,27 @@ title}`` (a single video). Output, exactly stage-functions.md's::
     {"status": "success", "job_id": "job-abc123", "manga_id": "...", "manga_title": "..."}
     {"status": "no_manga_available"}
 
-The embedded source is a local folder (``SAMPLES_DIR``, default ``DATA_DIR/samples``); the
-chapter's pages land in ``work/<job_id>/panels/`` in reading order with a ``source.json``
-that credits where they came from.
+The event may name the account (``account_id``, a channel): its settings pick the source
+and the manga list (``settings.py``). The embedded source is a local folder
+(``SAMPLES_DIR``, default ``DATA_DIR/samples``: the creator's own chapters);
+``FETCH_SOURCE=mangadex`` takes them from MangaDex API v5 (``providers/mangadex.py``).
+Either way the chapter's pages land in ``work/<job_id>/panels/`` in reading order with a
+``source.json`` that credits where they came from and names the account.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 from .providers.local_source import LocalFolderSource
+from .providers.mangadex import MangaDexQuery, MangaDexSource
+from .settings import PipelineSettings, load_settings
 from .workspace import Workspace, data_dir_from_env
 
 __all__ = ["handler", "new_job_id", "samples_dir_from_env"]
@@ -40,6 +47,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     data_dir = data_dir_from_env()
     job_id = str(event.get("job_id") or new_job_id())
     request = str(event.get("manga") or "next")
+    account = str(event.get("account_id") or "default")
+    settings = load_settings().for_account(account)
+    if settings.fetch_source == "mangadex":
+        return _from_mangadex(settings, data_dir, job_id, request, account)
     source = LocalFolderSource(samples_dir_from_env(data_dir), data_dir)
     chapter = source.take(request, job_id)
     if chapter is None:
@@ -58,6 +69,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "source.json",
         {
             "source": source.name,
+            "account_id": account,
             "manga_id": chapter.manga_id,
             "manga_title": chapter.manga_title,
             "chapter": chapter.number,
@@ -67,6 +79,48 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "panels": [new for _, new in names],
         },
     )
+    return {
+        "status": "success",
+        "job_id": job_id,
+        "manga_id": chapter.manga_id,
+        "manga_title": chapter.manga_title,
+    }
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def mangadex_query(settings: PipelineSettings, request: str) -> MangaDexQuery:
+    """What to ask MangaDex for: ``next`` uses the account's list; a manga id or a title narrows it."""
+    ids, title = tuple(settings.manga_ids), settings.manga_search
+    wanted = request.strip()
+    if wanted and wanted.lower() != "next":
+        ids, title = ((wanted,), None) if _UUID.match(wanted) else ((), wanted)
+    return MangaDexQuery(
+        manga_ids=ids,
+        title=title,
+        content_rating=tuple(settings.manga_content_rating),
+        original_language=tuple(settings.manga_original_language),
+        order=tuple(settings.manga_order.items()),
+        language=settings.manga_language,
+        data_saver=settings.mangadex_data_saver,
+    )
+
+
+def _from_mangadex(
+    settings: PipelineSettings, data_dir: Path, job_id: str, request: str, account: str
+) -> dict[str, Any]:
+    work = Workspace(data_dir, job_id)
+    source = MangaDexSource(
+        mangadex_query(settings, request),
+        data_dir,
+        api_url=settings.mangadex_api_url,
+        report_url=settings.mangadex_report_url,
+    )
+    chapter = asyncio.run(source.take(job_id, work.panels))
+    if chapter is None:
+        return {"status": "no_manga_available"}
+    work.write("source.json", {**chapter.source_json(), "account_id": account})
     return {
         "status": "success",
         "job_id": job_id,

@@ -17,7 +17,8 @@ thread cannot be interrupted and is left to finish on its own, its result ignore
 
 The checkpoint is JSON (``Checkpoint.model_dump(mode="json")``)::
 
-    {"state": "GenerateTTS", "loop": false, "video_job_id": "job-abc123",
+    {"state": "GenerateTTS", "loop": false, "manga": "next", "account_id": "default",
+     "video_job_id": "job-abc123",
      "outputs": {"CheckQuota": {...}, "FetchManga": {...}, "GenerateScript": {...}},
      "attempts": {"GenerateTTS": [1]}, "retry_at": "2026-11-24T01:02:00+00:00",
      "error": null, "videos": [...]}
@@ -64,6 +65,7 @@ class Checkpoint(BaseModel):
     state: str = "CheckQuota"
     loop: bool = False
     manga: str = "next"
+    account_id: str = "default"
     video_job_id: str | None = None
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     attempts: dict[str, list[int]] = Field(default_factory=dict)
@@ -245,7 +247,7 @@ class Machine:
         if state == "CheckQuota":  # a single video does not count itself against the quota
             return {"exclude_job_id": cp.video_job_id} if cp.video_job_id and not cp.loop else {}
         if state == "FetchManga":
-            event: dict[str, Any] = {"manga": cp.manga}
+            event: dict[str, Any] = {"manga": cp.manga, "account_id": cp.account_id}
             if cp.video_job_id:
                 event["job_id"] = cp.video_job_id
             return event
@@ -257,6 +259,9 @@ class Machine:
                 "execution_id": cp.video_job_id,
             }
         event = {"job_id": cp.video_job_id}
+        token = cp.outputs.get(state, {}).get("continuation_token")
+        if token:  # the state runs again to go on where its last call stopped
+            event["continuation_token"] = token
         if state in _STARTS.values():  # the callback pattern: the machine mints the token
             event["task_token"] = mint_token()
         if state in _STARTS:

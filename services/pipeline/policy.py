@@ -117,7 +117,13 @@ def on_error(
 
 
 def next_after_success(state: str, spec: StateSpec, output: Mapping[str, Any]) -> str:
-    """The state after ``state`` succeeded with ``output`` (the two fixed choices, else Next)."""
+    """The state after ``state`` succeeded with ``output`` (the fixed choices, else Next).
+
+    A stage that did part of its work and says where to go on (a non-null
+    ``continuation_token``, GenerateTTS on a very long chapter) runs again.
+    """
+    if output.get("continuation_token"):
+        return state
     if state == "CheckQuota" and output.get("quota_reached") is True:
         return "QuotaReached"
     if state == "FetchManga" and output.get("status") == "no_manga_available":

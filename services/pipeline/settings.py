@@ -13,15 +13,43 @@ so a log or a ``repr`` shows ``**********``.
 
 | variable | default | meaning |
 | --- | --- | --- |
-| FETCH_SOURCE | local | where chapters come from: ``local`` (SAMPLES_DIR) |
+| FETCH_SOURCE | local | where chapters come from: ``local`` (SAMPLES_DIR) or ``mangadex`` |
 | MANGADEX_API_URL | https://api.mangadex.org | MangaDex API v5 (a mirror or test server may stand in) |
+| MANGADEX_REPORT_URL | https://api.mangadex.network/report | where image-delivery reports go |
+| MANGADEX_DATA_SAVER | false | fetch the at-home ``dataSaver`` pages (smaller JPEGs) |
+| MANGA_LANGUAGE | vi | the chapters' translated language |
+| MANGA_IDS | [] | MangaDex manga ids to take chapters from, in order (JSON list in the environment) |
+| MANGA_SEARCH | unset | or a title search, filtered by the three below |
+| MANGA_CONTENT_RATING | ["safe", "suggestive"] | contentRating[] of the search and the chapter feed |
+| MANGA_ORIGINAL_LANGUAGE | [] | originalLanguage[] of the search (e.g. ["ja", "ko"]) |
+| MANGA_ORDER | {"followedCount": "desc"} | order of the search |
+| SCRIPT_WRITER | auto | ``template``, ``openai``, or ``auto``: openai when a key or OPENAI_BASE_URL is set |
 | OPENAI_BASE_URL | (the SDK's: https://api.openai.com/v1) | any OpenAI-compatible server |
-| OPENAI_API_KEY / OPENAI_API_KEY_FILE | unset | the LLM's key (secret) |
+| OPENAI_API_KEY / OPENAI_API_KEY_FILE | unset | the LLM's key (secret; a local server needs none) |
 | OPENAI_MODEL | gpt-4o-mini | the chat model |
+| OPENAI_VISION | on for OpenAI, off for another server | send the panels to the model as images |
+| OPENAI_IMAGES_PER_REQUEST | 8 | panels per request, so a request fits the context |
+| OPENAI_TIMEOUT_SECONDS / OPENAI_MAX_RETRIES | 120 / 2 | the SDK's own timeout and retries |
+| TTS_ENGINE | local | ``local`` (espeak-ng, else a tone) or ``edge-tts`` |
 | TTS_VOICE / TTS_FALLBACK_VOICE | vi-VN-HoaiMyNeural / vi-VN-NamMinhNeural | edge-tts voices |
 | TTS_RATE / TTS_PITCH | +0% / +0Hz | edge-tts prosody |
+| TTS_CONCURRENCY | 2 | segments spoken at once by edge-tts (1-4) |
+| UPLOAD_TARGET | local | ``local`` (DATA_DIR/published) or ``youtube`` |
 | YOUTUBE_PRIVACY | private | privacyStatus of uploads: private, unlisted or public |
-| YOUTUBE_TOKEN_FILE | unset | the OAuth refresh token file (secret, 0600) |
+| YOUTUBE_TOKEN_FILE | unset | the OAuth refresh token file (secret, 0600), made by ``youtube-auth`` |
+| YOUTUBE_CLIENT_SECRETS_FILE | unset | the OAuth client (Desktop app) JSON ``youtube-auth`` uses |
+| YOUTUBE_CATEGORY_ID | 24 | the videos' category (24 = Entertainment) |
+| YOUTUBE_API_URL | (Google's: https://youtube.googleapis.com/) | the Data API's root (proxy, test server) |
+| YOUTUBE_PUBLISH_AT | unset | HH:MM Vietnam time: upload private, published at the next such time |
+| YOUTUBE_THUMBNAIL | true | set the first panel as the thumbnail (verified channels) |
+
+Per-account settings: a ``[accounts.<account_id>]`` table in the settings file (only there)
+overrides, for the jobs of that account (a channel), any of ``manga_ids``,
+``manga_search``, ``manga_content_rating``, ``manga_original_language``, ``manga_order``,
+``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
+``youtube_token_file``, ``youtube_category_id`` and ``youtube_publish_at``. When the table
+lists accounts, a job of an account it does not list is refused (it would otherwise
+publish on another channel's token); without the table every account uses the values above.
 """
 
 from __future__ import annotations
@@ -30,18 +58,56 @@ import os
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from services.scheduler.settings import SettingsError
 
-__all__ = ["PipelineSettings", "SECRET_FIELDS", "load_settings", "read_secret_file", "settings_file"]
+__all__ = [
+    "AccountSettings",
+    "PipelineSettings",
+    "SECRET_FIELDS",
+    "load_settings",
+    "read_secret_file",
+    "settings_file",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SETTINGS_FILE = REPO_ROOT / "config" / "settings.toml"
 SECRET_FIELDS = ("openai_api_key",)
+DEFAULT_ACCOUNT = "default"
+
+Url = Annotated[str, Field(pattern=r"^https?://\S+$")]
+Voice = Annotated[str, Field(pattern=r"^[a-z]{2,3}-[A-Z]{2}-\w+$")]
+Rate = Annotated[str, Field(pattern=r"^[+-]\d{1,3}%$")]
+Pitch = Annotated[str, Field(pattern=r"^[+-]\d{1,3}Hz$")]
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+Privacy = Literal["private", "unlisted", "public"]
+ContentRating = Literal["safe", "suggestive", "erotica", "pornographic"]
+OrderDirection = Literal["asc", "desc"]
+MangaId = Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{36}$")]
+
+
+class AccountSettings(BaseModel):
+    """One channel's overrides (``[accounts.<id>]``); unset fields take the global values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manga_ids: list[MangaId] | None = None
+    manga_search: str | None = None
+    manga_content_rating: list[ContentRating] | None = None
+    manga_original_language: list[str] | None = None
+    manga_order: dict[str, OrderDirection] | None = None
+    tts_voice: Voice | None = None
+    tts_fallback_voice: Voice | None = None
+    tts_rate: Rate | None = None
+    tts_pitch: Pitch | None = None
+    youtube_privacy: Privacy | None = None
+    youtube_token_file: Path | None = None
+    youtube_category_id: str | None = Field(None, pattern=r"^\d{1,3}$")
+    youtube_publish_at: ClockTime | None = None
 
 
 class PipelineSettings(BaseSettings):
@@ -49,18 +115,40 @@ class PipelineSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="forbid", case_sensitive=False, env_prefix="")
 
-    fetch_source: Literal["local"] = "local"  # "mangadex" arrives with its backend
-    mangadex_api_url: str = Field("https://api.mangadex.org", pattern=r"^https?://\S+$")
-    openai_base_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    fetch_source: Literal["local", "mangadex"] = "local"
+    mangadex_api_url: Url = "https://api.mangadex.org"
+    mangadex_report_url: Url = "https://api.mangadex.network/report"
+    mangadex_data_saver: bool = False
+    manga_language: str = Field("vi", pattern=r"^[a-z]{2}(-[a-z]{2})?$")
+    manga_ids: list[MangaId] = Field(default_factory=list)
+    manga_search: str | None = None
+    manga_content_rating: list[ContentRating] = Field(default_factory=lambda: ["safe", "suggestive"])
+    manga_original_language: list[str] = Field(default_factory=list)
+    manga_order: dict[str, OrderDirection] = Field(default_factory=lambda: {"followedCount": "desc"})
+    script_writer: Literal["auto", "template", "openai"] = "auto"
+    openai_base_url: Url | None = None
     openai_api_key: SecretStr | None = None
     openai_api_key_file: Path | None = None
     openai_model: str = Field("gpt-4o-mini", min_length=1)
-    tts_voice: str = Field("vi-VN-HoaiMyNeural", pattern=r"^[a-z]{2,3}-[A-Z]{2}-\w+$")
-    tts_fallback_voice: str = Field("vi-VN-NamMinhNeural", pattern=r"^[a-z]{2,3}-[A-Z]{2}-\w+$")
-    tts_rate: str = Field("+0%", pattern=r"^[+-]\d{1,3}%$")
-    tts_pitch: str = Field("+0Hz", pattern=r"^[+-]\d{1,3}Hz$")
-    youtube_privacy: Literal["private", "unlisted", "public"] = "private"
+    openai_vision: bool | None = None
+    openai_images_per_request: int = Field(8, ge=1, le=50)
+    openai_timeout_seconds: float = Field(120.0, gt=0, le=3600)
+    openai_max_retries: int = Field(2, ge=0, le=10)
+    tts_engine: Literal["local", "edge-tts"] = "local"
+    tts_voice: Voice = "vi-VN-HoaiMyNeural"
+    tts_fallback_voice: Voice = "vi-VN-NamMinhNeural"
+    tts_rate: Rate = "+0%"
+    tts_pitch: Pitch = "+0Hz"
+    tts_concurrency: int = Field(2, ge=1, le=4)
+    upload_target: Literal["local", "youtube"] = "local"
+    youtube_privacy: Privacy = "private"
     youtube_token_file: Path | None = None
+    youtube_client_secrets_file: Path | None = None
+    youtube_category_id: str = Field("24", pattern=r"^\d{1,3}$")
+    youtube_api_url: Url | None = None
+    youtube_publish_at: ClockTime | None = None
+    youtube_thumbnail: bool = True
+    accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -81,6 +169,33 @@ class PipelineSettings(BaseSettings):
         if self.openai_api_key_file is not None:
             return SecretStr(read_secret_file(self.openai_api_key_file, "OPENAI_API_KEY_FILE"))
         return None
+
+    def uses_llm(self) -> bool:
+        """Whether GenerateScript asks an LLM: SCRIPT_WRITER, or ``auto`` with a key or a server."""
+        if self.script_writer != "auto":
+            return self.script_writer == "openai"
+        configured = (self.openai_base_url, self.openai_api_key, self.openai_api_key_file)
+        return any(value is not None for value in configured)
+
+    def llm_sees_panels(self) -> bool:
+        """OPENAI_VISION, by default on for OpenAI itself and off for another server."""
+        return self.openai_vision if self.openai_vision is not None else self.openai_base_url is None
+
+    def for_account(self, account_id: str) -> PipelineSettings:
+        """These settings with ``[accounts.<account_id>]`` applied; SettingsError if not listed.
+
+        Without an accounts table every account uses the global values.
+        """
+        if not self.accounts:
+            return self
+        if account_id not in self.accounts:
+            known = ", ".join(sorted(self.accounts))
+            raise SettingsError(
+                f"account {account_id!r} is not in the settings' [accounts] table (known: {known}); "
+                "add it there so its videos go to the right channel"
+            )
+        overrides = self.accounts[account_id].model_dump(exclude_none=True)
+        return self.model_copy(update=overrides)
 
 
 def settings_file() -> Path:

@@ -19,6 +19,7 @@ from . import cleanup, counter, fetcher, handle_error, quota, scriptgen, ttsgen
 from .definition import Definition
 from .machine import StageFunc
 from .providers import tts_local
+from .settings import PipelineSettings
 from .worker_stages import start_stage, wait_stage
 
 __all__ = ["backend_names", "embedded_stages"]
@@ -42,13 +43,57 @@ def embedded_stages(definition: Definition) -> dict[str, StageFunc]:
     }
 
 
-def backend_names() -> dict[str, str]:
-    """Which backend each stage uses here, for the start-up log and ``doctor``."""
-    voice = tts_local.engine_name()
+def backend_names(settings: PipelineSettings | None = None) -> dict[str, str]:
+    """Which backend each stage uses with ``settings`` (default: the embedded ones), and why.
+
+    For the start-up log, ``demo`` and ``doctor``.
+    """
+    s = settings or PipelineSettings()
     return {
-        "fetch": "local folder (SAMPLES_DIR)",
-        "script": "template (no LLM configured)",
-        "tts": "espeak-ng (vi)" if voice == "espeak-ng" else "placeholder tone (espeak-ng not installed)",
+        "fetch": _fetch(s),
+        "script": _script(s),
+        "tts": _tts(s),
         "render": "local worker, bundled ffmpeg (imageio-ffmpeg) + PyAV",
-        "upload": "local publisher (DATA_DIR/published)",
+        "upload": _upload(s),
     }
+
+
+def _fetch(s: PipelineSettings) -> str:
+    if s.fetch_source == "local":
+        return "local folder (SAMPLES_DIR; FETCH_SOURCE=local)"
+    if s.manga_ids:
+        which = f"{len(s.manga_ids)} manga id(s) from MANGA_IDS"
+    elif s.manga_search:
+        which = f"search {s.manga_search!r}"
+    else:
+        which = "no MANGA_IDS or MANGA_SEARCH: nothing to fetch"
+    return f"mangadex at {s.mangadex_api_url}, {which}, chapters in {s.manga_language}"
+
+
+def _script(s: PipelineSettings) -> str:
+    if not s.uses_llm():
+        if s.script_writer == "template":
+            return "template (SCRIPT_WRITER=template)"
+        return "template (OPENAI_API_KEY not set)"
+    where = s.openai_base_url or "https://api.openai.com/v1 (the SDK's default)"
+    sees = "panels as images" if s.llm_sees_panels() else "text only (OPENAI_VISION off)"
+    return f"openai at {where}, model {s.openai_model}, {sees}"
+
+
+def _tts(s: PipelineSettings) -> str:
+    if s.tts_engine == "edge-tts":
+        return (
+            f"edge-tts, voice {s.tts_voice} (fallback {s.tts_fallback_voice}), "
+            f"rate {s.tts_rate}, pitch {s.tts_pitch}"
+        )
+    if tts_local.engine_name() == "espeak-ng":
+        return "espeak-ng (vi) (TTS_ENGINE=local)"
+    return "placeholder tone (TTS_ENGINE=local and espeak-ng not installed)"
+
+
+def _upload(s: PipelineSettings) -> str:
+    if s.upload_target == "local":
+        return "local publisher (DATA_DIR/published; UPLOAD_TARGET=local)"
+    when = f", published at {s.youtube_publish_at} Vietnam time" if s.youtube_publish_at else ""
+    token = s.youtube_token_file or "YOUTUBE_TOKEN_FILE not set"
+    return f"youtube, {s.youtube_privacy}{when}, token {token}"

@@ -146,7 +146,7 @@ class VideoJobs:
         """The handler of one ``pipeline.video`` run."""
         manager = self.scheduler.manager
         saved = (job.model_extra or {}).get("pipeline")
-        start = Checkpoint(manga=job.content, video_job_id=job.job_id, loop=False)
+        start = Checkpoint(manga=job.content, video_job_id=job.job_id, loop=False, account_id=job.account_id)
         checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
 
         async def save(cp: Checkpoint) -> None:

@@ -9,8 +9,15 @@ seed's SendTaskSuccess / SendTaskFailure.
 - ``render``: the video from ``work/<job_id>/`` (panels, speech.json, script.json) to
   ``work/<job_id>/video.mp4``. A video already rendered for this job (a retry after the
   worker or the daemon died past the render) is kept, not rendered again.
-- ``upload``: the embedded publisher: copies the video and a metadata JSON (Vietnamese
-  title, description, tags, credits) to ``DATA_DIR/published/YYYY-MM-DD/`` (Vietnam date).
+- ``upload``: by the settings of the video's account (``UPLOAD_TARGET``): the embedded
+  publisher copies the video and a metadata JSON (Vietnamese title, description, tags,
+  credits) to ``DATA_DIR/published/YYYY-MM-DD/`` (Vietnam date); ``youtube`` uploads it
+  with the YouTube Data API (``providers/youtube.py``), resumably: the upload session is
+  kept in ``work/<job_id>/upload_session.json``, so a worker started again after a crash
+  goes on with the same upload. A spent YouTube quota is reported as YouTubeQuotaError.
+
+Before rendering, every subtitle is checked against the font (``fonts.displayable``): a
+character it has no glyph for is replaced by a stand-in or dropped, with a warning.
 
 Settings read here: DATA_DIR, VIDEO_FORMAT (``landscape`` 1920×1080, default, or
 ``shorts`` 1080×1920).
@@ -33,12 +40,25 @@ from services.scheduler.atomic_file import write_atomic
 from services.scheduler.clock import utc_now
 from services.scheduler.log_format import configure_logging
 
+from . import publishing
+from .errors import PipelineError
+from .providers import youtube
+from .providers.fonts import displayable
 from .providers.render_local import LANDSCAPE, PORTRAIT, Segment, render_video
 from .quota import vietnam_today
+from .settings import PipelineSettings, load_settings
 from .task_tokens import LocalTransport
 from .workspace import Workspace, data_dir_from_env
 
-__all__ = ["VIDEO_FORMATS", "main", "publish", "render", "video_size_from_env"]
+__all__ = [
+    "VIDEO_FORMATS",
+    "main",
+    "publish",
+    "publish_local",
+    "publish_youtube",
+    "render",
+    "video_size_from_env",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,18 +78,80 @@ def render(work: Workspace) -> dict[str, Any]:
     """Render the job's video (or keep the one already made); return the worker's output."""
     if not work.video.exists():
         speech = work.read("speech.json")
-        segments = [
-            Segment(work.panels / item["panel"], item["text"], work.audio / item["audio"])
-            for item in speech["segments"]
-        ]
+        segments = [_segment(work, item) for item in speech["segments"]]
         render_video(segments, work.video, size=video_size_from_env(), work_dir=work.root)
     return {"job_id": work.job_id, "status": "completed", "video": str(work.video)}
 
 
+def _segment(work: Workspace, item: dict[str, Any]) -> Segment:
+    """A speech.json entry as the renderer's Segment, its texts made drawable by the font."""
+    panels = [work.panels / name for name in (item.get("panels") or [item["panel"]])]
+    cues = tuple(
+        (float(cue["start"]), float(cue["end"]), _drawable(work, cue["text"])) for cue in item.get("cues", [])
+    )
+    return Segment(
+        panels[0], _drawable(work, item["text"]), work.audio / item["audio"], cues, tuple(panels[1:])
+    )
+
+
+def _drawable(work: Workspace, text: str) -> str:
+    clean, dropped = displayable(text)
+    if dropped:
+        logger.warning(
+            "subtitle characters the font cannot draw were dropped",
+            extra={"job_id": work.job_id, "stage": "worker:render", "dropped": dropped},
+        )
+    return clean
+
+
 def publish(work: Workspace, now: datetime) -> dict[str, Any]:
-    """Publish the job's video to ``published/<Vietnam date>/``; return the worker's output."""
+    """Publish the job's video where its account's settings say; return the worker's output."""
     if not work.video.exists():
         raise FileNotFoundError(f"no rendered video for {work.job_id}: {work.video}")
+    source = work.read("source.json")
+    settings = load_settings().for_account(str(source.get("account_id") or "default"))
+    if settings.upload_target == "youtube":
+        return publish_youtube(work, settings, now)
+    return publish_local(work, now)
+
+
+def publish_youtube(work: Workspace, settings: PipelineSettings, now: datetime) -> dict[str, Any]:
+    """Upload the job's video to YouTube; the output carries its watch URL."""
+    if settings.youtube_token_file is None:
+        raise youtube.YouTubeAuthError(
+            "UPLOAD_TARGET=youtube needs YOUTUBE_TOKEN_FILE: run `python run_scheduler.py youtube-auth`"
+        )
+    script, source = work.read("script.json"), work.read("source.json")
+    account = str(source.get("account_id") or "default")
+    thumbnail = None
+    if settings.youtube_thumbnail:
+        first = work.panels / source["panels"][0]
+        thumbnail = publishing.make_thumbnail(first, work.root / "thumbnail.jpg")
+    upload = youtube.UploadSettings(
+        privacy=settings.youtube_privacy,
+        category_id=settings.youtube_category_id,
+        publish_at=publishing.publish_time(settings.youtube_publish_at, now),
+        synthetic_media=True,
+        thumbnail=thumbnail,
+    )
+    body = youtube.video_body(
+        script["title"], publishing.describe(script, source), script.get("tags", []), upload
+    )
+    video_id = youtube.upload_video(
+        work.video,
+        body,
+        upload,
+        session_file=work.root / "upload_session.json",
+        credentials=youtube.load_credentials(settings.youtube_token_file, account=account),
+        job_id=work.job_id,
+        account=account,
+        api_url=settings.youtube_api_url,
+    )
+    return {"job_id": work.job_id, "youtube_url": youtube.video_url(video_id), "status": "completed"}
+
+
+def publish_local(work: Workspace, now: datetime) -> dict[str, Any]:
+    """Publish the job's video to ``published/<Vietnam date>/``; return the worker's output."""
     script = work.read("script.json")
     source = work.read("source.json")
     speech = work.read("speech.json")
@@ -79,11 +161,10 @@ def publish(work: Workspace, now: datetime) -> dict[str, Any]:
     temp = folder / f".{target.name}.part"
     shutil.copyfile(work.video, temp)
     os.replace(temp, target)
-    description = f"{script['description']}\n\nNguồn: {source.get('credits', '')}"
     metadata = {
         "job_id": work.job_id,
         "title": script["title"],
-        "description": description,
+        "description": publishing.describe(script, source),
         "tags": script["tags"],
         "video": target.name,
         "voice": speech.get("engine"),
@@ -119,7 +200,9 @@ def run_task(
         output = render(work) if task == "render" else publish(work, clock())
     except Exception as exc:  # reported to the machine as the task's failure
         logger.exception("worker failed", extra=log)
-        transport.fail(token, _ERRORS[task], f"{type(exc).__name__}: {exc}", clock())
+        # a named pipeline error (YouTubeQuotaError) keeps its name for the state's Catch
+        name = exc.name if isinstance(exc, PipelineError) else _ERRORS[task]
+        transport.fail(token, name, f"{type(exc).__name__}: {exc}", clock())
         return 1
     finally:
         stop.set()

@@ -47,7 +47,16 @@ from PIL import Image, ImageDraw, ImageFont
 from .fonts import font_path, wrap_text
 from .narration_audio import NarrationJob
 
-__all__ = ["LANDSCAPE", "PORTRAIT", "RenderResult", "Segment", "frame_counts", "render_video"]
+__all__ = [
+    "LANDSCAPE",
+    "PORTRAIT",
+    "RenderResult",
+    "Segment",
+    "Shot",
+    "frame_counts",
+    "render_video",
+    "shots_of",
+]
 
 LANDSCAPE = (1920, 1080)
 PORTRAIT = (1080, 1920)
@@ -59,11 +68,29 @@ _BACKGROUND = (16, 16, 20)
 
 @dataclass(frozen=True)
 class Segment:
-    """One picture on screen: its panel, its subtitle and the WAV of its narration."""
+    """One narration segment: its panel(s), its subtitle and the WAV of its narration.
+
+    ``cues`` are ``(start, end, text)`` in seconds from the segment's start (word-timed
+    lines from the TTS): each line shows from its start until the next one's, the first from
+    the segment's start. Without cues the whole ``subtitle`` shows for the whole segment.
+    ``more_panels`` follow ``panel`` when the narration covers a group of panels: the
+    segment's time is shared equally between them.
+    """
 
     panel: Path
     subtitle: str
     audio: Path
+    cues: tuple[tuple[float, float, str], ...] = ()
+    more_panels: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shot:
+    """What the screen shows for a stretch of time: one panel and one subtitle line."""
+
+    panel: Path
+    subtitle: str
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -92,6 +119,30 @@ def frame_counts(durations: Sequence[float], fps: int = FPS) -> list[int]:
     return counts
 
 
+def shots_of(segment: Segment, seconds: float) -> list[Shot]:
+    """The shots of a segment lasting ``seconds``: a new one at every panel change and cue.
+
+    Pure: the cut points are the panel changes (equal shares of the segment) and the cue
+    starts inside the segment; each stretch shows the panel and the cue line current at
+    its start. Stretches showing the same thing are merged.
+    """
+    panels = (segment.panel, *segment.more_panels)
+    cues = sorted((max(0.0, start), text) for start, _end, text in segment.cues if text.strip())
+    cuts = {seconds * n / len(panels) for n in range(1, len(panels))}
+    cuts.update(start for start, _ in cues if 0 < start < seconds)
+    edges = [0.0, *sorted(cuts), seconds]
+    shots: list[Shot] = []
+    for begin, end in zip(edges, edges[1:], strict=False):
+        panel = panels[min(len(panels) - 1, int(begin * len(panels) / seconds))] if seconds else panels[0]
+        current = [text for start, text in cues if start <= begin] or [text for _, text in cues[:1]]
+        subtitle = current[-1] if current else segment.subtitle
+        if shots and (shots[-1].panel, shots[-1].subtitle) == (panel, subtitle):
+            shots[-1] = Shot(panel, subtitle, shots[-1].seconds + end - begin)
+        else:
+            shots.append(Shot(panel, subtitle, end - begin))
+    return shots
+
+
 def render_video(
     segments: Sequence[Segment],
     output: Path,
@@ -116,7 +167,12 @@ def render_video(
         raise ValueError(f"unknown encoder {encoder!r} (gop or frames)")
     # the narration (concat, loudness, AAC) is made by ffmpeg on the other core while this
     # process encodes the pictures; the two tracks are then joined by stream copy
-    counts = frame_counts(durations)
+    shots = [
+        shot
+        for segment, seconds in zip(segments, durations, strict=True)
+        for shot in shots_of(segment, seconds)
+    ]
+    counts = frame_counts([shot.seconds for shot in shots])
     narration = work / f".{output.stem}.narration.m4a"
     audio_job = NarrationJob([s.audio for s in segments], narration, work).start()
     picture_track = work / f".{output.stem}.video.mp4"
@@ -141,7 +197,7 @@ def render_video(
                     # vector as well as any; intra partitions stay as the preset has them
                     "x264-params": "me=dia:subme=0:partitions=i4x4,i8x8",
                 }
-                frames = _encode_repeated_gops(container, video, segments, counts, size)
+                frames = _encode_repeated_gops(container, video, shots, counts, size)
             else:
                 video.options = {
                     "crf": str(crf),
@@ -150,7 +206,7 @@ def render_video(
                     "g": str(FPS * KEYFRAME_SECONDS),
                     "keyint_min": str(FPS),
                 }
-                frames = _encode_every_frame(container, video, segments, counts, size)
+                frames = _encode_every_frame(container, video, shots, counts, size)
         audio_job.result()
         temp = output.with_name(f".{output.name}.part")
         _join(picture_track, narration, temp)
@@ -163,14 +219,14 @@ def render_video(
 
 
 def _encode_repeated_gops(
-    container: Any, video: Any, segments: Sequence[Segment], counts: Sequence[int], size: tuple[int, int]
+    container: Any, video: Any, shots: Sequence[Shot], counts: Sequence[int], size: tuple[int, int]
 ) -> int:
     """Each picture: one GOP of up to GOP_FRAMES frames (IDR, then P-frames) encoded once,
     muxed again with new timestamps as often as the picture's length allows, and the rest
     of its frames filled by the GOP's first packets (a GOP's prefix is itself a closed GOP).
     So each picture costs one IDR frame and at most GOP_FRAMES encoded frames."""
     index = 0
-    for picture, count in _pictures(segments, counts, size):
+    for picture, count in _pictures(shots, counts, size):
         gop = [bytes(packet) for packet in _encode_gop(video, picture, index, min(GOP_FRAMES, count))]
         repeats, rest = divmod(count, len(gop))
         for offset, data in enumerate(gop * repeats + gop[:rest]):
@@ -198,10 +254,10 @@ def _encode_gop(video: Any, picture: av.VideoFrame, first: int, length: int) -> 
 
 
 def _encode_every_frame(
-    container: Any, video: Any, segments: Sequence[Segment], counts: Sequence[int], size: tuple[int, int]
+    container: Any, video: Any, shots: Sequence[Shot], counts: Sequence[int], size: tuple[int, int]
 ) -> int:
     index = 0
-    for picture, count in _pictures(segments, counts, size):
+    for picture, count in _pictures(shots, counts, size):
         for _ in range(count):
             picture.pts = index
             picture.time_base = Fraction(1, FPS)
@@ -212,15 +268,15 @@ def _encode_every_frame(
 
 
 def _pictures(
-    segments: Sequence[Segment], counts: Sequence[int], size: tuple[int, int], ahead: int = 2
+    shots: Sequence[Shot], counts: Sequence[int], size: tuple[int, int], ahead: int = 2
 ) -> Iterator[tuple[av.VideoFrame, int]]:
-    """(YUV picture, frame count) for each segment shown for at least one frame.
+    """(YUV picture, frame count) for each shot shown for at least one frame.
 
     The pictures are composited and converted on a helper thread, at most ``ahead`` in
     advance, while the caller encodes: Pillow and libx264 both release the GIL, so on two
     cores the compositing hides behind the encoding, and memory stays at a few frames.
     """
-    shown = [(segment, count) for segment, count in zip(segments, counts, strict=True) if count > 0]
+    shown = [(shot, count) for shot, count in zip(shots, counts, strict=True) if count > 0]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="composite") as helper:
         pending: deque[Future[av.VideoFrame]] = deque()
         for segment, _ in shown[:ahead]:
@@ -232,20 +288,20 @@ def _pictures(
             yield picture, count
 
 
-def _yuv_picture(segment: Segment, size: tuple[int, int]) -> av.VideoFrame:
-    return av.VideoFrame.from_image(_composite(segment, size)).reformat(format="yuv420p")
+def _yuv_picture(shot: Shot, size: tuple[int, int]) -> av.VideoFrame:
+    return av.VideoFrame.from_image(_composite(shot, size)).reformat(format="yuv420p")
 
 
-def _composite(segment: Segment, size: tuple[int, int]) -> Image.Image:
+def _composite(shot: Shot, size: tuple[int, int]) -> Image.Image:
     """The panel fitted onto the frame, its subtitle burned in below it."""
     width, height = size
     canvas = Image.new("RGB", size, _BACKGROUND)
     font = _subtitle_font(max(28, height // 24))
     draw = ImageDraw.Draw(canvas)
-    lines = wrap_text(draw, segment.subtitle, font, int(width * 0.86))
+    lines = wrap_text(draw, shot.subtitle, font, int(width * 0.86))
     line_height = int(font.size * 1.3)
     caption_height = line_height * len(lines) + line_height // 2 if lines else 0
-    with Image.open(segment.panel) as panel:
+    with Image.open(shot.panel) as panel:
         panel = panel.convert("RGB")
         room = (width, height - caption_height - height // 40)
         scale = min(room[0] / panel.width, room[1] / panel.height)
