@@ -38,8 +38,8 @@ def llm_config(settings: PipelineSettings) -> LLMConfig:
     key = settings.openai_key()
     return LLMConfig(
         model=settings.openai_model,
-        # a local server takes any key; the SDK refuses to start without one
-        api_key=key.get_secret_value() if key is not None else "not-needed",
+        # None: a local server gets a placeholder key, OpenAI itself a clear LLMAuthError
+        api_key=key.get_secret_value() if key is not None else None,
         base_url=settings.openai_base_url,
         vision=settings.llm_sees_panels(),
         images_per_request=settings.openai_images_per_request,

@@ -29,8 +29,11 @@ def test_the_shipped_definition_has_the_seeds_numbers() -> None:
     for name, (timeout, heartbeat, attempts, interval) in SEED_TASKS.items():
         spec = definition.state(name)
         assert (spec.timeout_seconds, spec.heartbeat_seconds) == (timeout, heartbeat), name
-        assert (spec.retry[0].max_attempts, spec.retry[0].interval_seconds) == (attempts, interval), name
-        assert spec.retry[0].backoff_rate == 2.0
+        every = spec.retry[-1]  # the seed's retrier, after any named one that never retries
+        assert (every.max_attempts, every.interval_seconds) == (attempts, interval), name
+        assert every.backoff_rate == 2.0
+    script = definition.state("GenerateScript").retry[0]  # a refused LLM key is not tried again
+    assert (script.error_equals, script.max_attempts) == (("LLMAuthError",), 0)
     upload = definition.state("WaitForUpload")
     assert (upload.timeout_seconds, upload.heartbeat_seconds) == (7200, 300)
     assert [c.next for c in upload.catch] == ["QuotaReached", "HandleError"]

@@ -1,0 +1,260 @@
+"""How settings pick each stage's backend, per account; the renderer's shots from TTS cues;
+the font check; GenerateTTS continuation; what a published video says about itself."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from services.pipeline import publishing, scriptgen, ttsgen
+from services.pipeline.machine import Checkpoint
+from services.pipeline.providers import sample_chapter
+from services.pipeline.providers.fonts import displayable
+from services.pipeline.providers.render_local import Segment, Shot, frame_counts, shots_of
+from services.pipeline.providers.script_llm import ScriptResult
+from services.pipeline.settings import load_settings
+from services.pipeline.stages import backend_names
+from services.scheduler.settings import SettingsError
+from tests.pipeline.test_machine import Clock, Stages, machine
+
+CHANNEL_A = "a1c7c817-4e59-43b7-9365-09675a149a6f"
+PIPELINE_VARS = (
+    "FETCH_SOURCE",
+    "SCRIPT_WRITER",
+    "TTS_ENGINE",
+    "UPLOAD_TARGET",
+    "OPENAI_API_KEY",
+    "OPENAI_API_KEY_FILE",
+    "OPENAI_BASE_URL",
+    "OPENAI_VISION",
+    "YOUTUBE_TOKEN_FILE",
+    "MANGA_IDS",
+)
+
+
+@pytest.fixture
+def settings_path(tmp_path: Path, monkeypatch) -> Path:
+    path = tmp_path / "settings.toml"
+    monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(path))
+    for name in PIPELINE_VARS:
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+def test_the_defaults_name_the_embedded_backends_and_why(settings_path: Path) -> None:
+    names = backend_names(load_settings())
+    assert names["fetch"] == "local folder (SAMPLES_DIR; FETCH_SOURCE=local)"
+    assert names["script"] == "template (OPENAI_API_KEY not set)"
+    assert names["upload"] == "local publisher (DATA_DIR/published; UPLOAD_TARGET=local)"
+    assert "TTS_ENGINE=local" in names["tts"]
+
+
+@pytest.mark.parametrize(
+    ("env", "script"),
+    [
+        ({"OPENAI_API_KEY": "sk-test"}, "openai at https://api.openai.com/v1 (the SDK's default), "
+         "model gpt-4o-mini, panels as images"),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}, "openai at http://127.0.0.1:11434/v1, "
+         "model gpt-4o-mini, text only (OPENAI_VISION off)"),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1", "OPENAI_VISION": "true"}, "openai at "
+         "http://127.0.0.1:11434/v1, model gpt-4o-mini, panels as images"),
+        ({"OPENAI_API_KEY": "sk-test", "SCRIPT_WRITER": "template"}, "template (SCRIPT_WRITER=template)"),
+    ],
+    ids=["openai-key", "local-server", "local-vision", "forced-template"],
+)  # fmt: skip
+def test_the_script_writer_follows_the_key_the_server_and_script_writer(
+    settings_path: Path, monkeypatch, env: dict[str, str], script: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert backend_names(load_settings())["script"] == script
+
+
+def test_each_account_has_its_own_manga_voice_privacy_and_token(settings_path: Path, tmp_path: Path) -> None:
+    settings_path.write_text(
+        f"""
+fetch_source = "mangadex"
+tts_engine = "edge-tts"
+upload_target = "youtube"
+youtube_token_file = "{tmp_path}/default-token.json"
+
+[accounts.kenh-a]
+manga_ids = ["{CHANNEL_A}"]
+tts_voice = "vi-VN-NamMinhNeural"
+youtube_privacy = "unlisted"
+youtube_token_file = "{tmp_path}/a-token.json"
+youtube_publish_at = "19:30"
+
+[accounts.kenh-b]
+manga_search = "rồng"
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings()
+    a, b = settings.for_account("kenh-a"), settings.for_account("kenh-b")
+    assert (a.manga_ids, a.tts_voice, a.youtube_privacy) == ([CHANNEL_A], "vi-VN-NamMinhNeural", "unlisted")
+    assert a.youtube_token_file == tmp_path / "a-token.json" and a.youtube_publish_at == "19:30"
+    assert (b.manga_search, b.tts_voice, b.youtube_privacy) == ("rồng", "vi-VN-HoaiMyNeural", "private")
+    assert b.youtube_token_file == tmp_path / "default-token.json"
+    assert backend_names(a)["upload"].startswith("youtube, unlisted, published at 19:30 Vietnam time")
+    with pytest.raises(SettingsError, match="account 'kenh-c' is not in the settings' \\[accounts\\] table"):
+        settings.for_account("kenh-c")
+
+
+def test_an_account_setting_is_checked_like_the_global_one(settings_path: Path) -> None:
+    settings_path.write_text('[accounts.kenh-a]\ntts_voice = "HoaiMy"\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match="TTS_VOICE"):
+        load_settings()
+    settings_path.write_text('[accounts.kenh-a]\nopenai_model = "x"\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match="OPENAI_MODEL"):  # not a per-account setting
+        load_settings()
+
+
+def test_without_an_accounts_table_every_account_uses_the_global_values(settings_path: Path) -> None:
+    settings = load_settings()
+    assert settings.for_account("anything") is settings
+
+
+# -- the renderer's shots -------------------------------------------------------------------------
+
+A, B = Path("a.png"), Path("b.png")
+
+
+def test_without_cues_a_segment_is_one_shot_of_its_whole_text() -> None:
+    assert shots_of(Segment(A, "cả đoạn", Path("x.wav")), 3.0) == [Shot(A, "cả đoạn", 3.0)]
+
+
+def test_cues_cut_the_subtitle_at_the_spoken_words_and_a_group_shares_its_time() -> None:
+    cues = ((0.1, 1.0, "Minh gặp rồng."), (1.2, 2.0, "Rồng cười."), (2.5, 2.9, "Hết."))
+    shots = shots_of(Segment(A, "ignored", Path("x.wav"), cues, more_panels=(B,)), 3.0)
+    assert [(s.panel, s.subtitle) for s in shots] == [
+        (A, "Minh gặp rồng."),  # from the segment's start, not the first word's
+        (A, "Rồng cười."),
+        (B, "Rồng cười."),  # the second panel comes in at half the segment
+        (B, "Hết."),
+    ]
+    assert [round(s.seconds, 3) for s in shots] == [1.2, 0.3, 1.0, 0.5]
+    assert sum(frame_counts([s.seconds for s in shots])) == 90  # 3 s at 30 fps, nothing lost
+
+
+# -- the font check -------------------------------------------------------------------------------
+
+
+def test_characters_the_font_lacks_are_replaced_or_dropped_never_boxed() -> None:
+    assert displayable("Tie\u0302\u0301ng Việt") == ("Tiếng Việt", "")  # combining marks → precomposed
+    assert displayable("Ｍｉｎｈ nói 😀 你好!") == ("Minh nói !", "😀你好")
+    assert displayable("a\u200db\ufe0f c") == ("ab c", "")  # invisible joiners are no loss
+
+
+# -- GenerateTTS in parts -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("token", "start"), [(None, 0), ("", 0), ("seg-001", 0), ("seg-061", 60)], ids=str)
+def test_a_continuation_token_names_the_next_segment(token: Any, start: int) -> None:
+    assert ttsgen.parse_continuation(token, 100) == start
+
+
+@pytest.mark.parametrize("token", ["seg-x", "61", "seg-101", "seg-000"])
+def test_a_bad_continuation_token_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="continuation token|not a GenerateTTS"):
+        ttsgen.parse_continuation(token, 100)
+
+
+async def test_a_stage_answering_a_continuation_token_runs_again_with_it() -> None:
+    stages, clock, saved = Stages(), Clock(), []
+    events: list[dict[str, Any]] = []
+
+    def tts_in_parts(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        events.append(dict(event))
+        start = ttsgen.parse_continuation(event.get("continuation_token"), 150)
+        end = min(150, start + 60)
+        return {
+            "job_id": event["job_id"],
+            "audio_generated": end == 150,
+            "segment_count": end,
+            "continuation_token": f"seg-{end + 1:03d}" if end < 150 else None,
+        }
+
+    done = await machine(stages, clock, saved, GenerateTTS=tts_in_parts).run(Checkpoint())
+    assert done.state == "Done"
+    assert [e.get("continuation_token") for e in events] == [None, "seg-061", "seg-121"]
+    # saved when GenerateScript ended, then after each of the two parts that went on
+    assert [s["state"] for s in saved].count("GenerateTTS") == 3
+
+
+# -- the script stage's warnings ------------------------------------------------------------------
+
+
+class Context:
+    def __init__(self) -> None:
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+
+    def now(self) -> datetime:
+        return datetime(2026, 11, 24, tzinfo=timezone.utc)
+
+    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        self.updates.append((job_id, fields))
+
+
+def test_a_template_fallback_is_recorded_on_the_video_job(
+    settings_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("DATA_DIR", str(data))
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    work = data / "work" / "job-1"
+    work.mkdir(parents=True)
+    source = {"title": "Rồng - Chương 1", "manga_id": "m", "panels": ["panel-001.png"], "lines": {}}
+    (work / "source.json").write_text(json.dumps(source), encoding="utf-8")
+    seen: dict[str, Any] = {}
+
+    def fallback(config: Any, **kwargs: Any) -> ScriptResult:
+        seen.update(config=config, **kwargs)
+        script = {"title": "Rồng", "description": "d", "tags": [], "writer": "template", "model": None}
+        script["segments"] = [{"panel": "panel-001.png", "panels": ["panel-001.png"], "text": "Xin chào."}]
+        return ScriptResult(script=script, warnings=("the LLM answer did not validate twice",))
+
+    monkeypatch.setattr(scriptgen, "write_script", fallback)
+    context = Context()
+    assert scriptgen.handler({"job_id": "job-1"}, context)["segment_count"] == 1
+    assert context.updates == [("job-1", {"warnings": ["the LLM answer did not validate twice"]})]
+    assert seen["config"].base_url == "http://127.0.0.1:9/v1" and seen["config"].vision is False
+    assert seen["glossary_path"] == data / "series" / "m" / "glossary.json"
+
+
+# -- what a published video says ------------------------------------------------------------------
+
+
+def test_the_description_carries_the_credits_and_says_when_ai_wrote_it() -> None:
+    source = {"credits": "MangaDex, nhóm Mây, https://mangadex.org/chapter/c1"}
+    llm = publishing.describe({"description": "Tóm tắt.", "writer": "openai"}, source)
+    assert llm.startswith("Tóm tắt.\n\nNguồn: MangaDex, nhóm Mây") and "AI" in llm
+    assert "AI" not in publishing.describe({"description": "Tóm tắt.", "writer": "template"}, source)
+
+
+@pytest.mark.parametrize(
+    ("now", "at", "expected"),
+    [
+        ("2026-11-24T10:00:00+00:00", "19:30", "2026-11-24T12:30:00+00:00"),  # 17:00 VN → today
+        ("2026-11-24T12:20:00+00:00", "19:30", "2026-11-25T12:30:00+00:00"),  # under 15 min ahead
+        ("2026-11-24T18:00:00+00:00", "07:00", "2026-11-25T00:00:00+00:00"),  # 01:00 VN → 07:00
+    ],
+)
+def test_a_publish_time_is_the_next_vietnam_time_at_least_15_minutes_ahead(
+    now: str, at: str, expected: str
+) -> None:
+    assert publishing.publish_time(at, datetime.fromisoformat(now)) == datetime.fromisoformat(expected)
+    assert publishing.publish_time(None, datetime.fromisoformat(now)) is None
+
+
+def test_the_thumbnail_is_a_1280x720_jpeg_of_the_first_panel(tmp_path: Path) -> None:
+    chapter = sample_chapter.make_chapter(tmp_path / "samples", panels=1)
+    made = publishing.make_thumbnail(next(chapter.glob("panel-*.png")), tmp_path / "thumb.jpg")
+    with Image.open(made) as image:
+        assert (image.format, image.size) == ("JPEG", (1280, 720))
+    assert made.stat().st_size < 2 * 1024 * 1024
