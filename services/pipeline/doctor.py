@@ -39,6 +39,10 @@ MANGADEX_POLICY = (
 )
 
 
+_PER_ACCOUNT = ("fetch", "tts", "upload")
+"""The stages an ``[accounts.<id>]`` table can change."""
+
+
 @dataclass(frozen=True)
 class Check:
     """One check: its name, whether it passed, what was seen; optional ones only warn."""
@@ -58,9 +62,10 @@ def run_checks(
 ) -> list[Check]:
     """Every check, in print order; ``online`` refreshes the YouTube tokens (through ``refresh``)."""
     checks = [_ffmpeg(), _font(), _espeak(), _data_dir(data_dir)]
-    views = [settings] + [settings.for_account(name) for name in sorted(settings.accounts)]
+    # with an [accounts] table only its accounts run (any other is refused)
+    views = [settings.for_account(name) for name in sorted(settings.accounts)] or [settings]
     seen: set[tuple[str, Path]] = set()
-    for view in views:
+    for view in [settings, *views]:
         for setting, path in (
             ("OPENAI_API_KEY_FILE", view.openai_api_key_file),
             ("YOUTUBE_TOKEN_FILE", view.youtube_token_file),
@@ -96,11 +101,13 @@ def doctor_report(
         write(f"  BROKEN  {exc}")
         return 1
     for stage, backend in backend_names(settings).items():
+        if accounts and stage in _PER_ACCOUNT:
+            backend = "per account, below"
         write(f"{stage + ':':<8}{backend}")
     for name, view in accounts.items():
         write(f"account {name}:")
         for stage, backend in backend_names(view).items():
-            if stage in ("fetch", "tts", "upload"):
+            if stage in _PER_ACCOUNT:
                 write(f"  {stage + ':':<8}{backend}")
     if settings.fetch_source == "mangadex":
         write(f"note:   {MANGADEX_POLICY}")

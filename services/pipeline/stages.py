@@ -44,7 +44,7 @@ def embedded_stages(definition: Definition) -> dict[str, StageFunc]:
 
 
 def backend_names(settings: PipelineSettings | None = None) -> dict[str, str]:
-    """Which backend each stage uses with ``settings`` (default: the embedded ones), and why.
+    """Which backend each stage uses with ``settings`` (default: from the environment), and why.
 
     For the start-up log, ``demo`` and ``doctor``.
     """
@@ -82,10 +82,8 @@ def _script(s: PipelineSettings) -> str:
 
 def _tts(s: PipelineSettings) -> str:
     if s.tts_engine == "edge-tts":
-        return (
-            f"edge-tts, voice {s.tts_voice} (fallback {s.tts_fallback_voice}), "
-            f"rate {s.tts_rate}, pitch {s.tts_pitch}"
-        )
+        fallback = f" (fallback {s.tts_fallback_voice})" if s.tts_fallback_voice != s.tts_voice else ""
+        return f"edge-tts, voice {s.tts_voice}{fallback}, rate {s.tts_rate}, pitch {s.tts_pitch}"
     if tts_local.engine_name() == "espeak-ng":
         return "espeak-ng (vi) (TTS_ENGINE=local)"
     return "placeholder tone (TTS_ENGINE=local and espeak-ng not installed)"
