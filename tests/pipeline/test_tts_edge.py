@@ -22,7 +22,9 @@ import pytest
 from aiohttp import WSMsgType, web
 from edge_tts.drm import DRM
 
-from services.pipeline.providers import tts_edge
+from services.pipeline import fetcher, scriptgen, ttsgen, worker
+from services.pipeline.providers import sample_chapter, tts_edge
+from services.pipeline.providers.render_local import shots_of
 from services.pipeline.providers.tts_edge import (
     Cue,
     EdgeTTSUnavailable,
@@ -32,6 +34,7 @@ from services.pipeline.providers.tts_edge import (
     speak_segments,
     ticks_to_seconds,
 )
+from services.pipeline.workspace import Workspace
 
 MP3_SECONDS = 1.2
 FIRST_TICKS = 1_000_000  # the first word starts at 0.1 s
@@ -381,3 +384,42 @@ async def test_an_empty_segment_is_refused_before_any_connection(server: EdgeSer
     with pytest.raises(ValueError, match="segment 002 is empty"):
         await speak_segments(["Một.", "  "], tmp_path, EdgeVoice(), sleep=Sleeps())
     assert server.connections == 0
+
+
+# -- through the stage and the renderer --------------------------------------------------------
+
+
+async def test_generate_tts_on_edge_tts_gives_the_render_word_timed_subtitles(
+    server: EdgeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("DATA_DIR", str(data))
+    monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("TTS_ENGINE", "edge-tts")
+    monkeypatch.setenv("SCRIPT_WRITER", "template")
+    monkeypatch.setenv("VIDEO_FORMAT", "shorts")
+    monkeypatch.delenv("SAMPLES_DIR", raising=False)
+    sample_chapter.make_chapter(data / "samples", panels=2)
+    # the stages run in a worker thread with their own event loop, as the machine runs them
+    job_id = (await asyncio.to_thread(fetcher.handler, {}, None))["job_id"]
+    await asyncio.to_thread(scriptgen.handler, {"job_id": job_id}, None)
+    answer = await asyncio.to_thread(ttsgen.handler, {"job_id": job_id}, None)
+    assert answer == {
+        "job_id": job_id,
+        "audio_generated": True,
+        "segment_count": 2,
+        "continuation_token": None,
+    }
+    work = Workspace(data, job_id)
+    speech = json.loads((work.root / "speech.json").read_text(encoding="utf-8"))
+    assert speech["engine"] == "edge-tts" and not speech["placeholder"]
+    first = speech["segments"][0]
+    assert first["voice"] == "vi-VN-HoaiMyNeural" and first["audio"] == "seg-001.wav"
+    assert len(first["cues"]) > 1  # a long sentence is cut into lines at the spoken words
+    assert first["cues"][0]["text"].startswith("Chào mừng các bạn")
+    segment = worker._segment(work, first)
+    shots = shots_of(segment, first["seconds"])
+    assert [s.subtitle for s in shots] == [c["text"] for c in first["cues"] if c["start"] < first["seconds"]]
+
+    worker.render(work)
+    assert work.video.exists() and work.video.stat().st_size > 0
