@@ -73,11 +73,13 @@ def test_a_secret_file_must_be_0600(settings_path: Path, tmp_path: Path, monkeyp
     assert "sk-from-file" not in repr(load_settings()) + str(secret)
 
 
-def doctor(env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def doctor(
+    env_extra: dict[str, str], tmp_path: Path, *args: str, command: str = "doctor"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in NAMES}
     env.update({"DATA_DIR": str(tmp_path / "data"), **env_extra})
     return subprocess.run(
-        [sys.executable, str(ROOT / "run_scheduler.py"), "doctor"],
+        [sys.executable, str(ROOT / "run_scheduler.py"), command, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -108,3 +110,54 @@ def test_doctor_exits_1_on_a_broken_setting_or_secret_file(tmp_path: Path) -> No
     assert (
         loose.returncode == 1 and "FAIL  YOUTUBE_TOKEN_FILE" in loose.stdout and "chmod 600" in loose.stdout
     )
+
+
+def test_doctor_fails_a_chosen_backend_whose_settings_are_missing(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text('fetch_source = "mangadex"\nupload_target = "youtube"\nscript_writer = "openai"\n')
+    done = doctor({"PIPELINE_SETTINGS_FILE": str(settings)}, tmp_path, "--offline")
+    assert done.returncode == 1, done.stdout
+    assert "FAIL  mangadex: FETCH_SOURCE=mangadex needs MANGA_IDS or MANGA_SEARCH" in done.stdout
+    assert "FAIL  youtube: UPLOAD_TARGET=youtube needs YOUTUBE_TOKEN_FILE" in done.stdout
+    assert "FAIL  openai: SCRIPT_WRITER=openai for api.openai.com needs OPENAI_API_KEY" in done.stdout
+    assert "You must hold the rights to what you publish" in done.stdout  # MangaDex is opt-in
+
+
+def test_doctor_shows_each_accounts_backends(tmp_path: Path) -> None:
+    token = tmp_path / "kenh-a.json"
+    token.write_text("{}")
+    token.chmod(0o600)
+    settings = tmp_path / "settings.toml"
+    settings.write_text(
+        'fetch_source = "mangadex"\ntts_engine = "edge-tts"\nupload_target = "youtube"\n'
+        f'[accounts.kenh-a]\nmanga_search = "rồng"\nyoutube_token_file = "{token}"\n'
+        'tts_voice = "vi-VN-NamMinhNeural"\n',
+        encoding="utf-8",
+    )
+    done = doctor({"PIPELINE_SETTINGS_FILE": str(settings)}, tmp_path, "--offline")
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert "fetch:  per account, below" in lines and "account kenh-a:" in lines
+    assert "  fetch:  mangadex at https://api.mangadex.org, search 'rồng', chapters in vi" in lines
+    assert "  tts:    edge-tts, voice vi-VN-NamMinhNeural, rate +0%, pitch +0Hz" in lines
+    assert f"  upload: youtube, private, token {token}" in lines
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "error: --client-secrets: name the OAuth client JSON"),
+        (("--client-secrets", "/nonexistent.json"), "(/nonexistent.json does not exist)"),
+        (("--client-secrets", __file__), "error: --token-file: name where to write the token"),
+        (("--client-secrets", __file__, "--token-file", "t.json", "--port", "0"), "error: --port"),
+    ],
+    ids=["no-client", "missing-client", "no-token-file", "bad-port"],
+)
+def test_youtube_auth_refuses_what_it_cannot_use_with_exit_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    done = doctor(
+        {"PIPELINE_SETTINGS_FILE": str(tmp_path / "none.toml")}, tmp_path, *args, command="youtube-auth"
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
