@@ -20,12 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import google.auth.exceptions
 import imageio_ffmpeg
 
 from services.scheduler.settings import SettingsError
 
-from .providers import youtube
 from .providers.fonts import font_path
 from .settings import PipelineSettings, load_settings, read_secret_file, settings_file
 from .stages import backend_names
@@ -58,9 +56,13 @@ def run_checks(
     data_dir: Path,
     *,
     online: bool = True,
-    refresh: Callable[[Path], str] = youtube.check_token,
+    refresh: Callable[[Path], str] | None = None,
 ) -> list[Check]:
-    """Every check, in print order; ``online`` refreshes the YouTube tokens (through ``refresh``)."""
+    """Every check, in print order; ``online`` refreshes the YouTube tokens.
+
+    :param refresh: refreshes one token file and says until when it is valid (default:
+        ``youtube.check_token``, with Google).
+    """
     checks = [_ffmpeg(), _font(), _espeak(), _data_dir(data_dir)]
     # with an [accounts] table only its accounts run (any other is refused)
     views = [settings.for_account(name) for name in sorted(settings.accounts)] or [settings]
@@ -88,7 +90,7 @@ def doctor_report(
     write: Callable[[str], None],
     *,
     online: bool = True,
-    refresh: Callable[[Path], str] = youtube.check_token,
+    refresh: Callable[[Path], str] | None = None,
 ) -> int:
     """Print the report through ``write``; return the exit code (0 healthy, 1 broken)."""
     path = settings_file()
@@ -142,10 +144,14 @@ def _needs(settings: PipelineSettings, views: list[PipelineSettings]) -> list[Ch
     return checks
 
 
-def _refresh(token: Path, refresh: Callable[[Path], str]) -> Check:
+def _refresh(token: Path, refresh: Callable[[Path], str] | None) -> Check:
     """Refresh a YouTube token with Google now: proof that uploads will be authorised."""
+    import google.auth.exceptions  # the Google client loads only when a token is checked
+
+    from .providers import youtube
+
     try:
-        return Check("youtube token", True, f"{token}: {refresh(token)}")
+        return Check("youtube token", True, f"{token}: {(refresh or youtube.check_token)(token)}")
     except (youtube.YouTubeAuthError, SettingsError) as exc:
         return Check("youtube token", False, f"{token}: {exc}")
     except (OSError, google.auth.exceptions.TransportError) as exc:

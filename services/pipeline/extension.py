@@ -44,7 +44,7 @@ from services.scheduler.settings import Settings, SettingsError
 from . import quota
 from .daily_job import DAILY_KIND, DailyJobs, next_daily_time
 from .doctor import doctor_report
-from .providers import sample_chapter, youtube
+from .providers import sample_chapter
 from .settings import load_settings
 from .stages import backend_names
 from .video_job import VideoJobs
@@ -135,6 +135,8 @@ def _youtube_auth(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.port <= 65535:
         sys.stderr.write("error: --port must be 1-65535\n")
         return 2
+    from .providers import youtube  # the Google client loads only for this command
+
     written = youtube.authorize(
         Path(secrets), Path(token), port=args.port, write=lambda line: sys.stdout.write(line + "\n")
     )

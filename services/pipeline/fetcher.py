@@ -22,12 +22,14 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .providers.local_source import LocalFolderSource
-from .providers.mangadex import MangaDexQuery, MangaDexSource
 from .settings import PipelineSettings, load_settings
 from .workspace import Workspace, data_dir_from_env
+
+if TYPE_CHECKING:
+    from .providers.mangadex import MangaDexQuery
 
 __all__ = ["handler", "new_job_id", "samples_dir_from_env"]
 
@@ -92,6 +94,8 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 def mangadex_query(settings: PipelineSettings, request: str) -> MangaDexQuery:
     """What to ask MangaDex for: ``next`` uses the account's list; a manga id or a title narrows it."""
+    from .providers.mangadex import MangaDexQuery  # loads only when MangaDex is the source
+
     ids, title = tuple(settings.manga_ids), settings.manga_search
     wanted = request.strip()
     if wanted and wanted.lower() != "next":
@@ -110,6 +114,8 @@ def mangadex_query(settings: PipelineSettings, request: str) -> MangaDexQuery:
 def _from_mangadex(
     settings: PipelineSettings, data_dir: Path, job_id: str, request: str, account: str
 ) -> dict[str, Any]:
+    from .providers.mangadex import MangaDexSource
+
     work = Workspace(data_dir, job_id)
     source = MangaDexSource(
         mangadex_query(settings, request),

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .providers import script_template
-from .providers.script_llm import LLMConfig, write_script
 from .settings import PipelineSettings, load_settings
 from .workspace import Workspace, data_dir_from_env
+
+if TYPE_CHECKING:
+    from .providers.script_llm import LLMConfig
 
 __all__ = ["handler", "llm_config", "series_dir"]
 
@@ -35,6 +37,8 @@ def series_dir(data_dir: Path, manga_id: str) -> Path:
 
 def llm_config(settings: PipelineSettings) -> LLMConfig:
     """The LLM writer's configuration from the settings (the key read from env or its 0600 file)."""
+    from .providers.script_llm import LLMConfig  # the openai SDK loads only when it is used
+
     key = settings.openai_key()
     return LLMConfig(
         model=settings.openai_model,
@@ -56,6 +60,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     source = work.read("source.json")
     settings = load_settings().for_account(str(source.get("account_id") or "default"))
     if settings.uses_llm():
+        from .providers.script_llm import write_script
+
         series = series_dir(data_dir, str(source.get("manga_id") or ""))
         result = write_script(
             llm_config(settings),

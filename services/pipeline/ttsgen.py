@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from .providers import tts_local
-from .providers.tts_edge import EdgeVoice, speak_segments
 from .settings import PipelineSettings, load_settings
 from .workspace import Workspace, data_dir_from_env
 
@@ -104,6 +103,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _speak_edge(
     settings: PipelineSettings, work: Workspace, segments: list[dict[str, Any]], job_id: str
 ) -> list[Any]:
+    from .providers.tts_edge import EdgeVoice, speak_segments  # edge-tts loads only when it is used
+
     voice = EdgeVoice(
         voice=settings.tts_voice,
         fallback_voice=settings.tts_fallback_voice,

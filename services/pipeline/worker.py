@@ -42,7 +42,6 @@ from services.scheduler.log_format import configure_logging
 
 from . import publishing
 from .errors import PipelineError
-from .providers import youtube
 from .providers.fonts import displayable
 from .providers.render_local import LANDSCAPE, PORTRAIT, Segment, render_video
 from .quota import vietnam_today
@@ -117,6 +116,8 @@ def publish(work: Workspace, now: datetime) -> dict[str, Any]:
 
 def publish_youtube(work: Workspace, settings: PipelineSettings, now: datetime) -> dict[str, Any]:
     """Upload the job's video to YouTube; the output carries its watch URL."""
+    from .providers import youtube  # the Google client loads only when it uploads
+
     if settings.youtube_token_file is None:
         raise youtube.YouTubeAuthError(
             "UPLOAD_TARGET=youtube needs YOUTUBE_TOKEN_FILE: run `python run_scheduler.py youtube-auth`"

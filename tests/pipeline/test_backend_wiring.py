@@ -13,7 +13,7 @@ from PIL import Image
 
 from services.pipeline import publishing, scriptgen, ttsgen
 from services.pipeline.machine import Checkpoint
-from services.pipeline.providers import sample_chapter
+from services.pipeline.providers import sample_chapter, script_llm
 from services.pipeline.providers.fonts import displayable
 from services.pipeline.providers.render_local import Segment, Shot, frame_counts, shots_of
 from services.pipeline.providers.script_llm import ScriptResult
@@ -219,7 +219,7 @@ def test_a_template_fallback_is_recorded_on_the_video_job(
         script["segments"] = [{"panel": "panel-001.png", "panels": ["panel-001.png"], "text": "Xin chào."}]
         return ScriptResult(script=script, warnings=("the LLM answer did not validate twice",))
 
-    monkeypatch.setattr(scriptgen, "write_script", fallback)
+    monkeypatch.setattr(script_llm, "write_script", fallback)
     context = Context()
     assert scriptgen.handler({"job_id": "job-1"}, context)["segment_count"] == 1
     assert context.updates == [("job-1", {"warnings": ["the LLM answer did not validate twice"]})]

@@ -158,7 +158,8 @@ async def test_a_transient_failure_is_retried_after_the_policys_delays() -> None
     assert clock.slept == [60.0, 120.0]  # IntervalSeconds 60, BackoffRate 2
     assert stages.calls.count("GenerateScript") == 3
     retry_saves = [s for s in saved if s["retry_at"]]
-    assert [s["attempts"]["GenerateScript"] for s in retry_saves] == [[1], [2]]
+    # one count per retrier: LLMAuthError (never retried), then States.ALL
+    assert [s["attempts"]["GenerateScript"] for s in retry_saves] == [[0, 1], [0, 2]]
 
 
 async def test_a_stage_that_keeps_failing_goes_to_handle_error_and_the_run_goes_on() -> None:

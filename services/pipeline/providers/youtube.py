@@ -41,7 +41,8 @@ import google.auth.exceptions
 import httplib2
 from google.auth.transport.requests import Request as AuthRequest
 from google.oauth2.credentials import Credentials
-from googleapiclient.discovery import build
+from googleapiclient.discovery import build, build_from_document
+from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import Error as ApiClientError
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload
@@ -331,11 +332,18 @@ def _write_token(token_file: Path, credentials: Credentials) -> None:
 def _read_token(token_file: Path, account: str) -> Credentials:
     text = read_secret_file(token_file, "YOUTUBE_TOKEN_FILE")  # SettingsError: missing, empty, not 0600
     try:
-        return Credentials.from_authorized_user_info(json.loads(text), SCOPES)
+        info = json.loads(text)
+        credentials = Credentials.from_authorized_user_info(info, SCOPES)
     except ValueError as exc:  # not JSON, or no refresh_token / client_id / client_secret
         raise YouTubeAuthError(
             f"{token_file} is not a usable token file ({exc}); {reauth_hint(account)}"
         ) from None
+    # google-auth always sets Google's token endpoint here; the file's own token_uri (a
+    # proxy, a test server) is kept, as the file says (and as the refresh saves it back)
+    token_uri = info.get("token_uri")
+    if isinstance(token_uri, str) and token_uri and token_uri != credentials.token_uri:
+        credentials = credentials.with_token_uri(token_uri)
+    return credentials
 
 
 def _refresh(credentials: Credentials, token_file: Path, request: Any, account: str) -> None:
@@ -419,14 +427,17 @@ def _build_client(credentials: Any, http: Any, api_url: str | None = None) -> An
         http, credentials = AuthorizedHttp(credentials, http=http), None
     if http is None and credentials is None:
         raise ValueError("upload_video needs youtube=, credentials= or http=")
-    return build(
-        "youtube",
-        "v3",
-        credentials=credentials,
-        http=http,
-        static_discovery=True,
-        cache_discovery=False,
-        client_options={"api_endpoint": api_url} if api_url else None,
+    if not api_url:
+        return build(
+            "youtube", "v3", credentials=credentials, http=http, static_discovery=True, cache_discovery=False
+        )
+    # googleapiclient's api_endpoint moves the API calls, but gives the upload URLs only its
+    # host (they keep https and lose any path): move the static document's root as well
+    root = api_url if api_url.endswith("/") else f"{api_url}/"
+    document = json.loads(get_static_doc("youtube", "v3"))
+    document.update(rootUrl=root, baseUrl=root)
+    return build_from_document(
+        document, credentials=credentials, http=http, client_options={"api_endpoint": root}
     )
 
 
