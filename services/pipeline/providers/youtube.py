@@ -342,7 +342,9 @@ def _read_token(token_file: Path, account: str) -> Credentials:
     # proxy, a test server) is kept, as the file says (and as the refresh saves it back)
     token_uri = info.get("token_uri")
     if isinstance(token_uri, str) and token_uri and token_uri != credentials.token_uri:
+        expiry = credentials.expiry
         credentials = credentials.with_token_uri(token_uri)
+        credentials.expiry = expiry  # the copy forgets it: an expired token would look valid
     return credentials
 
 
