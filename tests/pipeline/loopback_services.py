@@ -286,7 +286,7 @@ def page_png(name: str, size: tuple[int, int] = (400, 600)) -> bytes:
     return out.getvalue()
 
 
-def _collection(data: list[dict[str, Any]], *, limit: int, offset: int, total: int) -> dict[str, Any]:
+def collection(data: list[dict[str, Any]], *, limit: int, offset: int, total: int) -> dict[str, Any]:
     return {
         "result": "ok",
         "response": "collection",
@@ -363,7 +363,7 @@ class LoopbackMangaDex(LoopbackService):
         if ids := request.query.get("ids[]"):
             data = [m for m in self.mangas if m["id"] in ids]
         limit = int(request.param("limit") or 10)
-        return Reply.json(_collection(data[:limit], limit=limit, offset=0, total=len(data)))
+        return Reply.json(collection(data[:limit], limit=limit, offset=0, total=len(data)))
 
     def _feed(self, request: Recorded, manga_id: str) -> Reply:
         chapters = self.feeds.get(manga_id, [])
@@ -371,7 +371,7 @@ class LoopbackMangaDex(LoopbackService):
             chapters = [c for c in chapters if c["attributes"]["translatedLanguage"] in languages]
         limit, offset = int(request.param("limit") or 100), int(request.param("offset") or 0)
         page = chapters[offset : offset + limit]
-        return Reply.json(_collection(page, limit=limit, offset=offset, total=len(chapters)))
+        return Reply.json(collection(page, limit=limit, offset=offset, total=len(chapters)))
 
     def _chapter(self, chapter_id: str) -> Reply:
         for manga_id, chapters in self.feeds.items():

@@ -4,7 +4,7 @@ the font check; GenerateTTS continuation; what a published video says about itse
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from services.pipeline.providers.script_llm import ScriptResult
 from services.pipeline.settings import load_settings
 from services.pipeline.stages import backend_names
 from services.scheduler.settings import SettingsError
+from tests.pipeline.stage_context import RecordingContext
 from tests.pipeline.test_machine import Clock, Stages, machine
 
 CHANNEL_A = "a1c7c817-4e59-43b7-9365-09675a149a6f"
@@ -190,17 +191,6 @@ async def test_a_stage_answering_a_continuation_token_runs_again_with_it() -> No
 # -- the script stage's warnings ------------------------------------------------------------------
 
 
-class Context:
-    def __init__(self) -> None:
-        self.updates: list[tuple[str, dict[str, Any]]] = []
-
-    def now(self) -> datetime:
-        return datetime(2026, 11, 24, tzinfo=timezone.utc)
-
-    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
-        self.updates.append((job_id, fields))
-
-
 def test_a_template_fallback_is_recorded_on_the_video_job(
     settings_path: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -220,7 +210,7 @@ def test_a_template_fallback_is_recorded_on_the_video_job(
         return ScriptResult(script=script, warnings=("the LLM answer did not validate twice",))
 
     monkeypatch.setattr(script_llm, "write_script", fallback)
-    context = Context()
+    context = RecordingContext()
     assert scriptgen.handler({"job_id": "job-1"}, context)["segment_count"] == 1
     assert context.updates == [("job-1", {"warnings": ["the LLM answer did not validate twice"]})]
     assert seen["config"].base_url == "http://127.0.0.1:9/v1" and seen["config"].vision is False

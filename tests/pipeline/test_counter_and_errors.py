@@ -7,12 +7,12 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from freezegun import freeze_time
 
 from services.pipeline import counter, handle_error
+from tests.pipeline.stage_context import RecordingContext
 
 NOW = datetime(2026, 2, 7, 1, 0, tzinfo=timezone.utc)  # 08:00 on 2026-02-07 in Vietnam
 
@@ -45,19 +45,6 @@ def test_concurrent_increments_from_four_processes_all_count(data_dir: Path) -> 
     assert counter.read_count(data_dir, datetime(2026, 2, 7).date()) == 100
 
 
-class FakeContext:
-    """The machine's side of a stage call, recording job updates in memory."""
-
-    def __init__(self) -> None:
-        self.updates: list[tuple[str, dict[str, Any]]] = []
-
-    def now(self) -> datetime:
-        return NOW
-
-    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
-        self.updates.append((job_id, fields))
-
-
 def test_handle_error_takes_and_returns_the_seeds_json() -> None:
     event = {
         "job_id": "job-abc123",
@@ -65,7 +52,7 @@ def test_handle_error_takes_and_returns_the_seeds_json() -> None:
         "state": "GenerateScript",
         "execution_id": "arn:aws:states:us-east-1:123:execution:manga-pipeline:abc",
     }
-    context = FakeContext()
+    context = RecordingContext(lambda: NOW)
     expected = {"job_id": "job-abc123", "status": "failed", "error_logged": True}
     assert handle_error.handler(event, context) == expected
     assert context.updates == [
@@ -84,4 +71,4 @@ def test_handle_error_takes_and_returns_the_seeds_json() -> None:
 
 def test_handle_error_without_a_job_id_is_refused() -> None:
     with pytest.raises(ValueError, match="needs the job_id"):
-        handle_error.handler({"error": {}, "state": "FetchManga"}, FakeContext())
+        handle_error.handler({"error": {}, "state": "FetchManga"}, RecordingContext(lambda: NOW))

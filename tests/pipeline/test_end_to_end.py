@@ -4,9 +4,7 @@ processes, a real MP4 published, the workspace cleaned and the day counted."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import av
 import pytest
@@ -19,17 +17,7 @@ from services.pipeline.quota import vietnam_today
 from services.pipeline.stages import embedded_stages
 from services.scheduler.clock import utc_now
 from tests.pipeline.media_probe import played_seconds
-
-
-class Context:
-    def __init__(self) -> None:
-        self.updates: list[tuple[str, dict[str, Any]]] = []
-
-    def now(self) -> datetime:
-        return utc_now()
-
-    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
-        self.updates.append((job_id, fields))
+from tests.pipeline.stage_context import RecordingContext
 
 
 @pytest.fixture
@@ -50,7 +38,9 @@ async def test_a_video_is_rendered_published_and_counted(data: Path) -> None:
         saved.append(cp)
 
     definition = load_definition()
-    machine = Machine(definition, embedded_stages(definition), save=save, clock=utc_now, context=Context())
+    machine = Machine(
+        definition, embedded_stages(definition), save=save, clock=utc_now, context=RecordingContext()
+    )
     done = await machine.run(Checkpoint(manga="next"))
     assert done.state == "Done", done.error
     job_id = done.video_job_id

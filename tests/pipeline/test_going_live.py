@@ -18,7 +18,6 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from tests.pipeline.loopback_services import (
     chapter_data,
     manga_data,
 )
+from tests.pipeline.stage_context import RecordingContext
 
 ROOT = Path(__file__).resolve().parents[2]
 MANGA = "a1c7c817-4e59-43b7-9365-09675a149a6f"
@@ -66,17 +66,6 @@ CLEARED = (
     *(f"{name}_proxy" for name in ("http", "https", "all", "no")),
     *(f"{name}_PROXY" for name in ("HTTP", "HTTPS", "ALL", "NO")),
 )
-
-
-class Context:
-    def __init__(self) -> None:
-        self.updates: list[tuple[str, dict[str, Any]]] = []
-
-    def now(self) -> datetime:
-        return utc_now()
-
-    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
-        self.updates.append((job_id, fields))
 
 
 @pytest.fixture
@@ -194,7 +183,7 @@ class Rendered:
 async def run_the_day(rendered: Rendered) -> Checkpoint:
     definition = load_definition()
     machine = Machine(
-        definition, embedded_stages(definition), save=rendered.save, clock=utc_now, context=Context()
+        definition, embedded_stages(definition), save=rendered.save, clock=utc_now, context=RecordingContext()
     )
     return await machine.run(Checkpoint(manga="next", loop=True))
 
@@ -311,7 +300,7 @@ async def test_quota_exceeded_on_upload_ends_at_quota_reached_with_the_render_ke
 
     # the kept job asking MangaDex again gets its own chapter back (GET /chapter/{id})
     event = {"job_id": done.video_job_id, "manga": "next"}
-    again = await asyncio.to_thread(fetcher.handler, event, Context())  # as the machine calls it
+    again = await asyncio.to_thread(fetcher.handler, event, RecordingContext())  # as the machine calls it
     assert again["status"] == "success" and again["manga_id"] == MANGA
     (asked,) = mangadex.received("GET", f"/chapter/{CHAPTER_1}")
     assert asked.query["includes[]"] == ["scanlation_group", "manga"]

@@ -25,6 +25,8 @@ from services.pipeline.providers.mangadex import (
     manga_title,
     retry_after_delay,
 )
+from tests.pipeline import loopback_services as shapes
+from tests.pipeline.loopback_services import collection, manga_data
 
 API = "https://api.mangadex.org"
 REPORT = "https://api.mangadex.network/report"
@@ -78,60 +80,16 @@ def chapter_data(
     group: str = "Nhóm Dịch Mây",
 ) -> dict[str, Any]:
     """A chapter as /manga/{id}/feed returns it with includes[]=scanlation_group."""
-    return {
-        "id": chapter_id,
-        "type": "chapter",
-        "attributes": {
-            "volume": "1",
-            "chapter": number,
-            "title": title,
-            "translatedLanguage": "vi",
-            "externalUrl": external_url,
-            "isUnavailable": False,
-            "publishAt": "2024-05-01T10:00:00+00:00",
-            "readableAt": "2024-05-01T10:00:00+00:00",
-            "createdAt": "2024-05-01T10:00:00+00:00",
-            "updatedAt": "2024-05-01T10:00:00+00:00",
-            "pages": pages,
-            "version": 1,
-        },
-        "relationships": [
-            {
-                "id": GROUP,
-                "type": "scanlation_group",
-                "attributes": {"name": group, "altNames": [], "locked": True, "official": False},
-            },
-            {"id": manga_id, "type": "manga"},
-            {"id": "f8cc4f8a-e596-4618-ab05-ef6572980bbf", "type": "user"},
-        ],
-    }
-
-
-def manga_data(manga_id: str, en: str, vi: str | None = None) -> dict[str, Any]:
-    return {
-        "id": manga_id,
-        "type": "manga",
-        "attributes": {
-            "title": {"en": en},
-            "altTitles": [{"ja": "ドラゴン"}, *([{"vi": vi}] if vi else [])],
-            "originalLanguage": "ja",
-            "status": "ongoing",
-            "contentRating": "safe",
-            "availableTranslatedLanguages": ["en", "vi"],
-        },
-        "relationships": [],
-    }
-
-
-def collection(data: list[dict[str, Any]], *, limit: int, offset: int, total: int) -> dict[str, Any]:
-    return {
-        "result": "ok",
-        "response": "collection",
-        "data": data,
-        "limit": limit,
-        "offset": offset,
-        "total": total,
-    }
+    return shapes.chapter_data(
+        chapter_id,
+        number,
+        manga_id=manga_id,
+        group_id=GROUP,
+        group=group,
+        pages=pages,
+        external_url=external_url,
+        title=title,
+    )
 
 
 @dataclass
