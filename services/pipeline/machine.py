@@ -7,7 +7,8 @@ state's stage and applying the state's TimeoutSeconds, Retry and Catch (decision
 to ``save``, which makes it durable (the job record, through the scheduler's storage).
 A run that starts from a saved checkpoint resumes at the first unfinished state: states
 already finished are not run again, and a retry wait already begun only waits out its
-rest.
+rest. A stage whose output carries a non-null ``continuation_token`` (GenerateTTS on a
+very long chapter) runs again with that token in its event.
 
 A stage is ``handler(event: dict, context) -> dict`` (stage-functions.md). A plain
 function runs in a worker thread, so a slow stage never blocks the event loop; an

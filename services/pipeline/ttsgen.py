@@ -121,8 +121,9 @@ def _speak_local(work: Workspace, segments: list[dict[str, Any]], job_id: str) -
     entries = []
     for index, segment in enumerate(segments, start=1):
         path = work.audio / f"seg-{index:03d}.wav"
-        seconds = _wav_seconds(path) if path.exists() else None
-        if seconds is None:
+        if path.exists():
+            seconds = _wav_seconds(path)
+        else:
             seconds = tts_local.synthesize(segment["text"], path, engine=engine).seconds
         entries.append(
             {
