@@ -116,8 +116,7 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
 
 def _youtube_auth(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        pipeline = load_settings()
-        view = pipeline.for_account(args.account) if pipeline.accounts else pipeline
+        view = load_settings().for_account(args.account)
     except SettingsError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
@@ -137,9 +136,16 @@ def _youtube_auth(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from .providers import youtube  # the Google client loads only for this command
 
-    written = youtube.authorize(
-        Path(secrets), Path(token), port=args.port, write=lambda line: sys.stdout.write(line + "\n")
-    )
+    try:
+        written = youtube.authorize(
+            Path(secrets), Path(token), port=args.port, write=lambda line: sys.stdout.write(line + "\n")
+        )
+    except ValueError as exc:  # google-auth-oauthlib's word for a file that is not a client
+        sys.stderr.write(f"error: --client-secrets: {secrets} is not an OAuth client file: {exc}\n")
+        return 2
+    except youtube.YouTubeAuthError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
     sys.stdout.write(f"token written to {written} (mode 600); `doctor` refreshes it to check\n")
     return 0
 

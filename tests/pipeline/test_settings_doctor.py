@@ -150,8 +150,9 @@ def test_doctor_shows_each_accounts_backends(tmp_path: Path) -> None:
         (("--client-secrets", "/nonexistent.json"), "(/nonexistent.json does not exist)"),
         (("--client-secrets", __file__), "error: --token-file: name where to write the token"),
         (("--client-secrets", __file__, "--token-file", "t.json", "--port", "0"), "error: --port"),
+        (("--client-secrets", __file__, "--token-file", "t.json"), "is not an OAuth client file"),
     ],
-    ids=["no-client", "missing-client", "no-token-file", "bad-port"],
+    ids=["no-client", "missing-client", "no-token-file", "bad-port", "not-a-client"],
 )
 def test_youtube_auth_refuses_what_it_cannot_use_with_exit_2(
     tmp_path: Path, args: tuple[str, ...], message: str
