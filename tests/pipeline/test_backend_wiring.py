@@ -24,27 +24,6 @@ from tests.pipeline.stage_context import RecordingContext
 from tests.pipeline.test_machine import Clock, Stages, machine
 
 CHANNEL_A = "a1c7c817-4e59-43b7-9365-09675a149a6f"
-PIPELINE_VARS = (
-    "FETCH_SOURCE",
-    "SCRIPT_WRITER",
-    "TTS_ENGINE",
-    "UPLOAD_TARGET",
-    "OPENAI_API_KEY",
-    "OPENAI_API_KEY_FILE",
-    "OPENAI_BASE_URL",
-    "OPENAI_VISION",
-    "YOUTUBE_TOKEN_FILE",
-    "MANGA_IDS",
-)
-
-
-@pytest.fixture
-def settings_path(tmp_path: Path, monkeypatch) -> Path:
-    path = tmp_path / "settings.toml"
-    monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(path))
-    for name in PIPELINE_VARS:
-        monkeypatch.delenv(name, raising=False)
-    return path
 
 
 def test_the_defaults_name_the_embedded_backends_and_why(settings_path: Path) -> None:

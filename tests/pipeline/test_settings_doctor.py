@@ -11,18 +11,9 @@ import pytest
 
 from services.pipeline.settings import load_settings
 from services.scheduler.settings import SettingsError
+from tests.pipeline.conftest import PIPELINE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = ("OPENAI_API_KEY", "OPENAI_API_KEY_FILE", "OPENAI_MODEL", "TTS_RATE", "YOUTUBE_PRIVACY")
-
-
-@pytest.fixture
-def settings_path(tmp_path: Path, monkeypatch) -> Path:
-    path = tmp_path / "settings.toml"
-    monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(path))
-    for name in NAMES:
-        monkeypatch.delenv(name, raising=False)
-    return path
 
 
 def test_defaults_without_a_file(settings_path: Path) -> None:
@@ -39,7 +30,7 @@ def test_the_environment_wins_over_the_file(settings_path: Path, monkeypatch) ->
 
 
 def test_the_example_file_is_valid(monkeypatch) -> None:
-    for name in NAMES:
+    for name in PIPELINE_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(ROOT / "config" / "settings.example.toml"))
     assert load_settings().fetch_source == "local"
@@ -76,7 +67,7 @@ def test_a_secret_file_must_be_0600(settings_path: Path, tmp_path: Path, monkeyp
 def doctor(
     env_extra: dict[str, str], tmp_path: Path, *args: str, command: str = "doctor"
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in NAMES}
+    env = {k: v for k, v in os.environ.items() if k not in PIPELINE_ENV}
     env.update({"DATA_DIR": str(tmp_path / "data"), **env_extra})
     return subprocess.run(
         [sys.executable, str(ROOT / "run_scheduler.py"), command, *args],
