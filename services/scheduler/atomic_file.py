@@ -7,10 +7,15 @@ crash the target holds either the old bytes or the new ones, never a mix.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
-__all__ = ["TEMP_SUFFIX", "fsync_dir", "write_atomic"]
+from .errors import DiskFullError, StorageError
+
+__all__ = ["TEMP_SUFFIX", "fsync_dir", "mount_point", "storage_error", "write_atomic"]
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 TEMP_SUFFIX = ".tmp"
 
@@ -39,3 +44,28 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the filesystem holding ``path`` (its nearest existing folder)."""
+    current = Path(os.path.abspath(path))
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    while not os.path.ismount(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def storage_error(what: str, path: Path, exc: OSError, *, disk_changed: bool = True) -> StorageError:
+    """One line for a failed write of ``what`` under ``path``; a full disk says which disk.
+
+    E.g. ``no space left on the disk mounted at /srv: cannot write job files in
+    /srv/data/jobs; free some space``.
+    """
+    if exc.errno in _NO_SPACE:
+        reason = "no space left" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+        return DiskFullError(
+            f"{reason} on the disk mounted at {mount_point(path)}: cannot {what} in {path}; free some space",
+            disk_changed=disk_changed,
+        )
+    return StorageError(f"cannot {what} in {path}: {exc.strerror or exc}", disk_changed=disk_changed)

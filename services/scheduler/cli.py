@@ -3,7 +3,13 @@
 With no daemon running, a command takes the data-dir lock and works on the files itself;
 with a daemon running, it sends the command to the daemon's local API. Either way one
 JobManager validates the change. Exit codes: 0 success, 2 invalid input or usage (one
-line on stderr naming the field and the rule), 1 anything else.
+line on stderr naming the field and the rule), 1 anything else, 141 when the reader of
+stdout went away (``| head``; see ``output.py``).
+
+``add-job`` mints the job's id itself (or takes ``--job-id``) and sends it with the
+create, so a create whose answer was lost (the daemon did not answer in time) can be sent
+again without making a second job: the repeat answers with the first one's job. Commands
+that only read (``list``, ``show``, the pipeline's ``quota``) never create the data dir.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime, tzinfo
 from typing import Any, NoReturn, Protocol
 
 from .api_token import read_token
-from .clock import parse_instant
+from .clock import parse_instant, utc_now
 from .daemon_client import DaemonClient
 from .errors import (
     DaemonUnavailableError,
@@ -31,7 +38,8 @@ from .errors import (
 from .extensions import Extension
 from .lock import DataDirLock, read_holder
 from .log_format import configure_logging
-from .models import JobPriority, ScheduledJob
+from .models import JobPriority, ScheduledJob, check_job_id, schedule_warnings
+from .output import EXIT_BROKEN_PIPE, Output, OutputFailed, printable
 from .scheduler import Scheduler
 from .settings import Settings
 
@@ -54,7 +62,8 @@ class Backend(Protocol):
     """What a command needs: the daemon client or a Scheduler on the files."""
 
     def add_job(self, account_id: Any, content: Any, scheduled_time: datetime | None = ...,
-                priority: Any = ..., max_retries: Any = ..., *, kind: Any = ...) -> ScheduledJob: ...
+                priority: Any = ..., max_retries: Any = ..., *, kind: Any = ...,
+                job_id: str | None = ...) -> ScheduledJob: ...
     def list_jobs(self, account_id: str | None = ..., status: str | None = ...) -> list[ScheduledJob]: ...
     def get_job(self, job_id: str) -> ScheduledJob: ...
     def remove_job(self, job_id: str) -> ScheduledJob: ...
@@ -78,6 +87,11 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     add.add_argument("--max-retries", default="3", help="retries after a failure (default 3)")
     add.add_argument("--kind", default=None,
                      help="handler that runs the job (default: pipeline.video with the pipeline, else log)")
+    add.add_argument(
+        "--job-id",
+        help="the new job's id (default: a new UUID); the same add-job sent again with the same "
+        "id adds nothing and answers with that job (safe to retry)",
+    )
     add.add_argument("--json", action="store_true", help="print the job as JSON")
 
     lst = sub.add_parser("list", parents=[common], help="list jobs, highest priority first, then earliest")
@@ -108,19 +122,34 @@ def main(
     """Run one command; return its exit code. ``extensions`` add kinds and commands."""
     env = dict(os.environ if environ is None else environ)
     parser = build_parser(extensions)
+    out = Output()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
-            raise _UsageError("a command is required: add-job, list, show, remove or run")
+            raise _UsageError(f"a command is required: {_command_names(parser)}")
+        args.out = out
         settings = Settings.from_env(env, data_dir=getattr(args, "data_dir", None))
         if args.command == "run":
             return _run(settings, once=args.once, extensions=extensions)
         if getattr(args, "run", None) is not None:  # a command an extension added
-            return int(args.run(args, settings))
-        configure_logging("WARNING", sys.stderr)
-        return _with_backend(
-            settings, lambda backend: _COMMANDS[args.command](backend, args, settings), extensions
-        )
+            code = int(args.run(args, settings))
+        else:
+            configure_logging("WARNING", sys.stderr)
+            command = _COMMANDS[args.command]
+            code = _with_backend(
+                settings,
+                lambda backend: command(backend, args, settings),
+                extensions,
+                writes=args.command == "add-job",
+            )
+        out.flush()
+        return code
+    except OutputFailed as exc:
+        out.discard()
+        if exc.closed:  # the reader has gone (`| head`): end quietly, as Unix tools do
+            return EXIT_BROKEN_PIPE
+        _fail(exc.message())
+        return 1
     except _UsageError as exc:
         _fail(f"usage: {exc} (see {PROG} --help)")
         return 2
@@ -129,6 +158,15 @@ def main(
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _command_names(parser: argparse.ArgumentParser) -> str:
+    """Every command the parser knows, for the "a command is required" line."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            names = list(action.choices)
+            return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+    return "none"
 
 
 def _fail(message: str) -> None:
@@ -145,12 +183,18 @@ def _run(settings: Settings, *, once: bool, extensions: Sequence[Extension] = ()
 # -- choosing the backend ---------------------------------------------------------------
 
 
-def _with_backend(settings: Settings, command: Any, extensions: Sequence[Extension] = ()) -> int:
-    """Run ``command(backend)`` on the files (lock free) or through the daemon (lock held)."""
+def _with_backend(
+    settings: Settings, command: Any, extensions: Sequence[Extension] = (), *, writes: bool = True
+) -> int:
+    """Run ``command(backend)`` on the files (lock free) or through the daemon (lock held).
+
+    ``writes=False`` (every command but add-job): a data dir that does not exist is an
+    error (DataDirMissingError), not made.
+    """
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
-            with _open_backend(settings, deadline, extensions) as backend:
+            with _open_backend(settings, deadline, extensions, writes=writes) as backend:
                 return command(backend)
         except DaemonUnavailableError:
             # The daemon is stopping or starting: try again, maybe without it.
@@ -161,9 +205,9 @@ def _with_backend(settings: Settings, command: Any, extensions: Sequence[Extensi
 
 @contextlib.contextmanager
 def _open_backend(
-    settings: Settings, deadline: float, extensions: Sequence[Extension] = ()
+    settings: Settings, deadline: float, extensions: Sequence[Extension] = (), *, writes: bool = True
 ) -> Iterator[Backend]:
-    lock = DataDirLock(settings.data_dir, "cli")
+    lock = DataDirLock(settings.data_dir, "cli", create=writes)
     while True:
         if lock.try_acquire():
             try:
@@ -175,7 +219,9 @@ def _open_backend(
             return
         holder = read_holder(settings.data_dir)
         if holder and holder.get("role") == "daemon" and holder.get("ready") and holder.get("api_port"):
-            client = DaemonClient(int(holder["api_port"]), read_token(settings.data_dir))
+            client = DaemonClient(
+                int(holder["api_port"]), read_token(settings.data_dir), timeout=settings.api_timeout_seconds
+            )
             try:
                 yield client
             finally:
@@ -190,6 +236,7 @@ def _open_backend(
 
 
 def _cmd_add(backend: Backend, args: argparse.Namespace, settings: Settings) -> int:
+    out: Output = args.out
     when = None
     if args.when is not None:
         try:
@@ -201,24 +248,35 @@ def _cmd_add(backend: Backend, args: argparse.Namespace, settings: Settings) -> 
     except ValueError as exc:
         raise JobValidationError("priority", str(exc)) from None
     max_retries = _int_field("max_retries", args.max_retries)
-    job = backend.add_job(args.account, args.content, when, priority, max_retries, kind=args.kind)
-    print(json.dumps(job.to_dict(), ensure_ascii=False, indent=2) if args.json else job.job_id)
+    # the id is minted here, so a create that timed out can be sent again without a duplicate
+    job_id = check_job_id(args.job_id) if args.job_id is not None else str(uuid.uuid4())
+    job = backend.add_job(args.account, args.content, when, priority, max_retries, kind=args.kind, job_id=job_id)
+    out.changed(f"the job was added: {job.job_id} (see `show {job.job_id}`)")
+    warnings = schedule_warnings(job, utc_now())
+    for warning in warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    if args.json:
+        answer = job.to_dict() | ({"warnings": warnings} if warnings else {})
+        out.line(json.dumps(answer, ensure_ascii=False, indent=2))
+    else:
+        out.line(job.job_id)
     return 0
 
 
 def _cmd_list(backend: Backend, args: argparse.Namespace, settings: Settings) -> int:
     jobs = backend.list_jobs(args.account, args.status)
     if args.json:
-        print(json.dumps([job.to_dict() for job in jobs], ensure_ascii=False, indent=2))
+        args.out.line(json.dumps([job.to_dict() for job in jobs], ensure_ascii=False, indent=2))
     else:
-        print(_table(jobs, settings.zone, settings.timezone_name))
+        args.out.line(_table(jobs, settings.zone, settings.timezone_name))
     return 0
 
 
 def _cmd_show(backend: Backend, args: argparse.Namespace, settings: Settings) -> int:
-    job = backend.get_job(args.job_id)
+    out: Output = args.out
+    job = backend.get_job(check_job_id(args.job_id))
     if args.json:
-        print(json.dumps(job.to_dict(), ensure_ascii=False, indent=2))
+        out.line(json.dumps(job.to_dict(), ensure_ascii=False, indent=2))
         return 0
     for key, value in job.to_dict().items():
         instant = getattr(job, key, None) if key in _INSTANT_KEYS else None
@@ -226,13 +284,17 @@ def _cmd_show(backend: Backend, args: argparse.Namespace, settings: Settings) ->
             value = f"{value}  ({instant.astimezone(settings.zone):%Y-%m-%d %H:%M:%S} {settings.timezone_name})"
         elif isinstance(value, dict):
             value = json.dumps(value, ensure_ascii=False)
-        print(f"{key:>15}: {'' if value is None else value}")
+        out.line(printable(f"{key:>15}: {'' if value is None else value}"))
     return 0
 
 
 def _cmd_remove(backend: Backend, args: argparse.Namespace, settings: Settings) -> int:
-    job = backend.remove_job(args.job_id)
-    print(json.dumps({"removed": job.to_dict()}, ensure_ascii=False, indent=2) if args.json else f"removed {job.job_id}")
+    job = backend.remove_job(check_job_id(args.job_id))
+    args.out.changed(f"the job was removed: {job.job_id}")
+    if args.json:
+        args.out.line(json.dumps({"removed": job.to_dict()}, ensure_ascii=False, indent=2))
+    else:
+        args.out.line(f"removed {job.job_id}")
     return 0
 
 
@@ -256,8 +318,8 @@ def _table(jobs: list[ScheduledJob], zone: tzinfo, zone_name: str) -> str:
     rows = [
         [
             job.job_id,
-            job.account_id,
-            job.kind,
+            printable(job.account_id),
+            printable(job.kind),
             job.status.value,
             job.priority.name.lower(),
             f"{job.scheduled_time.astimezone(zone):%Y-%m-%d %H:%M:%S}",
@@ -273,7 +335,7 @@ def _table(jobs: list[ScheduledJob], zone: tzinfo, zone_name: str) -> str:
 
 
 def _shorten(text: str, width: int) -> str:
-    flat = " ".join(text.split())
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 

@@ -72,10 +72,17 @@ async def serve(
     """
     lock = DataDirLock(settings.data_dir, "daemon")
     deadline = time.monotonic() + CLI_LOCK_WAIT_SECONDS
+    waiting = False
     while not lock.try_acquire():
         holder = read_holder(settings.data_dir)
         if (holder or {}).get("role") == "daemon" or time.monotonic() >= deadline:
             raise LockHeldError(str(settings.data_dir), holder)
+        if not waiting:  # said once, so a start that seems slow explains itself
+            waiting = True
+            logger.warning(
+                "data dir is locked by a command; waiting for it",
+                extra={"data_dir": str(settings.data_dir), "holder": holder, "wait_seconds": CLI_LOCK_WAIT_SECONDS},
+            )
         await asyncio.sleep(0.02)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -2,21 +2,28 @@
 
 It speaks the API of ``api.py`` with httpx and turns error bodies back into the typed
 errors the CLI maps to exit codes, so a command behaves the same with or without a daemon.
+Every path segment it builds is percent-quoted (a job id is checked for its shape before,
+but the quoting does not depend on that). A change (create, remove) the daemon does not
+answer in time raises OutcomeUnknownError: the daemon may have made it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from .errors import (
     DaemonUnavailableError,
+    DiskFullError,
     JobConflictError,
     JobNotFoundError,
     JobValidationError,
+    OutcomeUnknownError,
     SchedulerError,
+    StorageError,
 )
 from .models import ScheduledJob
 
@@ -40,22 +47,31 @@ class DaemonClient:
             timeout=timeout,
             transport=transport,
         )
+        self._timeout = timeout
 
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
             raise DaemonUnavailableError(f"daemon API at {self._http.base_url} refused the connection: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            late = f"the daemon did not answer within {self._timeout:g} s (is it stopped or overloaded?)"
+            if method == "GET":
+                raise SchedulerError(f"{late}; nothing was changed") from exc
+            check = f"check with `show {job_id}`" if job_id else "check with `list`"
+            raise OutcomeUnknownError(f"{late}; the outcome is unknown: {check}") from exc
         except httpx.HTTPError as exc:
             raise SchedulerError(f"daemon API request failed: {exc}") from exc
         try:
             body = response.json()
         except ValueError:
             body = {}
+        if not isinstance(body, dict):
+            body = {"value": body}
         if response.is_success:
             return body
         message = body.get("message") or f"daemon answered HTTP {response.status_code}"
@@ -63,11 +79,19 @@ class DaemonClient:
             raise JobValidationError(body["field"], message.partition(": ")[2] or message)
         if response.status_code == 422:
             raise JobValidationError("request", message)
-        if response.status_code == 404:
-            raise JobNotFoundError(path.rsplit("/", 1)[-1])
+        if response.status_code == 404 and job_id is not None:
+            raise JobNotFoundError(job_id)
         if response.status_code == 409:
             raise JobConflictError(message)
+        if response.status_code == 507:
+            raise DiskFullError(message, disk_changed=False)
+        if body.get("error") == "storage_error":
+            raise StorageError(message)
         raise SchedulerError(message)
+
+    @staticmethod
+    def _job_path(job_id: str) -> str:
+        return f"/api/v1/jobs/{quote(job_id, safe='')}"
 
     def add_job(
         self,
@@ -78,18 +102,23 @@ class DaemonClient:
         max_retries: Any = 3,
         *,
         kind: Any = None,
+        job_id: str | None = None,
     ) -> ScheduledJob:
-        """POST /api/v1/jobs."""
+        """POST /api/v1/jobs (with ``job_id`` as the Idempotency-Key, when given)."""
         body: dict[str, Any] = {
             "account_id": account_id,
             "content": content,
             "priority": int(priority) if isinstance(priority, int) else priority,
             "max_retries": max_retries,
             **({} if kind is None else {"kind": kind}),
+            **({} if job_id is None else {"job_id": job_id}),
         }
         if scheduled_time is not None:
             body["scheduled_time"] = scheduled_time.isoformat()
-        return ScheduledJob.model_validate(self._call("POST", "/api/v1/jobs", json=body))
+        headers = {} if job_id is None else {"Idempotency-Key": job_id}
+        answer = self._call("POST", "/api/v1/jobs", job_id=job_id, json=body, headers=headers)
+        answer.pop("warnings", None)
+        return ScheduledJob.model_validate(answer)
 
     def list_jobs(self, account_id: str | None = None, status: str | None = None) -> list[ScheduledJob]:
         """GET /api/v1/jobs."""
@@ -99,8 +128,9 @@ class DaemonClient:
 
     def get_job(self, job_id: str) -> ScheduledJob:
         """GET /api/v1/jobs/{id}."""
-        return ScheduledJob.model_validate(self._call("GET", f"/api/v1/jobs/{job_id}"))
+        return ScheduledJob.model_validate(self._call("GET", self._job_path(job_id), job_id=job_id))
 
     def remove_job(self, job_id: str) -> ScheduledJob:
         """DELETE /api/v1/jobs/{id}."""
-        return ScheduledJob.model_validate(self._call("DELETE", f"/api/v1/jobs/{job_id}")["job"])
+        body = self._call("DELETE", self._job_path(job_id), job_id=job_id)
+        return ScheduledJob.model_validate(body["job"])

@@ -7,6 +7,9 @@
     ├── JobNotFoundError           no job with that id (exit 1, HTTP 404)
     ├── JobConflictError           the job's state forbids the change (exit 1, HTTP 409)
     ├── StorageError               the data dir could not be read or written (exit 1, HTTP 500)
+    │   └── DiskFullError          its disk has no space left (exit 1, HTTP 507)
+    ├── DataDirMissingError        a read asked for a data dir that does not exist (exit 1, HTTP 404)
+    ├── OutcomeUnknownError        the daemon took a change but did not answer in time (exit 1)
     ├── LockHeldError              another process owns the data dir (exit 1, HTTP 503)
     └── DaemonUnavailableError     the daemon holds the lock but its API does not answer (exit 1)
 
@@ -15,12 +18,17 @@ Every message is one line a user can act on.
 
 from __future__ import annotations
 
+import copy
+
 __all__ = [
     "DaemonUnavailableError",
+    "DataDirMissingError",
+    "DiskFullError",
     "JobConflictError",
     "JobNotFoundError",
     "JobValidationError",
     "LockHeldError",
+    "OutcomeUnknownError",
     "SchedulerError",
     "StorageError",
 ]
@@ -77,9 +85,49 @@ class JobConflictError(SchedulerError):
 
 
 class StorageError(SchedulerError):
-    """Reading or writing the job files failed."""
+    """Reading or writing the job files failed.
+
+    ``disk_changed`` is False when the failed write replaced no file (the disk is as it
+    was before), True when it may have (or when it is not known).
+    """
 
     code = "storage_error"
+
+    def __init__(self, message: str, *, disk_changed: bool = True) -> None:
+        super().__init__(message)
+        self.disk_changed = disk_changed
+
+    def with_note(self, note: str) -> StorageError:
+        """The same error with ``note`` (what became of the change) after its message."""
+        noted = copy.copy(self)
+        noted.message = f"{self.message}; {note}"
+        noted.args = (noted.message,)
+        return noted
+
+
+class DiskFullError(StorageError):
+    """The disk holding the data dir has no space left (ENOSPC, or a quota: EDQUOT)."""
+
+    http_status = 507
+    code = "disk_full"
+
+
+class DataDirMissingError(SchedulerError):
+    """A command that only reads was pointed at a data dir that does not exist."""
+
+    http_status = 404
+    code = "no_data_dir"
+
+    def __init__(self, data_dir: str) -> None:
+        super().__init__(
+            f"data dir {data_dir} does not exist (nothing was added there yet; check --data-dir / DATA_DIR)"
+        )
+
+
+class OutcomeUnknownError(SchedulerError):
+    """A change was sent to the daemon, which did not answer in time: it may have been made."""
+
+    code = "outcome_unknown"
 
 
 class LockHeldError(SchedulerError):

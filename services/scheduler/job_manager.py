@@ -27,7 +27,10 @@ from .models import (
     JobPriority,
     JobStatus,
     ScheduledJob,
+    check_account_id,
+    check_job_id,
     check_schedule_window,
+    normalize_text,
     validation_error_from_pydantic,
 )
 from .storage import JobStorage
@@ -106,18 +109,22 @@ class JobManager:
         """Validate, create a SCHEDULED job, save it durably and return it.
 
         Raises JobValidationError (field and rule) and changes nothing if any input is bad.
-        ``scheduled_time`` defaults to now and must be within one year of now.
+        ``scheduled_time`` defaults to now and must be within one year of now. Text fields
+        are stored in Unicode NFC. A ``job_id`` that exists already is a repeat of the same
+        create (answered with the stored job) or, with other fields, a JobConflictError.
+        A StorageError says whether the disk was changed.
         """
         job = self._new_job(account_id, content, scheduled_time, priority, max_retries, kind, job_id)
+        given_time = scheduled_time is not None
+        if (held := self._check_new_id(job, given_time=given_time)) is not None:
+            return held  # a repeat of a create already done: its first answer
         self.commit()  # earlier changes first, so a failure below concerns this job only
-        self._check_new_id(job)
         self.storage.put(job)
         try:
             self.commit()
-        except StorageError:
+        except StorageError as exc:
             self.storage.delete(job.job_id)
-            self._undo_on_disk(job.job_id)
-            raise
+            raise self._undo_on_disk(job.job_id, exc, "the job was not added") from exc
         return self._added(job)
 
     async def add_job_async(
@@ -133,16 +140,20 @@ class JobManager:
     ) -> ScheduledJob:
         """``add_job`` for the event loop. The job is indexed (can run) once it is on disk."""
         job = self._new_job(account_id, content, scheduled_time, priority, max_retries, kind, job_id)
+        given_time = scheduled_time is not None
+        if (held := self._check_new_id(job, given_time=given_time)) is not None:
+            return held
         await self.commit_async()
-        self._check_new_id(job)  # after the await: the table may have changed meanwhile
+        # after the await: the table may have changed meanwhile (the same create, twice)
+        if (held := self._check_new_id(job, given_time=given_time)) is not None:
+            return held
         self.storage.put(job)
         try:
             await self.commit_async()
-        except StorageError:
+        except StorageError as exc:
             if self.jobs.get(job.job_id) is job:
                 self.storage.delete(job.job_id)
-            await self._undo_on_disk_async(job.job_id)
-            raise
+            raise await self._undo_on_disk_async(job.job_id, exc, "the job was not added") from exc
         return self._added(job)
 
     def _new_job(
@@ -156,6 +167,8 @@ class JobManager:
         job_id: str | None,
     ) -> ScheduledJob:
         now = self._clock()
+        account_id, content, kind = (normalize_text(v) for v in (account_id, content, kind))
+        check_account_id(account_id)
         fields: dict[str, Any] = {
             "account_id": account_id,
             "content": content,
@@ -168,7 +181,7 @@ class JobManager:
             "updated_at": now,
         }
         if job_id is not None:
-            fields["job_id"] = job_id
+            fields["job_id"] = check_job_id(job_id)
         try:
             job = ScheduledJob.model_validate(fields)
         except PydanticValidationError as exc:
@@ -176,12 +189,33 @@ class JobManager:
         check_schedule_window(job.scheduled_time, now)
         if self._kinds is not None and job.kind not in self._kinds:
             raise JobValidationError("kind", f"must be one of: {', '.join(sorted(self._kinds))}")
-        self._check_new_id(job)
         return job
 
-    def _check_new_id(self, job: ScheduledJob) -> None:
-        if job.job_id in self.jobs:
-            raise JobConflictError(f"job already exists: {job.job_id}")
+    def _check_new_id(self, job: ScheduledJob, *, given_time: bool = True) -> ScheduledJob | None:
+        """None if ``job``'s id is free; the stored job if it is a repeat of the same request.
+
+        A create that names its id (the CLI mints one; an API client sends ``job_id`` or an
+        ``Idempotency-Key``) may be sent twice, e.g. after a timeout: the repeat answers
+        with the job the first one made. The same id with other fields is a conflict.
+        """
+        held = self.jobs.get(job.job_id)
+        if held is None:
+            return None
+        differs = [
+            name
+            for name in ("account_id", "content", "kind", "priority", "max_retries")
+            if getattr(held, name) != getattr(job, name)
+        ]
+        # the time counts only while the stored job still waits for its first run
+        if given_time and held.retry_count == 0 and held.scheduled_time != job.scheduled_time:
+            if held.status is JobStatus.SCHEDULED:
+                differs.append("scheduled_time")
+        if differs:
+            raise JobConflictError(
+                f"job {job.job_id} already exists with another {', '.join(differs)}; "
+                "remove it first or use another job id"
+            )
+        return held
 
     def _added(self, job: ScheduledJob) -> ScheduledJob:
         if self.jobs.get(job.job_id) is job:  # not removed while its write was under way
@@ -199,10 +233,9 @@ class JobManager:
         job = self._delete(job_id)
         try:
             self.commit()
-        except StorageError:
+        except StorageError as exc:
             self.save(job)
-            self._undo_on_disk(job_id)
-            raise
+            raise self._undo_on_disk(job_id, exc, "the job was not removed") from exc
         logger.info("job removed", extra={"job_id": job_id})
         return job
 
@@ -213,11 +246,10 @@ class JobManager:
         job = self._delete(job_id)  # checks again: the job may have changed meanwhile
         try:
             await self.commit_async()
-        except StorageError:
+        except StorageError as exc:
             if job_id not in self.jobs:
                 self.save(job)
-            await self._undo_on_disk_async(job_id)
-            raise
+            raise await self._undo_on_disk_async(job_id, exc, "the job was not removed") from exc
         logger.info("job removed", extra={"job_id": job_id})
         return job
 
@@ -234,27 +266,34 @@ class JobManager:
         self._running.discard(job_id)
         return job
 
-    def _undo_on_disk(self, job_id: str) -> None:
-        """After a failed commit: write the day back as memory has it (best effort).
+    def _undo_on_disk(self, job_id: str, exc: StorageError, outcome: str) -> StorageError:
+        """After a failed commit (memory already rolled back): the error to raise.
 
-        The failed write may have reached the disk (the file was replaced but the folder
-        fsync failed); rewriting the day makes the disk agree with the error we report.
+        A write that failed before it replaced any file left the disk as it was. One that
+        got further (a file replaced, then the folder fsync failed) may have put the change
+        on disk: the day is written again as memory has it, so the disk agrees with the
+        error; if even that fails, the day stays dirty and the next write corrects it.
         """
-        try:
-            self.commit()
-        except StorageError:
-            self._undo_failed(job_id)
+        if exc.disk_changed:
+            try:
+                self.commit()
+            except StorageError:
+                return self._undo_failed(job_id, exc)
+        return exc.with_note(f"{outcome}; nothing was changed")
 
-    async def _undo_on_disk_async(self, job_id: str) -> None:
-        try:
-            await self.commit_async()
-        except StorageError:
-            self._undo_failed(job_id)
+    async def _undo_on_disk_async(self, job_id: str, exc: StorageError, outcome: str) -> StorageError:
+        if exc.disk_changed:
+            try:
+                await self.commit_async()
+            except StorageError:
+                return self._undo_failed(job_id, exc)
+        return exc.with_note(f"{outcome}; nothing was changed")
 
     @staticmethod
-    def _undo_failed(job_id: str) -> None:
+    def _undo_failed(job_id: str, exc: StorageError) -> StorageError:
         logger.error("could not undo a failed change on disk; it is retried at the next change",
                      extra={"job_id": job_id})
+        return exc.with_note("the change may have reached the disk; the next write undoes it")
 
     async def update_fields_async(self, job_id: str, fields: dict[str, Any]) -> ScheduledJob:
         """Merge extra ``fields`` (not the core ones) into a job's record and save it durably.

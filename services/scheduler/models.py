@@ -10,6 +10,8 @@ as they are.
 from __future__ import annotations
 
 import enum
+import re
+import unicodedata
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
@@ -29,19 +31,38 @@ from .clock import utc_now
 from .errors import JobValidationError
 
 __all__ = [
+    "ACCOUNT_ID_MAX_CHARS",
     "CONTENT_MAX_CHARS",
     "DEFAULT_MAX_RUNNING_MINUTES",
     "EXPIRY_AFTER",
     "FINISHED_STATUSES",
+    "JOB_ID_PATTERN",
+    "MAX_RETRIES_LIMIT",
     "SCHEDULE_WINDOW",
     "JobPriority",
     "JobStatus",
     "ScheduledJob",
+    "check_account_id",
+    "check_job_id",
     "check_schedule_window",
+    "normalize_text",
+    "schedule_warnings",
     "validation_error_from_pydantic",
 ]
 
 CONTENT_MAX_CHARS = 500
+ACCOUNT_ID_MAX_CHARS = 64
+MAX_RETRIES_LIMIT = 100
+"""Upper bound of max_retries (and retry_count): far past any useful retry count (the
+backoff is capped at a day), and well inside what every JSON reader holds as an integer."""
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+"""A job id: a letter or digit, then up to 63 letters, digits, ``-`` or ``_`` (a UUID, or
+the pipeline's ``job-1a2b3c4d5e6f``). It is a file and URL path segment, so nothing else."""
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+_ACCOUNT_ID = re.compile(rf"^[\w.@+-]{{1,{ACCOUNT_ID_MAX_CHARS}}}$")
+_CONTROL = "\x00-\x08\x0b-\x1f\x7f-\x9f"
+"""Control characters (C0 but tab and newline, DEL, C1): refused in every stored text, so
+no record can carry a terminal escape (ESC, CSI) or a NUL into a listing."""
 EXPIRY_AFTER = timedelta(hours=24)
 SCHEDULE_WINDOW = timedelta(days=365)
 DEFAULT_MAX_RUNNING_MINUTES = 30
@@ -102,11 +123,17 @@ def _parse_priority(value: Any) -> Any:
     return value if type(value) is int else JobPriority.parse(value)
 
 
-NonEmptyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-ContentText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=CONTENT_MAX_CHARS)
+NonEmptyText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, pattern=f"^[^\n\t{_CONTROL}]+$")
 ]
-Count = Annotated[int, Field(strict=True, ge=0)]
+JobIdText = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]
+ContentText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=CONTENT_MAX_CHARS, pattern=f"^[^{_CONTROL}]+$"
+    ),
+]
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_RETRIES_LIMIT)]
 Priority = Annotated[JobPriority, BeforeValidator(_parse_priority)]
 
 _UTC = timezone.utc
@@ -143,7 +170,7 @@ class ScheduledJob(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    job_id: NonEmptyText = Field(default_factory=_new_job_id)
+    job_id: JobIdText = Field(default_factory=_new_job_id)
     account_id: NonEmptyText
     content: ContentText
     kind: NonEmptyText = "log"
@@ -222,6 +249,61 @@ class ScheduledJob(BaseModel):
             raise validation_error_from_pydantic(exc) from None
 
 
+def normalize_text(value: Any) -> Any:
+    """A text field as it is stored: Unicode NFC (so a length counts characters as typed on
+    any keyboard: macOS and some IMEs send Vietnamese decomposed), Windows line ends made
+    plain. Anything that is not a string is returned as it is, for the model to refuse."""
+    if not isinstance(value, str):
+        return value
+    if "\r" in value:
+        value = value.replace("\r\n", "\n")
+    return value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
+
+
+def check_job_id(job_id: Any) -> str:
+    """``job_id`` if it has a job id's shape (JOB_ID_PATTERN); JobValidationError if not."""
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        shown = job_id if isinstance(job_id, str) else type(job_id).__name__
+        raise JobValidationError(
+            "job_id",
+            f"must be 1-64 letters, digits, '-' or '_', starting with a letter or digit (got {_shown(shown)})",
+        )
+    return job_id
+
+
+def check_account_id(account_id: Any) -> None:
+    """A new job's account: 1-64 letters (any script), digits, ``.``, ``_``, ``-``, ``@``, ``+``.
+
+    Applied when a job is created (records already stored load as they are)."""
+    if isinstance(account_id, str) and account_id.strip() and not _ACCOUNT_ID.match(account_id.strip()):
+        text = account_id.strip()
+        if len(text) > ACCOUNT_ID_MAX_CHARS:
+            rule = f"must be at most {ACCOUNT_ID_MAX_CHARS} characters (got {len(text)})"
+        else:
+            rule = f"may hold only letters, digits, '.', '_', '-', '@' and '+' (got {_shown(text)})"
+        raise JobValidationError("account_id", rule)
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a one-line message: control characters escaped, long text cut."""
+    quoted = repr(text[:limit] + ("…" if len(text) > limit else ""))
+    return quoted
+
+
+def schedule_warnings(job: ScheduledJob, now: datetime) -> list[str]:
+    """What a user adding ``job`` at ``now`` should be told (the job is stored all the same).
+
+    A job due more than 24 h ago is accepted (the seed's window is one year either way) but
+    the next pass expires it without running it: say so, so a mistyped date is noticed.
+    """
+    if job.status is JobStatus.SCHEDULED and now - job.scheduled_time > EXPIRY_AFTER:
+        return [
+            f"scheduled_time {job.scheduled_time.isoformat()} is more than 24 h ago: the job will "
+            "expire without running (give a later --at to run it)"
+        ]
+    return []
+
+
 def check_schedule_window(scheduled_time: datetime, now: datetime) -> None:
     """Refuse a new job's scheduled_time more than one year (365 days) from now."""
     if abs(scheduled_time - now) > SCHEDULE_WINDOW:
@@ -241,8 +323,17 @@ def validation_error_from_pydantic(exc: PydanticValidationError) -> JobValidatio
         rule = f"must be at most {first['ctx']['max_length']} characters (got {len(first['input'].strip())})"
     elif field in ("max_retries", "retry_count") and kind in ("int_type", "greater_than_equal"):
         rule = "must be an integer >= 0"
+    elif field in ("max_retries", "retry_count") and kind == "less_than_equal":
+        rule = f"must be an integer from 0 to {MAX_RETRIES_LIMIT}"
     elif field == "priority":
         rule = "must be low, normal, high, urgent or 1..4"
+    elif kind == "string_pattern_mismatch":
+        if field == "job_id":
+            rule = "must be 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+        elif field == "content":
+            rule = "must not contain control characters (ESC, NUL, ...; newlines and tabs are fine)"
+        else:
+            rule = "must not contain control characters, newlines or tabs"
     return JobValidationError(field, rule[:1].lower() + rule[1:])
 
 

@@ -7,6 +7,7 @@
 | API_PORT | 8008 | the local HTTP API port on 127.0.0.1 (0 picks a free port) |
 | MAX_CONCURRENT_JOBS | 1 | runs that may overlap |
 | SHUTDOWN_GRACE_SECONDS | 30 | how long SIGTERM waits for a running job |
+| API_TIMEOUT_SECONDS | 30 | how long a command waits for the daemon's answer |
 | LOG_LEVEL | INFO | logging threshold |
 """
 
@@ -41,6 +42,7 @@ class Settings:
     api_port: int = 8008
     max_concurrent_jobs: int = 1
     shutdown_grace_seconds: float = 30.0
+    api_timeout_seconds: float = 30.0
     log_level: str = "INFO"
     zone: tzinfo = field(init=False, repr=False, compare=False)
 
@@ -63,6 +65,7 @@ class Settings:
             api_port=_int(env, "API_PORT", 8008, low=0, high=65535),
             max_concurrent_jobs=_int(env, "MAX_CONCURRENT_JOBS", 1, low=1, high=1000),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 30.0),
+            api_timeout_seconds=_float(env, "API_TIMEOUT_SECONDS", 30.0) or 30.0,
             log_level=_log_level(env),
         )
 

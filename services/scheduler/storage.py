@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from .clock import Clock, local_date, local_day_bounds, utc_now
-from .atomic_file import TEMP_SUFFIX, fsync_dir, write_atomic
+from .atomic_file import TEMP_SUFFIX, fsync_dir, storage_error, write_atomic
 from .errors import JobValidationError, StorageError
 from .gc_pause import gc_paused
 from .models import ScheduledJob
@@ -131,6 +131,9 @@ class JobStorage:
         self._fragments: dict[str, bytes] = {}
         # day -> its job ids in file order; dropped when a job joins, leaves or changes time
         self._order: dict[date, list[str]] = {}
+        self.write_failure: str | None = None
+        """Why the last write failed (None once a write succeeded): the daemon starts no
+        job and retries while it is set."""
 
     # -- queries ------------------------------------------------------------------------
 
@@ -261,13 +264,33 @@ class JobStorage:
                 self._dirty.update(snapshot.days)
                 for day, ids in snapshot.departed.items():
                     self._departed[day].update(ids)
+            self.write_failure = str(exc)
             if isinstance(exc, OSError):
-                raise StorageError(f"cannot write job files in {self.jobs_dir}: {exc}") from exc
+                # written == 0: no file was replaced, so the disk is as it was
+                raise storage_error("write job files", self.jobs_dir, exc, disk_changed=written > 0) from exc
             raise
         finally:
             with self._sync:
                 self._queued.remove(snapshot)
+        self.write_failure = None
         return written
+
+    def probe_write(self) -> None:
+        """Check that the jobs folder takes a write now (after a failure, before resuming).
+
+        Writes and removes a small temp file; raises StorageError (DiskFullError) if the
+        disk still refuses, else clears ``write_failure``.
+        """
+        probe = self.jobs_dir / f".write-probe.{os.getpid()}{TEMP_SUFFIX}"
+        try:
+            self.jobs_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(probe, b"\0" * 4096, sync_dir=False)
+            probe.unlink()
+        except OSError as exc:
+            probe.unlink(missing_ok=True)
+            self.write_failure = str(exc)
+            raise storage_error("write job files", self.jobs_dir, exc, disk_changed=False) from exc
+        self.write_failure = None
 
     # -- loading ------------------------------------------------------------------------
 

@@ -79,10 +79,19 @@ def test_invalid_add_exits_2_with_one_line_and_writes_nothing(cli, data_dir, arg
     assert disk_state(data_dir) == before
 
 
-def test_unknown_id_exits_1(cli) -> None:
+def test_unknown_id_exits_1(cli, data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
     for command in ("show", "remove"):
         code, out, err = cli(command, "no-such-id")
         assert (code, out, err) == (1, "", "error: job not found: no-such-id\n")
+
+
+def test_reads_of_a_missing_data_dir_say_so_and_create_nothing(cli, data_dir: Path) -> None:
+    for argv in (["list"], ["show", "no-such-id"], ["remove", "no-such-id"]):
+        code, out, err = cli(*argv)
+        assert (code, out) == (1, "")
+        assert err == f"error: data dir {data_dir} does not exist (nothing was added there yet; check --data-dir / DATA_DIR)\n"
+        assert not data_dir.exists()
 
 
 def test_usage_errors_exit_2_on_one_line(cli) -> None:
