@@ -28,6 +28,8 @@ __all__ = ["JobExecutor"]
 logger = logging.getLogger(__name__)
 
 _PASS_ERROR_PAUSE = 10.0  # seconds to wait after a pass that raised (seed: "sleep 10s")
+STORAGE_RETRY_SECONDS = 5.0
+"""While the data dir refuses writes, how often the loop tries again."""
 MAX_SLEEP_SECONDS = 60.0
 """Longest single sleep: the wait is measured on the monotonic clock, so after this long
 the loop re-reads the wall clock (a clock stepped by NTP is noticed within a minute)."""
@@ -63,6 +65,7 @@ class JobExecutor:
         self._wake = asyncio.Event()
         self._accepting = True
         self._saving: set[asyncio.Task[None]] = set()  # background commits under way
+        self._storage_down = False  # the loop has said the data dir refuses writes
 
     # -- state ----------------------------------------------------------------------------
 
@@ -103,13 +106,14 @@ class JobExecutor:
             result = _json_result(raw)
         except Reschedule as later:
             job = self._current(job)
-            return await self._finish(transitions.rescheduled(job, self._clock(), later.when, later.reason), log)
+            changed = transitions.rescheduled(job, self._clock(), later.when, later.reason)
+            return await self._finish(changed, log, outcome="rescheduled")
         except asyncio.CancelledError:
             job = self._current(job)
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # we were cancelled (shutdown past its grace): put the job back, re-raise
-                await self._finish(transitions.interrupted(job, self._clock()), log)
+                await self._finish(transitions.interrupted(job, self._clock()), log, outcome="interrupted")
                 raise
             # the handler raised CancelledError on its own: a failed run like any other
             error = "CancelledError raised by the handler"
@@ -130,14 +134,30 @@ class JobExecutor:
         """The job as the table holds it now (its handler may have saved fields on it)."""
         return self._manager.jobs.get(job.job_id, job)
 
-    async def _finish(self, job: ScheduledJob, log: dict[str, Any]) -> ScheduledJob:
+    async def _finish(self, job: ScheduledJob, log: dict[str, Any], *, outcome: str = "ran") -> ScheduledJob:
+        """Save how a run ended and log it in words that match what happened.
+
+        ``outcome``: ``ran`` (completed, failed, or failed with a retry scheduled),
+        ``rescheduled`` (the handler asked to come back later) or ``interrupted`` (shutdown
+        cut it short): neither of the last two spends a retry, and the log says so.
+        """
         self._manager.save(job)
         try:
             await self._manager.commit_async()
         except Exception:
             logger.exception("could not save the job's outcome; retrying at the next pass", extra=log)
+            self.wake()
         extra = {**log, "status": job.status.value, "retry_count": job.retry_count}
-        if job.status is JobStatus.COMPLETED:
+        if outcome == "interrupted":
+            logger.warning(
+                "job interrupted by shutdown; it runs again at the next start (no retry spent)", extra=extra
+            )
+        elif outcome == "rescheduled":
+            logger.info(
+                "job rescheduled (no retry spent)",
+                extra={**extra, "reason": job.error, "scheduled_time": job.scheduled_time.isoformat()},
+            )
+        elif job.status is JobStatus.COMPLETED:
             logger.info("job completed", extra=extra)
         elif job.status is JobStatus.SCHEDULED:
             logger.warning(
@@ -180,6 +200,7 @@ class JobExecutor:
             await self._manager.commit_async()
         except Exception:
             logger.exception("could not save job state; retrying at the next change")
+            self.wake()
 
     def _run_ended(self, task: asyncio.Task[ScheduledJob]) -> None:
         job_id = task.get_name().removeprefix("job:")
@@ -201,10 +222,49 @@ class JobExecutor:
             return MAX_SLEEP_SECONDS
         return min(MAX_SLEEP_SECONDS, max(0.0, (min(times) - now).total_seconds()))
 
+    async def _storage_writable(self) -> bool:
+        """Whether the job files take writes; after a failure, try again (flush or probe).
+
+        While the disk refuses (full, read-only), the loop starts no job: its RUNNING mark
+        could not be saved, and its stages would fail on the same disk. It retries every
+        STORAGE_RETRY_SECONDS and resumes on its own once space is freed.
+        """
+        storage = self._manager.storage
+        if storage.write_failure is None:
+            if self._storage_down:
+                self._storage_down = False
+                logger.warning("the data dir takes writes again; resuming")
+            return True
+        if not self._storage_down:
+            self._storage_down = True
+            logger.error(
+                "cannot write the data dir; starting no job and refusing changes until it can",
+                extra={"error": storage.write_failure, "retry_seconds": STORAGE_RETRY_SECONDS},
+            )
+        try:
+            if storage.pending_days:
+                await self._manager.commit_async()
+            else:
+                await asyncio.to_thread(storage.probe_write)
+        except Exception:
+            return False
+        if storage.write_failure is not None:
+            return False
+        self._storage_down = False
+        logger.warning("the data dir takes writes again; resuming")
+        return True
+
     async def run(self, *, until_idle: bool = False) -> None:
         """The dispatch loop; returns after ``stop_accepting`` (or when idle, if asked)."""
         while self._accepting:
             self._wake.clear()
+            if not await self._storage_writable():
+                if until_idle and not self._tasks:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(STORAGE_RETRY_SECONDS):
+                        await self._wake.wait()
+                continue
             now = self._clock()
             try:
                 self.run_pass(now)

@@ -212,8 +212,8 @@ class JobManager:
                 differs.append("scheduled_time")
         if differs:
             raise JobConflictError(
-                f"job {job.job_id} already exists with another {', '.join(differs)}; "
-                "remove it first or use another job id"
+                f"job {job.job_id} already exists ({held.kind}, due {held.scheduled_time.isoformat()}) "
+                f"with another {', '.join(differs)}; remove it first or use another job id"
             )
         return held
 

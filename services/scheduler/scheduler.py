@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import DEFAULT_TIMEZONE, Clock, load_timezone, utc_now
-from .errors import SchedulerError
+from .errors import SchedulerError, StorageError
 from .execution import JobExecutor
 from .extensions import Extension
 from .handlers import HandlerRegistry, default_registry
@@ -130,7 +130,10 @@ class Scheduler:
         self._require(RunState.CREATED, action="load")
         count = self.manager.load()
         recovered = self.recovery.recover_all_running_jobs(self.clock())
-        self.manager.commit()
+        try:
+            self.manager.commit()
+        except StorageError as exc:  # a full disk: start anyway; the loop retries the write
+            logger.error("cannot save the recovered jobs yet: %s", exc.message)
         self.state = RunState.LOADED
         logger.info("jobs loaded", extra={"jobs": count, "recovered": len(recovered)})
         return count
@@ -206,11 +209,13 @@ class Scheduler:
         job_id: str | None = None,
     ) -> ScheduledJob:
         """``add_job`` for code on the event loop (the API): the write does not block the loop."""
-        job = await self.manager.add_job_async(
-            account_id, content, scheduled_time, priority, max_retries,
-            kind=self.default_kind if kind is None else kind, job_id=job_id,
-        )
-        self.executor.wake()
+        try:
+            job = await self.manager.add_job_async(
+                account_id, content, scheduled_time, priority, max_retries,
+                kind=self.default_kind if kind is None else kind, job_id=job_id,
+            )
+        finally:
+            self.executor.wake()  # a failed write too: the loop notices the disk refusing
         return job
 
     def remove_job(self, job_id: str) -> ScheduledJob:
@@ -219,7 +224,10 @@ class Scheduler:
 
     async def remove_job_async(self, job_id: str) -> ScheduledJob:
         """``remove_job`` for code on the event loop."""
-        return await self.manager.remove_job_async(job_id)
+        try:
+            return await self.manager.remove_job_async(job_id)
+        finally:
+            self.executor.wake()
 
     def get_job(self, job_id: str) -> ScheduledJob:
         """One job by id (JobNotFoundError if absent)."""
