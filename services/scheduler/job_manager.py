@@ -322,7 +322,10 @@ class JobManager:
     def list_jobs(
         self, account_id: str | None = None, status: JobStatus | str | None = None
     ) -> list[ScheduledJob]:
-        """Jobs matching the filters, highest priority first, then earliest scheduled_time."""
+        """Jobs matching the filters, highest priority first, then earliest scheduled_time.
+
+        The account is compared in NFC, as jobs store it (however it was typed)."""
+        account_id = normalize_text(account_id)
         if status is not None and not isinstance(status, JobStatus):
             try:
                 status = JobStatus(str(status).lower())

@@ -63,6 +63,7 @@ _ACCOUNT_ID = re.compile(rf"^[\w.@+-]{{1,{ACCOUNT_ID_MAX_CHARS}}}$")
 _CONTROL = "\x00-\x08\x0b-\x1f\x7f-\x9f"
 """Control characters (C0 but tab and newline, DEL, C1): refused in every stored text, so
 no record can carry a terminal escape (ESC, CSI) or a NUL into a listing."""
+_CONTROL_CHAR = re.compile(f"[{_CONTROL}]")
 EXPIRY_AFTER = timedelta(hours=24)
 SCHEDULE_WINDOW = timedelta(days=365)
 DEFAULT_MAX_RUNNING_MINUTES = 30
@@ -277,7 +278,9 @@ def check_account_id(account_id: Any) -> None:
     Applied when a job is created (records already stored load as they are)."""
     if isinstance(account_id, str) and account_id.strip() and not _ACCOUNT_ID.match(account_id.strip()):
         text = account_id.strip()
-        if len(text) > ACCOUNT_ID_MAX_CHARS:
+        if _CONTROL_CHAR.search(text) or "\n" in text or "\t" in text:
+            rule = "must not contain control characters, newlines or tabs"
+        elif len(text) > ACCOUNT_ID_MAX_CHARS:
             rule = f"must be at most {ACCOUNT_ID_MAX_CHARS} characters (got {len(text)})"
         else:
             rule = f"may hold only letters, digits, '.', '_', '-', '@' and '+' (got {_shown(text)})"
