@@ -6,6 +6,9 @@ A state's Retry and Catch match on these names exactly as Step Functions does::
     ├── StateTimeout           States.Timeout: the state ran past its TimeoutSeconds
     ├── HeartbeatTimeout       States.HeartbeatTimeout: no heartbeat for HeartbeatSeconds
     ├── TaskFailed             States.TaskFailed, or the error a worker reported (name + cause)
+    ├── WorkerLost             WorkerLost: the worker died without a result (killed by a signal,
+    │                          its pid gone: a restart, a reboot, the OOM killer); the machine
+    │                          relaunches it at its Start* state (policy.on_lost_worker)
     └── YouTubeQuotaError      YouTubeQuotaError: the upload quota is spent until it resets
     DefinitionError            the definition file is wrong (not a runtime error: exit 2)
 
@@ -25,6 +28,8 @@ __all__ = [
     "TASK_FAILED",
     "TIMEOUT",
     "TaskFailed",
+    "WORKER_LOST",
+    "WorkerLost",
     "YOUTUBE_QUOTA",
     "YouTubeQuotaError",
     "error_name",
@@ -35,6 +40,7 @@ TIMEOUT = "States.Timeout"
 HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
 TASK_FAILED = "States.TaskFailed"
 YOUTUBE_QUOTA = "YouTubeQuotaError"
+WORKER_LOST = "WorkerLost"
 
 
 class PipelineError(Exception):
@@ -65,6 +71,18 @@ class TaskFailed(PipelineError):
     def __init__(self, cause: str, *, name: str = TASK_FAILED) -> None:
         super().__init__(cause)
         self.name = name
+
+
+class WorkerLost(PipelineError):
+    """A worker is gone without a result, and not by its own doing.
+
+    It was killed by a signal (``systemctl restart`` under KillMode=control-group, the OOM
+    killer), or its pid is gone or belongs to another program (the daemon restarted, the
+    machine rebooted). A worker that *exited* with a code without reporting (a crash at
+    import, bad arguments) is a TaskFailed instead: running it again would fail the same way.
+    """
+
+    name = WORKER_LOST
 
 
 class YouTubeQuotaError(PipelineError):

@@ -8,7 +8,11 @@ to ``save``, which makes it durable (the job record, through the scheduler's sto
 A run that starts from a saved checkpoint resumes at the first unfinished state: states
 already finished are not run again, and a retry wait already begun only waits out its
 rest. A stage whose output carries a non-null ``continuation_token`` (GenerateTTS on a
-very long chapter) runs again with that token in its event.
+very long chapter) runs again with that token in its event. A WaitFor* state whose worker
+was lost (``WorkerLost``: killed, or its pid gone after a restart or a reboot) goes back to
+its Start* state at once, as a Spot interruption would: no Retry attempt, no delay, the
+earlier states not run again; ``relaunches`` counts these per state for the current video
+and bounds them (``policy.on_lost_worker``).
 
 A stage is ``handler(event: dict, context) -> dict`` (stage-functions.md). A plain
 function runs in a worker thread, so a slow stage never blocks the event loop; an
@@ -22,7 +26,7 @@ The checkpoint is JSON (``Checkpoint.model_dump(mode="json")``)::
      "video_job_id": "job-abc123",
      "outputs": {"CheckQuota": {...}, "FetchManga": {...}, "GenerateScript": {...}},
      "attempts": {"GenerateTTS": [1]}, "retry_at": "2026-11-24T01:02:00+00:00",
-     "error": null, "videos": [...]}
+     "relaunches": {"WaitForRender": 1}, "error": null, "videos": [...]}
 """
 
 from __future__ import annotations
@@ -40,12 +44,15 @@ from .definition import Definition
 from .errors import PipelineError, error_name
 from .policy import (
     MAX_FAILED_IN_A_ROW,
+    MAX_RELAUNCHES,
+    WORKER_STARTS,
     Catch,
     Retry,
     check_more_videos,
     failed_in_a_row,
     next_after_success,
     on_error,
+    on_lost_worker,
 )
 from .task_tokens import mint_token
 
@@ -54,8 +61,7 @@ __all__ = ["Checkpoint", "Machine", "PipelineFailed", "StageFunc", "TERMINAL_STA
 logger = logging.getLogger(__name__)
 
 TERMINAL_STATES = frozenset({"QuotaReached", "NoMangaAvailable", "Done"})
-_STARTS = {"WaitForRender": "StartRenderer", "WaitForUpload": "StartUploader"}
-"""Each WaitFor* state and the state that starts its worker: a retried wait starts a new one."""
+_STARTS = WORKER_STARTS
 
 StageFunc = Callable[[dict[str, Any], Any], dict[str, Any] | Awaitable[dict[str, Any]]]
 
@@ -71,6 +77,9 @@ class Checkpoint(BaseModel):
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     attempts: dict[str, list[int]] = Field(default_factory=dict)
     retry_at: datetime | None = None
+    relaunches: dict[str, int] = Field(default_factory=dict)
+    """Lost workers relaunched so far for the current video, by WaitFor* state (a
+    checkpoint saved before this field loads with none)."""
     error: dict[str, Any] | None = None
     videos: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -165,6 +174,7 @@ class Machine:
         if nxt == "FetchManga":  # a new video: forget the last one's outputs and error
             cp.outputs = {k: v for k, v in cp.outputs.items() if k == "CheckQuota"}
             cp.video_job_id, cp.error = None, None
+            cp.relaunches = {}
         cp.state = nxt
         await self._save(cp.model_copy(deep=True))
 
@@ -216,9 +226,20 @@ class Machine:
             cause = f"{state} ran longer than its TimeoutSeconds ({timeout} s)"
         else:
             cause = getattr(exc, "cause", None) or str(exc) or type(exc).__name__
+        log = {"stage": state, "job_id": cp.video_job_id, "error": name, "cause": cause}
+        relaunch = on_lost_worker(state, name, cp.relaunches.get(state, 0))
+        if relaunch is not None:  # not the video's failure: no attempt spent, no delay
+            cp.relaunches[state] = relaunch.relaunch
+            cp.outputs.pop(relaunch.start_state, None)
+            cp.state = relaunch.start_state
+            logger.warning(
+                "worker lost; relaunching",
+                extra={**log, "relaunch": relaunch.relaunch, "max_relaunches": MAX_RELAUNCHES},
+            )
+            await self._save(cp.model_copy(deep=True))
+            return
         attempts = cp.attempts.setdefault(state, [0] * len(spec.retry))
         decision = on_error(spec, name, cause, attempts)
-        log = {"stage": state, "job_id": cp.video_job_id, "error": name, "cause": cause}
         if isinstance(decision, Retry):
             attempts[decision.retrier] = decision.attempt
             cp.retry_at = self._clock() + timedelta(seconds=decision.delay_seconds)

@@ -15,6 +15,12 @@ Error names: ``States.ALL`` matches every error. ``States.TaskFailed`` matches e
 error except the two timeouts. ``States.Timeout`` also matches a heartbeat timeout (a
 task that stops heartbeating has timed out, as the States Language defines it), while
 ``States.HeartbeatTimeout`` matches only that.
+
+One rule is this product's, not Step Functions': a WaitFor* state whose worker was lost
+(``WorkerLost``: killed by a signal, its pid gone after a restart or a reboot) goes back
+to its Start* state at once, up to MAX_RELAUNCHES times per state per video, without
+spending a Retry attempt or waiting a delay (``on_lost_worker``). Past that bound the loss
+is an ordinary error for ``on_error``.
 """
 
 from __future__ import annotations
@@ -24,17 +30,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from .definition import Jitter, Retrier, StateSpec
-from .errors import ALL, HEARTBEAT_TIMEOUT, TASK_FAILED, TIMEOUT
+from .errors import ALL, HEARTBEAT_TIMEOUT, TASK_FAILED, TIMEOUT, WORKER_LOST
 
 __all__ = [
     "Catch",
     "Fail",
+    "MAX_RELAUNCHES",
+    "Relaunch",
     "Retry",
+    "WORKER_STARTS",
     "backoff_seconds",
     "check_more_videos",
     "matches",
     "next_after_success",
     "on_error",
+    "on_lost_worker",
 ]
 
 
@@ -62,6 +72,36 @@ class Fail:
 
     error: str
     cause: str
+
+
+@dataclass(frozen=True)
+class Relaunch:
+    """Start the lost worker again: go to ``start_state`` now; ``relaunch`` counts from 1."""
+
+    start_state: str
+    relaunch: int
+
+
+WORKER_STARTS = {"WaitForRender": "StartRenderer", "WaitForUpload": "StartUploader"}
+"""Each WaitFor* state and the state that starts its worker: a retried wait starts a new one."""
+
+MAX_RELAUNCHES = 3
+"""Relaunches of a lost worker per WaitFor* state per video. A worker that is lost every
+time (it takes the machine down, the OOM killer always picks it) then fails like any other
+error instead of being started forever."""
+
+
+def on_lost_worker(
+    state: str, name: str, relaunched: int, *, limit: int = MAX_RELAUNCHES
+) -> Relaunch | None:
+    """Whether ``state``'s error ``name`` relaunches its worker, given ``relaunched`` so far.
+
+    Only a WaitFor* state's ``WorkerLost`` does, while ``relaunched < limit``; None sends
+    the error through ``on_error`` (Retry, Catch) like any other.
+    """
+    if name != WORKER_LOST or state not in WORKER_STARTS or relaunched >= limit:
+        return None
+    return Relaunch(start_state=WORKER_STARTS[state], relaunch=relaunched + 1)
 
 
 def matches(error_equals: Sequence[str], name: str) -> bool:

@@ -3,8 +3,9 @@
 ``start_stage("render")`` takes the seed's input ``{"job_id", "task_token"}`` (the machine
 mints the token; one is minted here when it is missing) and starts ``python -m
 services.pipeline.worker render --job JOB --token TOKEN`` as its own process (its own
-session, so a signal to the daemon does not reach it), and returns the seed's start output
-plus the token::
+session, so a signal to the daemon's terminal or process group does not reach it; whether
+a service stop does is the systemd unit's KillMode, see config/video-scheduler.service),
+and returns the seed's start output plus the token::
 
     {"job_id": ..., "instance_id": "pid-12345", "instance_type": "local",
      "spot_request_id": null, "task_token": ..., "started_at": ...}
@@ -12,8 +13,19 @@ plus the token::
 ``wait_stage(spec)`` is the matching WaitFor* state: it looks at the token's heartbeat and
 result (``task_tokens.judge``) until the worker reports; on States.HeartbeatTimeout or
 States.Timeout it kills the worker before raising, so the retry's new worker is alone. A
-worker that exits without reporting (a crash, bad arguments) fails the wait at once with
-States.TaskFailed, its exit status and the end of its ``worker.log``.
+worker that ends without reporting ends the wait at once (not after HeartbeatSeconds), with
+how it ended and the end of its ``worker.log`` in the cause:
+
+- it *exited* with a code (a crash at import, bad arguments): States.TaskFailed, as a
+  Lambda's unhandled error; running it again would fail the same way;
+- it was *lost*: killed by a signal (``systemctl restart`` under KillMode=control-group,
+  the OOM killer), or its pid is gone (the daemon restarted and the worker with it, the
+  machine rebooted), or the pid now belongs to another program (on Linux,
+  ``/proc/<pid>/cmdline`` must hold the worker's ``--token``; a zombie's is empty):
+  ``WorkerLost``, which the machine relaunches at the Start* state (``machine.py``).
+
+A worker started before a daemon restart is not the new daemon's child: it is re-attached
+through its pid (and that cmdline check) and waited for as before.
 Whatever the outcome, the task's folder is removed when the wait ends.
 """
 
@@ -26,6 +38,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +46,7 @@ from typing import Any
 from services.scheduler.clock import utc_now
 
 from .definition import StateSpec
-from .errors import TaskFailed
+from .errors import TaskFailed, WorkerLost
 from .task_tokens import LocalTransport, Waiting, judge, mint_token
 from .workspace import data_dir_from_env
 
@@ -102,19 +115,22 @@ def wait_stage(spec: StateSpec, *, clock: Callable[[], datetime] = utc_now, poll
                     timeout_seconds=spec.timeout_seconds,
                 )
             except Exception:
-                _kill(instance)
+                if _ended(instance, token) is None:  # still running, and still our worker
+                    _kill(instance)
                 _end(transport, token, instance)
                 raise
             if not isinstance(seen, Waiting):
                 _end(transport, token, instance)
                 return seen
-            gone = _exit_status(instance)
-            if gone is not None and transport.report(token).result is None:
-                # the worker ended without a result (it crashed, or refused its arguments):
-                # fail now rather than sit out HeartbeatSeconds
-                cause = f"the worker exited ({gone}) without reporting; " + _log_tail(transport, token)
+            ended = _ended(instance, token)
+            if ended is not None and transport.report(token).result is None:
+                # the worker ended without a result: say so now rather than sit out
+                # HeartbeatSeconds; lost (killed, gone) is relaunched, exited is a failure
+                cause = f"the worker {ended.how} without reporting; " + _log_tail(transport, token)
+                if ended.reaped and ended.lost:
+                    _kill(instance)  # what it started (ffmpeg) goes with it
                 _end(transport, token, instance)
-                raise TaskFailed(cause)
+                raise WorkerLost(cause) if ended.lost else TaskFailed(cause)
             # cancelled here (daemon stopping): the task folder stays, so a resumed wait
             # finds the worker's heartbeat and result under the same token
             await asyncio.sleep(min(poll, seen.recheck_seconds) or poll)
@@ -129,11 +145,24 @@ def _end(transport: LocalTransport, token: str, instance_id: Any) -> None:
             os.waitpid(int(instance_id.removeprefix("pid-")), os.WNOHANG)  # reap our child
 
 
-def _exit_status(instance_id: Any) -> str | None:
-    """How a local worker ended (e.g. ``exit code 2``), or None while it runs.
+@dataclass(frozen=True)
+class _Ended:
+    """How a local worker ended: ``how`` for the cause; ``lost`` unless it exited with a
+    code; ``reaped`` when it was our child and we just collected its status (its process
+    group is then known to be the worker's)."""
 
-    Our own child is reaped here; a worker started before a daemon restart is not our
-    child, so it counts as ended when its pid is gone.
+    how: str
+    lost: bool
+    reaped: bool = False
+
+
+def _ended(instance_id: Any, token: str) -> _Ended | None:
+    """How a local worker ended, or None while it runs (or when it is not a local worker).
+
+    Our own child is reaped here. A worker started before a daemon restart is not our
+    child: it has ended when its pid is gone, or when the pid is now another process's (a
+    reboot or a long time reuses pids; on Linux ``/proc/<pid>/cmdline`` must carry the
+    token, and a zombie's is empty).
     """
     if not isinstance(instance_id, str) or not instance_id.startswith("pid-"):
         return None  # not a local worker: its transport reports for it
@@ -144,17 +173,48 @@ def _exit_status(instance_id: Any) -> str | None:
     try:
         done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return "gone"
-        except PermissionError:
-            return None
-        return None
+        return _not_our_child(pid, token)
     if done == 0:
         return None
     code = os.waitstatus_to_exitcode(status)
-    return f"exit code {code}" if code >= 0 else f"killed by signal {-code}"
+    if code >= 0:
+        return _Ended(f"exited (exit code {code})", lost=False, reaped=True)
+    return _Ended(f"was killed by signal {-code} ({_signal_name(-code)})", lost=True, reaped=True)
+
+
+def _not_our_child(pid: int, token: str) -> _Ended | None:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return _Ended(f"is gone (pid {pid} no longer exists)", lost=True)
+    except PermissionError:  # a worker runs as the daemon's user: this is someone else's
+        return _Ended(f"is gone (pid {pid} is another user's process now)", lost=True)
+    argv = _cmdline(pid)
+    if argv is None:
+        return None  # no /proc to ask (not Linux): the pid is taken as the worker's
+    if not argv:  # a zombie (or it ended since kill 0): whatever it was, it is not running
+        return _Ended(f"is gone (pid {pid} has died: it has no command line)", lost=True)
+    if f"--token={token}" not in argv and token not in argv:  # either form of the option
+        return _Ended(f"is gone (pid {pid} is another program now)", lost=True)
+    return None
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    """A process's arguments from ``/proc`` (empty for a zombie), or None without ``/proc``."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return [] if Path("/proc/self").exists() else None  # it ended since kill(0)
+    except OSError:
+        return None
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _log_tail(transport: LocalTransport, token: str, lines: int = 3) -> str:
