@@ -80,7 +80,14 @@ class DataDirLock:
             raise DataDirMissingError(str(self.data_dir))
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                if exc.errno not in (errno.EROFS, errno.EACCES) or not self.path.exists():
+                    raise
+                # a read-only data dir: the lock still excludes (flock needs no write access);
+                # a write under it will fail and say so
+                fd = os.open(self.path, os.O_RDONLY)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise storage_error("create the lock file", self.data_dir, exc) from exc
