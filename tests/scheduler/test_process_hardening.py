@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from services.scheduler.clock import load_timezone
 from services.scheduler.job_manager import JobManager
 from services.scheduler.storage import JobStorage
 
-from .test_processes import CLI, ROOT, Daemon, cli, env_for, load_jobs
+from .test_processes import CLI, Daemon, cli, env_for, load_jobs
 
 
 def run_with_closed_stdout(data_dir: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -139,6 +138,3 @@ def test_a_frozen_daemon_gives_an_unknown_outcome_and_a_safe_retry(data_dir: Pat
         code, _, err = daemon.terminate()
     assert code == 0, err
 
-
-def test_the_cli_runs_from_the_repo(data_dir: Path) -> None:
-    assert (ROOT / "run_scheduler.py").exists() and sys.executable
