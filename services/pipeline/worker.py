@@ -160,8 +160,12 @@ def publish_local(work: Workspace, now: datetime) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{work.job_id}.mp4"
     temp = folder / f".{target.name}.part"
-    shutil.copyfile(work.video, temp)
-    os.replace(temp, target)
+    try:
+        shutil.copyfile(work.video, temp)
+        os.replace(temp, target)
+    except BaseException:  # a full disk: no half-copied video is left behind
+        temp.unlink(missing_ok=True)
+        raise
     metadata = {
         "job_id": work.job_id,
         "title": script["title"],
