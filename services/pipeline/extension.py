@@ -178,12 +178,14 @@ def _daily(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _quota(args: argparse.Namespace, settings: Settings) -> int:
-    os.environ["DATA_DIR"] = str(settings.data_dir)
     try:
-        result = quota.handler({}, None)
+        quota.daily_quota_from_env()
     except ValueError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    # the scheduler's view of the jobs (its files under the lock, or the daemon's API), as
+    # the machine's CheckQuota sees them: never day files guessed from dates
+    result = quota.handler({}, quota.JobsView(quota.scheduler_jobs(settings)))
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

@@ -6,8 +6,17 @@
      "daily_quota": 10, "daily_count": 3}
 
 ``quota``/``daily_quota`` and ``used``/``daily_count`` are the same numbers under the two
-names the seeds use. DAILY_QUOTA (default 10) and DATA_DIR (default ./data) are read at
-each call, so a changed environment takes effect without a restart.
+names the seeds use. DAILY_QUOTA (default 10) is read at each call, so a changed
+environment takes effect without a restart.
+
+Where the jobs come from: the scheduler's own view of them, never file names. The machine
+hands every stage a context whose ``jobs(kind=...)`` is a snapshot of the Scheduler's
+in-memory table (``video_job.JobContext``), so the count is right whatever
+``SCHEDULER_TIMEZONE`` names the day files by. A call with no such view (the ``quota``
+command, or a caller outside the machine) asks the scheduler that owns the data dir:
+``scheduler_jobs`` reads the files under the data-dir lock, or asks the running daemon's
+API when the daemon holds the lock (``services.scheduler.cli``'s backends, as ``list``
+does). It writes nothing, and a data dir that does not exist has no jobs.
 
 Which jobs count, and on which day:
 
@@ -20,28 +29,30 @@ Which jobs count, and on which day:
 - The day is the Vietnam date (Asia/Ho_Chi_Minh) of the job's ``scheduled_time``. The
   seed counted jobs *created* today, because there a job was created when its run began;
   here a job can be added days ahead, so it counts on the day it is due.
-- Records with a bad ``scheduled_time`` or an unknown status are skipped with a warning.
-
-Files read: a job due on day D is in ``jobs_D.json`` until it finishes, then in the file
-of its completion day. A job runs at most 24 h after it is due (then it expires) and a run
-is bounded by its kind's limit, so it finishes by D+2: the handler reads D, D+1 and D+2.
+- Records missing their lifecycle ``status`` or their ``scheduled_time``, or with a bad
+  time or an unknown stage, are skipped with a warning (quota-checker.md skips records
+  without their status or time). A record stored without ``status`` loads in the
+  scheduler as ``scheduled`` (the model's default) but is still skipped until a run gives
+  it one; one stored without ``scheduled_time`` is refused by the scheduler's storage at
+  load (with its own warning) and never reaches the count.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.scheduler.clock import local_date, utc_now
+from services.scheduler.models import ScheduledJob
+from services.scheduler.settings import Settings
 
 __all__ = [
     "DEFAULT_DAILY_QUOTA",
+    "JobsView",
     "QUOTA_STATUSES",
     "VIDEO_KIND",
     "VIETNAM_TZ",
@@ -50,6 +61,7 @@ __all__ = [
     "handler",
     "pipeline_status",
     "quota_result",
+    "scheduler_jobs",
     "vietnam_today",
 ]
 
@@ -61,7 +73,9 @@ VIDEO_KIND = "pipeline.video"
 QUOTA_STATUSES = frozenset({"pending", "fetching", "scripting", "tts", "rendering", "uploading", "completed"})
 PIPELINE_STATUSES = QUOTA_STATUSES | {"failed"}
 _ENDED_WITHOUT_VIDEO = frozenset({"failed", "cancelled", "expired"})
-_FILES_AFTER_DUE_DAY = 2
+
+Record = Mapping[str, Any] | ScheduledJob
+"""A job as a view hands it: the Scheduler's ``ScheduledJob`` or its stored JSON form."""
 
 
 def vietnam_today(now: datetime | None = None) -> date:
@@ -84,45 +98,84 @@ def daily_quota_from_env(environ: Mapping[str, str] | None = None) -> int:
     return value
 
 
-def pipeline_status(record: Mapping[str, Any]) -> str | None:
+def _fields(record: Record) -> dict[str, Any]:
+    """The fields the count reads, from either form of a record (a missing one is None)."""
+    if isinstance(record, ScheduledJob):
+        extra = record.model_extra or {}
+        return {
+            "job_id": record.job_id,
+            "kind": record.kind,
+            # a status the stored record did not have is the model's default, not the record's
+            "status": record.status.value if "status" in record.model_fields_set else None,
+            "stage": extra.get("stage"),
+            "scheduled_time": record.scheduled_time,
+            "updated_at": record.updated_at.isoformat(),
+        }
+    return {
+        "job_id": record.get("job_id"),
+        "kind": record.get("kind"),
+        "status": record.get("status"),
+        "stage": record.get("stage"),
+        "scheduled_time": record.get("scheduled_time"),
+        "updated_at": str(record.get("updated_at") or ""),
+    }
+
+
+def pipeline_status(record: Record) -> str | None:
     """The record's pipeline status (see the module docstring); None if it is unknown."""
-    lifecycle = record.get("status")
+    return _status(_fields(record))
+
+
+def _status(fields: dict[str, Any]) -> str | None:
+    lifecycle, stage = fields["status"], fields["stage"]
+    if lifecycle is None:
+        return None
     if lifecycle in _ENDED_WITHOUT_VIDEO:
         return "failed"
-    stage = record.get("stage")
     if stage is None:
         return "completed" if lifecycle == "completed" else "pending"
     return stage if stage in PIPELINE_STATUSES else None
 
 
-def count_for_day(records: Iterable[Mapping[str, Any]], day: date, *, exclude: str | None = None) -> int:
+def _due(value: Any) -> datetime:
+    if value is None:
+        raise ValueError("no scheduled_time")
+    due = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if due.tzinfo is None:
+        raise ValueError("no UTC offset")
+    return due
+
+
+def count_for_day(records: Iterable[Record], day: date, *, exclude: str | None = None) -> int:
     """How many video records use a quota slot on the Vietnam date ``day`` (``exclude``: one id)."""
-    newest: dict[str, Mapping[str, Any]] = {}
-    for record in records:  # a job caught in two files mid-move: its newest copy counts
-        if record.get("kind") != VIDEO_KIND:
+    newest: dict[str, dict[str, Any]] = {}
+    for record in records:  # the same job twice (a copy mid-move): its newest copy counts
+        fields = _fields(record)
+        if fields["kind"] != VIDEO_KIND:
             continue
-        job_id = str(record.get("job_id"))
+        job_id = str(fields["job_id"])
         if job_id == exclude:
             continue
         held = newest.get(job_id)
-        if held is None or str(record.get("updated_at", "")) > str(held.get("updated_at", "")):
-            newest[job_id] = record
+        if held is None or fields["updated_at"] > held["updated_at"]:
+            newest[job_id] = fields
     used = 0
-    for job_id, record in newest.items():
+    for job_id, fields in newest.items():
         try:
-            due = datetime.fromisoformat(str(record["scheduled_time"]))
-            if due.tzinfo is None:
-                raise ValueError("no UTC offset")
-        except (KeyError, ValueError) as exc:
+            due = _due(fields["scheduled_time"])
+        except (TypeError, ValueError) as exc:
             logger.warning(
                 "skipping job with a bad scheduled_time", extra={"job_id": job_id, "error": str(exc)}
             )
             continue
-        status = pipeline_status(record)
+        if fields["status"] is None:
+            logger.warning("skipping job with no status", extra={"job_id": job_id, "stage": fields["stage"]})
+            continue
+        status = _status(fields)
         if status is None:
             logger.warning(
                 "skipping job with an unknown status",
-                extra={"job_id": job_id, "stage": record.get("stage"), "status": record.get("status")},
+                extra={"job_id": job_id, "stage": fields["stage"], "status": fields["status"]},
             )
             continue
         if local_date(due, VIETNAM_TZ) == day and status in QUOTA_STATUSES:
@@ -142,35 +195,59 @@ def quota_result(quota: int, used: int) -> dict[str, Any]:
     }
 
 
-def read_records(data_dir: Path, day: date) -> list[dict[str, Any]]:
-    """The raw job records of the files that can hold jobs due on ``day``."""
-    records: list[dict[str, Any]] = []
-    for offset in range(_FILES_AFTER_DUE_DAY + 1):
-        path = data_dir / "jobs" / f"jobs_{(day + timedelta(days=offset)).isoformat()}.json"
-        try:
-            content = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError) as exc:
-            logger.warning("skipping unreadable job file", extra={"file": path.name, "error": str(exc)})
-            continue
-        jobs = content.get("jobs") if isinstance(content, dict) else None
-        if isinstance(jobs, dict):
-            records.extend({"job_id": key, **rec} for key, rec in jobs.items() if isinstance(rec, dict))
-    return records
+def scheduler_jobs(settings: Settings, kind: str | None = VIDEO_KIND) -> list[ScheduledJob]:
+    """The jobs (of ``kind``; None: all) as the scheduler owning ``settings.data_dir`` has them.
+
+    Its files, read under the data-dir lock like ``list`` (no recovery, nothing saved), or
+    the running daemon's API when the daemon holds the lock. A data dir that does not
+    exist has no jobs (and is not created).
+    """
+    if not settings.data_dir.is_dir():
+        return []
+    from services.scheduler.cli import _with_backend  # the CLI's own choice of backend
+
+    jobs: list[ScheduledJob] = []
+
+    def read(backend: Any) -> int:
+        jobs.extend(backend.list_jobs())
+        return 0
+
+    _with_backend(settings, read)
+    return [job for job in jobs if kind is None or job.kind == kind]
+
+
+class JobsView:
+    """The clock and jobs view of a StageContext over jobs read once (the ``quota`` command's)."""
+
+    def __init__(self, jobs: Iterable[Record], clock: Callable[[], datetime] = utc_now) -> None:
+        self._jobs = list(jobs)
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def jobs(self, kind: str | None = None) -> list[Record]:
+        return [job for job in self._jobs if kind is None or _fields(job)["kind"] == kind]
+
+
+def _video_jobs(context: Any) -> Iterable[Record]:
+    view = getattr(context, "jobs", None)
+    if callable(view):
+        return view(kind=VIDEO_KIND)
+    return scheduler_jobs(Settings.from_env())  # no view: ask the scheduler of DATA_DIR
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """check-quota: ``{}`` in, the quota JSON out (reads DAILY_QUOTA and DATA_DIR now).
+    """check-quota: ``{}`` in, the quota JSON out (DAILY_QUOTA is read now).
 
-    ``{"exclude_job_id": id}`` leaves that job out of the count: a single video checking
-    whether there is room for itself.
+    ``context.jobs(kind=...)`` is the scheduler's view of the jobs (see the module
+    docstring for a context without one). ``{"exclude_job_id": id}`` leaves that job out
+    of the count: a single video checking whether there is room for itself.
     """
     quota = daily_quota_from_env()
-    data_dir = Path(os.environ.get("DATA_DIR") or "./data")
     now = getattr(context, "now", None)
     today = vietnam_today(now() if callable(now) else None)
-    used = count_for_day(read_records(data_dir, today), today, exclude=event.get("exclude_job_id"))
+    used = count_for_day(_video_jobs(context), today, exclude=event.get("exclude_job_id"))
     result = quota_result(quota, used)
     logger.info("quota check complete", extra={"stage": "CheckQuota", "date": today.isoformat(), **result})
     return result

@@ -2,7 +2,7 @@
 
 | state | stage | embedded backend |
 | --- | --- | --- |
-| CheckQuota | ``quota.handler`` | the day files |
+| CheckQuota | ``quota.handler`` | the scheduler's jobs (the context's ``jobs()`` view) |
 | FetchManga | ``fetcher.handler`` | local chapter folder (SAMPLES_DIR) |
 | GenerateScript | ``scriptgen.handler`` | Vietnamese template |
 | GenerateTTS | ``ttsgen.handler`` | espeak-ng, else a placeholder tone |

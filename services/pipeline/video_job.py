@@ -105,6 +105,13 @@ class JobContext:
     def now(self) -> datetime:
         return self._scheduler.clock()
 
+    def jobs(self, kind: str | None = None) -> list[ScheduledJob]:
+        """A snapshot of the Scheduler's in-memory table (see ``StageContext.jobs``)."""
+        # list() copies the values in one C-level call, so a change the loop thread makes
+        # meanwhile cannot break the iteration (the stage runs in a worker thread)
+        table = list(self._scheduler.manager.jobs.values())
+        return table if kind is None else [job for job in table if job.kind == kind]
+
     def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
         update = self._scheduler.manager.update_fields_async(job_id, fields)
         try:

@@ -1,4 +1,4 @@
-"""check-quota as quota-checker.md specifies, through the handler and the real day files."""
+"""check-quota as quota-checker.md specifies, through the handler and the scheduler's view of its files."""
 
 from __future__ import annotations
 
@@ -128,12 +128,17 @@ def test_bad_records_are_skipped_with_a_warning(env: Path, caplog) -> None:
     raw = json.loads(path.read_text())
     good = next(iter(raw["jobs"].values()))
     raw["jobs"]["bad-time"] = {**good, "job_id": "bad-time", "scheduled_time": "yesterday"}
+    raw["jobs"]["no-time"] = {k: v for k, v in good.items() if k != "scheduled_time"} | {"job_id": "no-time"}
+    raw["jobs"]["no-status"] = {k: v for k, v in good.items() if k != "status"} | {"job_id": "no-status"}
     raw["jobs"]["bad-stage"] = {**good, "job_id": "bad-stage", "stage": "dancing"}
     path.write_text(json.dumps(raw))
     with caplog.at_level(logging.WARNING):
         assert check()["used"] == 1
     messages = {(r.getMessage(), getattr(r, "job_id", None)) for r in caplog.records}
-    assert ("skipping job with a bad scheduled_time", "bad-time") in messages
+    # the scheduler's storage refuses a record without a valid time, with its warning
+    refused = "skipping invalid job record (kept in its file and copied to jobs/rejected/)"
+    assert (refused, "bad-time") in messages and (refused, "no-time") in messages
+    assert ("skipping job with no status", "no-status") in messages
     assert ("skipping job with an unknown status", "bad-stage") in messages
 
 
