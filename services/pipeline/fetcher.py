@@ -11,7 +11,9 @@ and the manga list (``settings.py``). The embedded source is a local folder
 (``SAMPLES_DIR``, default ``DATA_DIR/samples``: the creator's own chapters);
 ``FETCH_SOURCE=mangadex`` takes them from MangaDex API v5 (``providers/mangadex.py``).
 Either way the chapter's pages land in ``work/<job_id>/panels/`` in reading order with a
-``source.json`` that credits where they came from and names the account.
+``source.json`` that credits where they came from and names the account. The credits are
+published (the video's description): for a local chapter they name the manga, the chapter
+and what its ``manga.json`` credits (author, credits), never the folder on this machine.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "manga_title": chapter.manga_title,
             "chapter": chapter.number,
             "title": f"{chapter.manga_title} - Chương {chapter.number}",
-            "credits": f"{chapter.manga_title}, chương {chapter.number} (nguồn: thư mục {chapter.folder})",
+            "credits": chapter.credit_line(),  # never the folder: it is published
             "lines": {new: known[old] for old, new in names if old in known},
             "panels": [new for _, new in names],
         },

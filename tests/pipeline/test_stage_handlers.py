@@ -88,3 +88,65 @@ def test_an_unknown_manga_is_not_available(data: Path) -> None:
 def test_script_before_fetch_names_the_missing_step(data: Path) -> None:
     with pytest.raises(FileNotFoundError, match="source.json is missing"):
         scriptgen.handler({"job_id": "job-never-fetched"}, None)
+
+
+def test_a_local_video_publishes_no_path_of_the_machine(data: Path) -> None:
+    from datetime import datetime, timezone
+
+    from services.pipeline import publishing
+    from services.pipeline.providers import youtube
+    from services.pipeline.workspace import Workspace
+    from services.pipeline.worker import publish_local
+
+    manga_json = data / "samples" / sample_chapter.SAMPLE_MANGA_ID / "manga.json"
+    meta = json.loads(manga_json.read_text(encoding="utf-8"))
+    manga_json.write_text(
+        json.dumps(meta | {"author": "Nguyễn Văn A", "credits": "Tranh vẽ bởi nhóm Rồng Xanh, CC BY 4.0"}),
+        encoding="utf-8",
+    )
+    job_id = fetcher.handler({"job_id": "job-nopath"}, None)["job_id"]
+    work = Workspace(data, job_id)
+    source = work.read("source.json")
+    assert source["credits"] == (
+        "Truyện: Cậu bé và con rồng (chương 1) | Tác giả: Nguyễn Văn A"
+        " | Tranh vẽ bởi nhóm Rồng Xanh, CC BY 4.0"
+    )
+    scriptgen.handler({"job_id": job_id}, None)
+    ttsgen.handler({"job_id": job_id}, None)
+    work.video.write_bytes(b"not really an mp4")  # the publisher only copies it
+    publish_local(work, datetime(2026, 2, 8, 2, 0, tzinfo=timezone.utc))
+    (published,) = (data / "published").rglob("*.json")
+    metadata = published.read_text(encoding="utf-8")
+    script = work.read("script.json")
+    body = json.dumps(
+        youtube.video_body(
+            script["title"], publishing.describe(script, source), script["tags"], youtube.UploadSettings()
+        ),
+        ensure_ascii=False,
+    )
+    for text in (metadata, body):
+        assert str(data) not in text and str(data.resolve()) not in text and "chapter-0001" not in text
+        assert "Tác giả: Nguyễn Văn A" in text and "CC BY 4.0" in text
+
+
+@pytest.mark.parametrize(
+    "credits",
+    [
+        "Cậu bé, chương 2 (nguồn: thư mục /srv/video data/samples/cau-be/chapter-0002)",
+        "Cậu bé, chương 2 (file:///srv/video data/samples/cau-be/chapter-0002)",
+        "Cậu bé, chương 2 (nguồn: ~/manga/cau-be/chapter-0002)",
+    ],
+)
+def test_describe_lets_no_path_through_whatever_source_json_says(credits: str) -> None:
+    from services.pipeline import publishing
+    from services.pipeline.providers import youtube
+
+    url = "https://mangadex.org/chapter/8f1c2d3e-0000-4000-8000-000000000001"
+    script = {"description": "Kể lại chương 2 (xem /home/op/notes.txt).", "writer": "openai"}
+    source = {"credits": f"{credits} | Nguồn: MangaDex, {url}"}
+    described = publishing.describe(script, source)
+    body = youtube.video_body("Cậu bé", described, [], youtube.UploadSettings())["snippet"]["description"]
+    for text in (described, body):
+        assert "/srv" not in text and "video data" not in text and "~/" not in text and "/home" not in text
+        assert "chapter-0002" not in text and "file:" not in text
+        assert url in text and text.startswith("Kể lại chương 2") and "Cậu bé, chương 2" in text

@@ -96,6 +96,9 @@ def test_demo_makes_a_video_and_prints_its_path(tmp_path: Path, capsys) -> None:
     assert any(line.strip().startswith("WaitForRender") for line in out)
     with av.open(str(video)) as container:
         assert {s.type for s in container.streams} == {"video", "audio"}
+    metadata = video.with_suffix(".json").read_text(encoding="utf-8")  # what is published
+    assert str(tmp_path) not in metadata and "chapter-0001" not in metadata
+    assert "Nguồn: Truyện: Cậu bé và con rồng (chương 1)" in json.loads(metadata)["description"]
     jobs = {}
     for path in (tmp_path / "demo" / "jobs").glob("jobs_*.json"):
         jobs.update(json.loads(path.read_text(encoding="utf-8"))["jobs"])

@@ -8,6 +8,11 @@ taken the source has nothing to offer (the fetcher answers ``no_manga_available`
 
 A request picks what to fetch: ``next`` (the first chapter not taken, manga by manga in
 name order), a manga id, or a manga title (exact, case-insensitive).
+
+What a video credits (``Chapter.credit_line``): the manga's title and the chapter and,
+when ``manga.json`` gives them, its ``author`` and ``credits`` (free text, e.g. the
+licence or the artist's page). Never where the folder is: the credits end up in the
+published description, and a path of the machine has no business on YouTube.
 """
 
 from __future__ import annotations
@@ -33,6 +38,17 @@ class Chapter:
     manga_title: str
     number: int
     folder: Path
+    author: str = ""
+    credits: str = ""
+
+    def credit_line(self) -> str:
+        """What the video credits: title and chapter, then manga.json's author and credits."""
+        parts = [f"Truyện: {self.manga_title} (chương {self.number})"]
+        if self.author:
+            parts.append(f"Tác giả: {self.author}")
+        if self.credits:
+            parts.append(self.credits)
+        return " | ".join(parts)
 
     def panels(self) -> list[Path]:
         """Its pages in reading order (file name order)."""
@@ -73,12 +89,13 @@ class LocalFolderSource:
             except FileNotFoundError:
                 meta = {}
             title = str(meta.get("title") or manga_dir.name)
+            author, credits = _text(meta.get("author")), _text(meta.get("credits"))
             for chapter_dir in sorted(manga_dir.glob("chapter-*")):
                 try:
                     number = int(chapter_dir.name.removeprefix("chapter-"))
                 except ValueError:
                     continue
-                chapter = Chapter(manga_dir.name, title, number, chapter_dir)
+                chapter = Chapter(manga_dir.name, title, number, chapter_dir, author, credits)
                 if chapter.panels():
                     found.append(chapter)
         return found
@@ -114,3 +131,10 @@ class LocalFolderSource:
             return json.loads((self.data_dir / LEDGER).read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
+
+
+def _text(value: Any) -> str:
+    """A manga.json credit field as one line: a string, or a list of strings joined."""
+    if isinstance(value, list):
+        value = ", ".join(str(item).strip() for item in value if str(item).strip())
+    return " ".join(str(value).split()) if isinstance(value, str) and value.strip() else ""
