@@ -5,9 +5,13 @@ per stage naming its backend and the setting that chose it (and the same for eac
 account of the ``[accounts]`` table), then runs the checks: the bundled ffmpeg runs, the
 subtitle font is installed, espeak-ng (optional), the data dir is writable, each secret
 file a setting names exists and is 0600, the settings a chosen backend needs are there,
-and (unless ``--offline``) each YouTube token is refreshed with Google, so a token that
-stopped refreshing is found before a day's run rather than after a render. Exit 1 when
-the settings are broken or a required check fails; 0 otherwise.
+the local chapter folder has a chapter left to take (a warning: a fresh data dir has
+none), and (unless ``--offline``) each YouTube token is refreshed with Google, so a token
+that stopped refreshing is found before a day's run rather than after a render. Exit 1
+when the settings are broken or a required check fails; 0 otherwise.
+
+It only reads: a data dir that does not exist yet is reported (with whether it could be
+created: its nearest existing parent is writable), not created.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import imageio_ffmpeg
 
 from services.scheduler.settings import SettingsError
 
+from .fetcher import samples_dir_from_env
 from .providers.fonts import font_path
+from .providers.local_source import LocalFolderSource
 from .settings import PipelineSettings, load_settings, read_secret_file, settings_file
 from .stages import backend_names
 
@@ -76,6 +82,8 @@ def run_checks(
                 seen.add((setting, path))
                 checks.append(_secret_file(setting, path))
     checks.extend(_needs(settings, views))
+    if any(view.fetch_source == "local" for view in views):
+        checks.append(_local_chapters(samples_dir_from_env(data_dir), data_dir))
     if online:
         for view in views:
             token = view.youtube_token_file
@@ -186,13 +194,41 @@ def _espeak() -> Check:
 
 
 def _data_dir(data_dir: Path) -> Check:
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".doctor-"):
+    """Whether the data dir is writable; one that does not exist yet is not created."""
+    where = data_dir.absolute()
+    if not where.exists():
+        parent = next((p for p in where.parents if p.exists()), None)
+        if parent is not None and parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            detail = f"{where} does not exist yet; it can be created ({parent} is writable)"
+            return Check("data dir", True, detail)
+        detail = f"{where} does not exist and cannot be created ({parent} is not a writable folder)"
+        return Check("data dir", False, detail)
+    if not where.is_dir():
+        return Check("data dir", False, f"{where} is not a directory")
+    try:  # a real write says more than os.access (a read-only mount, a full disk's quota)
+        with tempfile.NamedTemporaryFile(dir=where, prefix=".doctor-"):
             pass
     except OSError as exc:
-        return Check("data dir", False, f"{data_dir} is not writable: {exc.strerror or exc}")
-    return Check("data dir", True, f"{data_dir.resolve()} is writable")
+        return Check("data dir", False, f"{where} is not writable: {exc.strerror or exc}")
+    return Check("data dir", True, f"{where.resolve()} is writable")
+
+
+def _local_chapters(samples: Path, data_dir: Path) -> Check:
+    """A warning when the local folder has no chapter left to take: `add-job` would fail."""
+    source = LocalFolderSource(samples, data_dir)
+    try:
+        found, left = len(source.chapters()), len(source.available())
+    except (OSError, ValueError) as exc:
+        return Check("local chapters", False, f"cannot read {samples} or its ledger: {exc}", required=False)
+    if left:
+        detail = f"{left} of {found} chapter(s) in {samples} not made into a video yet"
+        return Check("local chapters", True, detail, required=False)
+    hint = (
+        "add chapters as SAMPLES_DIR/<manga>/chapter-0001/panel-*.png (SAMPLES_DIR defaults to "
+        "DATA_DIR/samples), or set FETCH_SOURCE=mangadex with MANGA_IDS"
+    )
+    why = f"all {found} chapter(s) in {samples} are taken" if found else f"no chapter in {samples}"
+    return Check("local chapters", False, f"{why}: a video job would find no manga; {hint}", required=False)
 
 
 def _secret_file(setting: str, path: Path) -> Check:

@@ -14,8 +14,15 @@ so a daemon killed mid-run resumes at the first unfinished state. How a run ends
   not failed (``Reschedule``), its checkpoint reset;
 - a stage failed for good (HandleError ran): the job fails without a scheduler retry —
   the machine already spent the state's own retries (``PermanentFailure``);
-- NoMangaAvailable: the job fails (retried later by the scheduler's backoff, in case a
-  chapter appears);
+- NoMangaAvailable from the local folder (the default source): the job fails for good,
+  without a scheduler retry, and its error says where chapters go (``PermanentFailure``;
+  see ``no_manga_hint``): nothing appears in that folder unless someone adds it, so
+  retrying in 2, 4, 8 minutes would only fail three more times;
+- NoMangaAvailable from MangaDex: "no new chapter today" is normal there and one may be
+  published later, so the job moves to 08:00 of the next Vietnam day (``Reschedule``, no
+  retry spent, checkpoint reset) and looks again, for as many mornings as the job has
+  retries (``max_retries``, counted in ``mornings_without_chapter``); then it fails for
+  good with the hint;
 - YouTube's quota is spent (QuotaReached after the upload): the job moves to just after
   the next midnight Pacific Time, when YouTube resets it, keeping its checkpoint, so the
   upload resumes without rendering again.
@@ -27,15 +34,19 @@ import asyncio
 import os
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from services.scheduler.handlers import PermanentFailure, Reschedule
 from services.scheduler.models import ScheduledJob
+from services.scheduler.settings import SettingsError
 
 from .definition import Definition, load_definition
+from .fetcher import samples_dir_from_env
 from .machine import Checkpoint, Machine, StageFunc
 from .quota import VIDEO_KIND, VIETNAM_TZ
+from .settings import load_settings
 from .stages import embedded_stages
 
 __all__ = [
@@ -45,6 +56,7 @@ __all__ = [
     "VideoJobs",
     "next_vietnam_morning",
     "next_youtube_reset",
+    "no_manga_hint",
     "stage_of",
 ]
 
@@ -78,6 +90,22 @@ def stage_of(cp: Checkpoint) -> str:
     if cp.state == "NoMangaAvailable":
         return "failed"
     return _STAGE_OF_STATE.get(cp.state, "pending")
+
+
+def no_manga_hint(content: str, samples_dir: Path) -> str:
+    """The one-line error of a video that found no chapter to take, naming where chapters go."""
+    return (
+        f"no manga available for {content!r}: no chapter left to take in {samples_dir}; add chapters "
+        "as SAMPLES_DIR/<manga>/chapter-0001/panel-*.png (SAMPLES_DIR defaults to DATA_DIR/samples), "
+        "or set FETCH_SOURCE=mangadex with MANGA_IDS"
+    )
+
+
+def _fetch_source(account_id: str) -> str:
+    try:
+        return load_settings().for_account(account_id).fetch_source
+    except SettingsError:  # FetchManga read the same settings: they were fine a moment ago
+        return "local"
 
 
 def next_youtube_reset(now: datetime) -> datetime:
@@ -182,10 +210,7 @@ class VideoJobs:
             )
             raise Reschedule(next_vietnam_morning(now), "daily quota reached; moved to the next Vietnam day")
         if done.state == "NoMangaAvailable":
-            await manager.update_fields_async(
-                job.job_id, {"pipeline": start.model_dump(mode="json"), "stage": "failed"}
-            )
-            raise RuntimeError(f"no manga available for {job.content!r}")
+            await self._no_manga(job, start, now)
         if done.error is not None:
             error = done.error
             raise PermanentFailure(f"{error['state']} failed with {error['Error']}: {error['Cause']}")
@@ -196,3 +221,25 @@ class VideoJobs:
             "youtube_url": upload.get("youtube_url"),
             "manga_title": fetched.get("manga_title"),
         }
+
+    async def _no_manga(self, job: ScheduledJob, start: Checkpoint, now: datetime) -> NoReturn:
+        """FetchManga found no chapter: look again tomorrow (MangaDex) or fail with the hint."""
+        manager = self.scheduler.manager
+        fresh = start.model_dump(mode="json")
+        if _fetch_source(job.account_id) == "mangadex":
+            waited = int((job.model_extra or {}).get("mornings_without_chapter") or 0)
+            if waited < job.max_retries:
+                waiting = {"pipeline": fresh, "stage": "pending", "mornings_without_chapter": waited + 1}
+                await manager.update_fields_async(job.job_id, waiting)
+                raise Reschedule(
+                    next_vietnam_morning(now),
+                    f"no new chapter on MangaDex for {job.content!r} yet; looking again at 08:00 Vietnam "
+                    f"time ({waited + 1} of {job.max_retries} mornings)",
+                )
+            await manager.update_fields_async(job.job_id, {"pipeline": fresh, "stage": "failed"})
+            raise PermanentFailure(
+                f"no new chapter on MangaDex for {job.content!r}, after looking again on {waited} "
+                "mornings: check MANGA_IDS or MANGA_SEARCH and MANGA_LANGUAGE"
+            )
+        await manager.update_fields_async(job.job_id, {"pipeline": fresh, "stage": "failed"})
+        raise PermanentFailure(no_manga_hint(job.content, samples_dir_from_env(self.scheduler.data_dir)))

@@ -153,3 +153,51 @@ def test_youtube_auth_refuses_what_it_cannot_use_with_exit_2(
     )
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_doctor_reads_the_data_dir_without_creating_it(tmp_path: Path) -> None:
+    env = {"PIPELINE_SETTINGS_FILE": str(tmp_path / "none.toml")}
+    done = doctor(env, tmp_path, "--offline")
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = tmp_path / "data"
+    said = f"ok    data dir: {data} does not exist yet; it can be created ({tmp_path} is writable)"
+    assert said in done.stdout
+    assert not data.exists()
+    (tmp_path / "a-file").write_text("")
+    blocked = doctor({**env, "DATA_DIR": str(tmp_path / "a-file" / "data")}, tmp_path, "--offline")
+    assert blocked.returncode == 1
+    said = f"FAIL  data dir: {tmp_path / 'a-file' / 'data'} does not exist and cannot be created"
+    assert said in blocked.stdout
+
+
+def test_doctor_warns_when_the_local_source_has_no_chapter_left(
+    settings_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from services.pipeline.doctor import run_checks
+    from services.pipeline.fetcher import handler as fetch
+    from services.pipeline.providers import sample_chapter
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("DATA_DIR", str(data))
+    monkeypatch.delenv("SAMPLES_DIR", raising=False)
+
+    def local_check():
+        (check,) = [c for c in run_checks(load_settings(), data, online=False) if c.name == "local chapters"]
+        assert not check.required  # a warning: a fresh data dir is not broken
+        return check
+
+    empty = local_check()
+    assert not empty.ok
+    assert empty.detail.startswith(f"no chapter in {data / 'samples'}: a video job would find no manga")
+    assert "SAMPLES_DIR/<manga>/chapter-0001/panel-*.png" in empty.detail
+    assert "FETCH_SOURCE=mangadex" in empty.detail
+    assert not data.exists()  # the check only reads
+    sample_chapter.make_chapter(data / "samples", panels=1)
+    left = local_check()
+    assert left.ok and left.detail == f"1 of 1 chapter(s) in {data / 'samples'} not made into a video yet"
+    assert fetch({"job_id": "job-takes-it"}, None)["status"] == "success"
+    taken = local_check()
+    assert not taken.ok and taken.detail.startswith(f"all 1 chapter(s) in {data / 'samples'} are taken")
+    monkeypatch.setenv("FETCH_SOURCE", "mangadex")
+    monkeypatch.setenv("MANGA_IDS", '["8f1c2d3e-0000-4000-8000-000000000001"]')
+    assert [c for c in run_checks(load_settings(), data, online=False) if c.name == "local chapters"] == []

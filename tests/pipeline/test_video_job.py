@@ -157,3 +157,48 @@ async def test_youtube_quota_keeps_the_render_and_the_upload_resumes_after_the_r
     job = await scheduler.executor.run_job(scheduler.get_job(job.job_id))
     assert job.status is JobStatus.COMPLETED and job.result["youtube_url"] == "https://youtu.be/x"
     assert calls == ["StartUploader", "WaitForUpload", "Cleanup", "IncrementCounter"]  # no second render
+
+
+async def test_no_manga_on_the_local_source_fails_at_once_and_says_where_chapters_go(
+    data_dir: Path, settings_path: Path
+) -> None:
+    scheduler = Scheduler(data_dir, extensions=[PipelineExtension()])
+    scheduler.load()
+    job = await scheduler.executor.run_job(scheduler.add_job("acc", "next"))
+    assert job.status is JobStatus.FAILED and job.retry_count == 0  # no retry of a permanent "nothing"
+    assert job.error == (
+        f"no manga available for 'next': no chapter left to take in {data_dir / 'samples'}; add chapters as "
+        "SAMPLES_DIR/<manga>/chapter-0001/panel-*.png (SAMPLES_DIR defaults to DATA_DIR/samples), "
+        "or set FETCH_SOURCE=mangadex with MANGA_IDS"
+    )
+    assert job.model_extra["stage"] == "failed"
+
+
+async def test_no_new_chapter_on_mangadex_looks_again_each_morning_then_fails(
+    data_dir: Path, settings_path: Path, monkeypatch
+) -> None:
+    from services.pipeline.definition import load_definition
+    from services.pipeline.stages import embedded_stages
+    from services.pipeline.video_job import VideoJobs
+
+    monkeypatch.setenv("FETCH_SOURCE", "mangadex")
+    monkeypatch.setenv("MANGA_IDS", '["8f1c2d3e-0000-4000-8000-000000000001"]')
+    stages = embedded_stages(load_definition())
+    stages["FetchManga"] = lambda event, context: {"status": "no_manga_available"}  # nothing new today
+    scheduler = Scheduler(data_dir)
+    VideoJobs(scheduler, stages=stages).install()
+    scheduler.load()
+    job = scheduler.add_job("acc", "next", max_retries=2)
+    for morning in (1, 2):
+        job = await scheduler.executor.run_job(job)
+        assert job.status is JobStatus.SCHEDULED and job.retry_count == 0
+        assert job.scheduled_time == next_vietnam_morning(job.updated_at)
+        assert job.error == (
+            "no new chapter on MangaDex for 'next' yet; looking again at 08:00 Vietnam time "
+            f"({morning} of 2 mornings)"
+        )
+        assert (job.model_extra["stage"], job.model_extra["mornings_without_chapter"]) == ("pending", morning)
+        assert job.model_extra["pipeline"]["state"] == "CheckQuota"
+    job = await scheduler.executor.run_job(job)
+    assert job.status is JobStatus.FAILED and job.retry_count == 0
+    assert job.error.startswith("no new chapter on MangaDex for 'next', after looking again on 2 mornings")

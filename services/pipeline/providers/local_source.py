@@ -100,6 +100,11 @@ class LocalFolderSource:
                     found.append(chapter)
         return found
 
+    def available(self) -> list[Chapter]:
+        """The chapters no video has taken yet (reads the ledger; writes nothing)."""
+        ledger = self._ledger()
+        return [c for c in self.chapters() if str(c.number) not in ledger.get(c.manga_id, {})]
+
     def take(self, request: str, job_id: str) -> Chapter | None:
         """Reserve the chapter ``request`` names for ``job_id``; None if nothing is left.
 
