@@ -15,11 +15,13 @@ arrive), unless one is already waiting.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from services.scheduler.models import JobStatus, ScheduledJob
+from services.scheduler.errors import JobConflictError
+from services.scheduler.models import JobStatus, ScheduledJob, normalize_text
 
 from .definition import Definition, load_definition
 from .machine import Checkpoint, Machine
@@ -28,10 +30,23 @@ from .stages import embedded_stages
 from .video_job import JobContext, next_youtube_reset, stage_of
 from .video_records import video_outcome
 
-__all__ = ["DAILY_KIND", "DailyJobs", "next_daily_time"]
+__all__ = ["DAILY_KIND", "DailyJobs", "daily_job_id", "next_daily_time"]
 
 DAILY_KIND = "pipeline.daily"
 DAILY_MAX_RUNNING_MINUTES = 24 * 60
+
+
+DAILY_NAMESPACE = uuid.UUID("0f5d3c1e-8a2b-4c6d-9e7f-1a2b3c4d5e6f")
+
+
+def daily_job_id(account_id: str, when: datetime) -> str:
+    """The id of ``account_id``'s daily run on the Vietnam day of ``when``.
+
+    The same for every way the run is added (the ``daily`` command, the run that adds
+    tomorrow's), so a day never gets two runs: a second add is a repeat of the first.
+    """
+    day = when.astimezone(VIETNAM_TZ).date().isoformat()
+    return str(uuid.uuid5(DAILY_NAMESPACE, f"{DAILY_KIND}/{normalize_text(account_id)}/{day}"))
 
 
 def next_daily_time(at: time, now: datetime) -> datetime:
@@ -142,12 +157,19 @@ class DailyJobs:
         waiting = [
             j
             for j in manager.jobs.values()
-            if j.kind == DAILY_KIND and j.status is JobStatus.SCHEDULED and j.job_id != daily.job_id
+            if j.kind == DAILY_KIND
+            and j.status is JobStatus.SCHEDULED
+            and j.job_id != daily.job_id
+            and j.account_id == daily.account_id
         ]
         if waiting:
             return
         at = daily.scheduled_time.astimezone(VIETNAM_TZ).time().replace(second=0, microsecond=0)
         when = next_daily_time(at, self.scheduler.clock())
-        await manager.add_job_async(
-            daily.account_id, daily.content, when, daily.priority, daily.max_retries, kind=DAILY_KIND
-        )
+        try:
+            await manager.add_job_async(
+                daily.account_id, daily.content, when, daily.priority, daily.max_retries,
+                kind=DAILY_KIND, job_id=daily_job_id(daily.account_id, when),
+            )
+        except JobConflictError:  # that day has its run already (added by hand at another time)
+            pass

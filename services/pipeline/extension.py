@@ -13,21 +13,25 @@ Commands it adds to ``run_scheduler.py``:
   and listens on localhost:N for Google's redirect) and write the refresh token file
   (0600) the uploads use;
 - ``demo [--dir DIR] [--panels N]``: one video end to end on the embedded defaults in its
-  own data dir (default ``data/demo``, emptied first): draws a sample chapter, adds a
-  ``pipeline.video`` job, runs it, shows each state as it goes, and prints the MP4's path
-  and a one-line summary.
+  own data dir (default ``data/demo``): draws a sample chapter, adds a ``pipeline.video``
+  job, runs it, shows each state as it goes, and prints the MP4's path and a one-line
+  summary. It empties DIR first only if an earlier demo made it (its marker file
+  DEMO_MARKER, and only the demo's jobs); a locked folder, or one holding anything else,
+  is refused with exit 2 and left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
@@ -35,14 +39,14 @@ from typing import Any
 import av
 
 from services.scheduler.clock import utc_now
-from services.scheduler.errors import SchedulerError
-from services.scheduler.lock import DataDirLock
+from services.scheduler.lock import LOCK_FILE, DataDirLock, read_holder
+from services.scheduler.output import Output, OutputFailed
 from services.scheduler.models import JobStatus
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.settings import Settings, SettingsError
 
 from . import quota
-from .daily_job import DAILY_KIND, DailyJobs, next_daily_time
+from .daily_job import DAILY_KIND, DailyJobs, daily_job_id, next_daily_time
 from .doctor import doctor_report
 from .providers import sample_chapter
 from .settings import load_settings
@@ -110,7 +114,7 @@ class PipelineExtension:
 
 def _doctor(args: argparse.Namespace, settings: Settings) -> int:
     return doctor_report(
-        settings.data_dir, lambda line: sys.stdout.write(line + "\n"), online=not args.offline
+        settings.data_dir, args.out.line, online=not args.offline
     )
 
 
@@ -137,16 +141,15 @@ def _youtube_auth(args: argparse.Namespace, settings: Settings) -> int:
     from .providers import youtube  # the Google client loads only for this command
 
     try:
-        written = youtube.authorize(
-            Path(secrets), Path(token), port=args.port, write=lambda line: sys.stdout.write(line + "\n")
-        )
+        written = youtube.authorize(Path(secrets), Path(token), port=args.port, write=args.out.line)
     except ValueError as exc:  # google-auth-oauthlib's word for a file that is not a client
         sys.stderr.write(f"error: --client-secrets: {secrets} is not an OAuth client file: {exc}\n")
         return 2
     except youtube.YouTubeAuthError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    sys.stdout.write(f"token written to {written} (mode 600); `doctor` refreshes it to check\n")
+    args.out.changed(f"the token was written to {written}")
+    args.out.line(f"token written to {written} (mode 600); `doctor` refreshes it to check")
     return 0
 
 
@@ -157,8 +160,12 @@ def _daily(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"error: --at: must be HH:MM (Vietnam time), got {args.at!r}\n")
         return 2
     when = next_daily_time(at.replace(second=0, microsecond=0), utc_now())
+    # one run per account and Vietnam day: the id says which, so `daily` twice adds one run
+    # (the second answers with the first; another --at for that day is refused)
     command = [
         "add-job",
+        "--job-id",
+        daily_job_id(args.account, when),
         "--kind",
         DAILY_KIND,
         "--account",
@@ -187,80 +194,162 @@ def _quota(args: argparse.Namespace, settings: Settings) -> int:
     # the machine's CheckQuota sees them: never day files guessed from dates
     result = quota.handler({}, quota.JobsView(quota.scheduler_jobs(settings)))
     if args.json:
-        sys.stdout.write(json.dumps(result) + "\n")
+        args.out.line(json.dumps(result))
     else:
         state = "reached" if result["quota_reached"] else f"{result['remaining']} left"
-        sys.stdout.write(f"{quota.vietnam_today()}: {result['used']} of {result['quota']} videos ({state})\n")
+        args.out.line(f"{quota.vietnam_today()}: {result['used']} of {result['quota']} videos ({state})")
     return 0
 
 
 class _Progress(logging.Handler):
     """Shows the machine's states as they start and finish, one line each."""
 
-    def __init__(self) -> None:
+    def __init__(self, out: Output) -> None:
         super().__init__(logging.INFO)
+        self.out = out
         self.started = 0.0
+        self.failed: OutputFailed | None = None  # raised after the run (a handler may not raise)
 
     def emit(self, record: logging.LogRecord) -> None:
         state = getattr(record, "stage", "")
         message = record.getMessage()
-        if message == "state started":
-            self.started = time.monotonic()
-            sys.stdout.write(f"  {state:<17}")
-            sys.stdout.flush()
-        elif message == "state finished":
-            sys.stdout.write(f"done  {time.monotonic() - self.started:5.1f} s\n")
-        elif message.startswith("state failed"):
-            sys.stdout.write(f"failed: {getattr(record, 'error', '')} {getattr(record, 'cause', '')}\n")
+        try:
+            if message == "state started":
+                self.started = time.monotonic()
+                self.out.write(f"  {state:<17}")
+                self.out.flush()
+            elif message == "state finished":
+                self.out.write(f"done  {time.monotonic() - self.started:5.1f} s\n")
+            elif message.startswith("state failed"):
+                self.out.write(f"failed: {getattr(record, 'error', '')} {getattr(record, 'cause', '')}\n")
+        except OutputFailed as exc:
+            self.failed = self.failed or exc
+
+
+DEMO_MARKER = ".video-scheduler-demo"
+"""The file the demo writes in the folder it uses: only a folder holding it is emptied."""
+
+_DEMO_ACCOUNT = "demo"
+
+
+class _DemoDirRefused(Exception):
+    """The folder given to ``demo --dir`` is not one the demo may empty."""
+
+
+def _take_demo_dir(folder: Path) -> DataDirLock:
+    """Lock ``folder`` for the demo and empty it; return the held lock.
+
+    The demo empties only a folder it made itself: one holding its marker and no job of
+    another account. A new or empty folder is used as it is; a folder that is locked (a
+    daemon's data dir), or holds anything else, is refused and left untouched.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise _DemoDirRefused(f"--dir {folder}: is a file, not a folder")
+    lock = DataDirLock(folder, "cli")
+    if not lock.try_acquire():
+        holder = read_holder(folder) or {}
+        who = f"{holder.get('role', 'another process')} pid {holder.get('pid', '?')}" if holder else "another process"
+        raise _DemoDirRefused(f"--dir {folder}: is in use by {who}; pick another folder")
+    try:
+        contents = sorted(p for p in folder.iterdir() if p.name != LOCK_FILE)
+        if contents and not _made_by_demo(folder):
+            names = ", ".join(p.name for p in contents[:5]) + (", …" if len(contents) > 5 else "")
+            raise _DemoDirRefused(
+                f"--dir {folder}: not a folder the demo made (it holds {names}); the demo empties only "
+                "its own folders: pick a new or empty one"
+            )
+        for path in contents:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        (folder / DEMO_MARKER).write_text(
+            "made by `run_scheduler.py demo`: the next demo run on this folder empties it\n", encoding="utf-8"
+        )
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _made_by_demo(folder: Path) -> bool:
+    """The folder holds the demo's marker and its job files hold only the demo's jobs."""
+    if not (folder / DEMO_MARKER).is_file():
+        return False
+    for day_file in (folder / "jobs").glob("jobs_*.json"):
+        try:
+            jobs = json.loads(day_file.read_bytes()).get("jobs", {})
+        except (OSError, ValueError, AttributeError):
+            return False
+        if any(not isinstance(job, dict) or job.get("account_id") != _DEMO_ACCOUNT for job in jobs.values()):
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set while the block runs, then exactly as it was."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    out: Output = args.out
     if args.panels < 1:
         sys.stderr.write("error: --panels must be at least 1\n")
         return 2
     data_dir: Path = args.dir
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
-    sys.stdout.write(f"demo data dir: {data_dir}\n")
-    # the demo runs on the embedded defaults whatever the settings say: no keys, no network
-    os.environ.update(EMBEDDED_SETTINGS)
-    chapter = sample_chapter.make_chapter(data_dir / "samples", panels=args.panels)
-    sys.stdout.write(f"sample chapter: {chapter} ({args.panels} panels)\n")
-    for stage, backend in backend_names(load_settings()).items():
-        sys.stdout.write(f"  {stage:<7} {backend}\n")
-    demo_settings = Settings.from_env({**os.environ, "DATA_DIR": str(data_dir)}, data_dir=str(data_dir))
-    progress = _Progress()
-    machine_log = logging.getLogger("services.pipeline.machine")
-    machine_log.addHandler(progress)
-    machine_log.setLevel(logging.INFO)
-    lock = DataDirLock(data_dir, "cli")
-    if not lock.try_acquire():
-        raise SchedulerError(f"{data_dir} is in use by another process")
-    began = time.monotonic()
     try:
-        scheduler = Scheduler.from_settings(demo_settings, extensions=[PipelineExtension()])
-        scheduler.load()
-        job = scheduler.add_job("demo", "next")
-        sys.stdout.write(f"job {job.job_id} (pipeline.video):\n")
-        asyncio.run(scheduler.run_once())
-        job = scheduler.get_job(job.job_id)
+        lock = _take_demo_dir(data_dir)
+    except _DemoDirRefused as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    progress = _Progress(out)
+    machine_log = logging.getLogger("services.pipeline.machine")
+    began = time.monotonic()
+    # the demo runs on the embedded defaults whatever the settings say: no keys, no network;
+    # the process environment is put back as it was afterwards
+    env = {**EMBEDDED_SETTINGS, "DATA_DIR": str(data_dir)}
+    try:
+        with _environment(env):
+            out.line(f"demo data dir: {data_dir}")
+            chapter = sample_chapter.make_chapter(data_dir / "samples", panels=args.panels)
+            out.line(f"sample chapter: {chapter} ({args.panels} panels)")
+            for stage, backend in backend_names(load_settings()).items():
+                out.line(f"  {stage:<7} {backend}")
+            demo_settings = Settings.from_env(env, data_dir=str(data_dir))
+            machine_log.addHandler(progress)
+            machine_log.setLevel(logging.INFO)
+            scheduler = Scheduler.from_settings(demo_settings, extensions=[PipelineExtension()])
+            scheduler.load()
+            job = scheduler.add_job(_DEMO_ACCOUNT, "next")
+            out.line(f"job {job.job_id} (pipeline.video):")
+            asyncio.run(scheduler.run_once())
+            job = scheduler.get_job(job.job_id)
     finally:
         lock.release()
         machine_log.removeHandler(progress)
+    if progress.failed is not None:
+        raise progress.failed
     if job.status is not JobStatus.COMPLETED or not job.result:
         sys.stderr.write(f"error: the demo video failed: {job.error}\n")
         return 1
     video = Path(str(job.result["youtube_url"]).removeprefix("file://"))
+    out.changed(f"the demo video was made: {video}")
     metadata = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         seconds = float(container.duration or 0) / av.time_base
         size = f"{stream.width}x{stream.height}"
     voice = "placeholder tone" if metadata["placeholder_voice"] else metadata["voice"]
-    sys.stdout.write(f"{video}\n")
-    sys.stdout.write(
+    out.line(f"{video}")
+    out.line(
         f'published "{metadata["title"]}": {args.panels} panels, {seconds:.1f} s, {size}, '
-        f"voice {voice}, {video.stat().st_size / 1e6:.1f} MB, made in {time.monotonic() - began:.1f} s\n"
+        f"voice {voice}, {video.stat().st_size / 1e6:.1f} MB, made in {time.monotonic() - began:.1f} s"
     )
     return 0

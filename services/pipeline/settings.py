@@ -57,6 +57,7 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -188,6 +189,7 @@ class PipelineSettings(BaseSettings):
         """
         if not self.accounts:
             return self
+        account_id = unicodedata.normalize("NFC", account_id)  # as the job stores it
         if account_id not in self.accounts:
             known = ", ".join(sorted(self.accounts))
             raise SettingsError(
@@ -214,6 +216,8 @@ def load_settings() -> PipelineSettings:
                 f"{path}: {name} is a secret and is not read from the settings file; set "
                 f"{name.upper()} in the environment or name a 0600 file with {name}_file"
             )
+    if isinstance(values.get("accounts"), dict):  # account ids are NFC, as jobs store them
+        values["accounts"] = {unicodedata.normalize("NFC", str(k)): v for k, v in values["accounts"].items()}
     try:
         return PipelineSettings(**values)
     except ValidationError as exc:

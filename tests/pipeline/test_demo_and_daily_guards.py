@@ -1,0 +1,181 @@
+"""The pipeline's commands do not destroy or duplicate: ``demo --dir`` empties only its own
+folder; ``daily`` twice adds one run; accounts compare in NFC; an interrupted run is not
+logged as a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import unicodedata
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+from services.pipeline import extension
+from services.pipeline.cli_entry import main
+from services.pipeline.daily_job import daily_job_id
+from services.pipeline.extension import DEMO_MARKER, _take_demo_dir
+from services.pipeline.settings import load_settings
+from services.scheduler.lock import DataDirLock
+from services.scheduler.scheduler import Scheduler
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_demo_refuses_a_data_dir_that_holds_jobs_and_notes(tmp_path: Path, capsys) -> None:
+    data_dir = tmp_path / "x"
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "add-job", "--kind", "log", "--account", "a", "--content", "mine")
+    assert code == 0, err
+    (data_dir / "my_notes.txt").write_text("notes\n")
+    before = tree(data_dir)
+    code, out, err = run(capsys, "demo", "--dir", str(data_dir))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: --dir {data_dir}: not a folder the demo made (it holds jobs, my_notes.txt")
+    assert err.count("\n") == 1
+    assert tree(data_dir) == before
+
+
+def test_demo_refuses_a_locked_folder_and_leaves_its_lock_and_token(tmp_path: Path, capsys) -> None:
+    data_dir = tmp_path / "daemon-dir"
+    data_dir.mkdir()
+    (data_dir / "api_token").write_text("secret\n")
+    (data_dir / DEMO_MARKER).write_text("even with the marker\n")
+    with DataDirLock(data_dir, "daemon"):
+        code, out, err = run(capsys, "demo", "--dir", str(data_dir))
+    assert code == 2 and err == f"error: --dir {data_dir}: is in use by daemon pid {os.getpid()}; pick another folder\n"
+    assert (data_dir / "api_token").read_text() == "secret\n" and (data_dir / "scheduler.lock").exists()
+
+
+def test_demo_refuses_its_own_folder_once_it_holds_another_accounts_jobs(tmp_path: Path, capsys) -> None:
+    data_dir = tmp_path / "demo"
+    data_dir.mkdir()
+    (data_dir / DEMO_MARKER).write_text("")
+    code, _, err = run(capsys, "--data-dir", str(data_dir), "add-job", "--kind", "log", "--account", "real", "--content", "x")
+    assert code == 0, err
+    code, _, err = run(capsys, "demo", "--dir", str(data_dir))
+    assert code == 2 and "not a folder the demo made" in err
+
+
+def test_demo_empties_a_folder_it_made_and_uses_a_new_or_empty_one(tmp_path: Path) -> None:
+    made = tmp_path / "earlier-demo"
+    (made / "jobs").mkdir(parents=True)
+    (made / DEMO_MARKER).write_text("")
+    (made / "jobs" / "jobs_2026-12-01.json").write_text(
+        json.dumps({"version": 1, "date": "2026-12-01", "jobs": {"j1": {"account_id": "demo"}}})
+    )
+    (made / "published").mkdir()
+    lock = _take_demo_dir(made)
+    try:
+        assert sorted(p.name for p in made.iterdir()) == sorted([DEMO_MARKER, "scheduler.lock"])
+    finally:
+        lock.release()
+    for folder in (tmp_path / "new" / "nested", tmp_path / "empty"):
+        if folder.name == "empty":
+            folder.mkdir()
+        lock = _take_demo_dir(folder)
+        lock.release()
+        assert (folder / DEMO_MARKER).is_file()
+
+
+def test_demo_puts_the_process_environment_back(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("UPLOAD_TARGET", "youtube")
+    before = dict(os.environ)
+    with extension._environment({**extension.EMBEDDED_SETTINGS, "DATA_DIR": str(tmp_path)}):
+        assert os.environ["UPLOAD_TARGET"] == "local" and load_settings().upload_target == "local"
+    assert dict(os.environ) == before
+
+
+def test_daily_twice_adds_one_run(tmp_path: Path, capsys) -> None:
+    data_dir = tmp_path / "data"
+    first = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "08:00")
+    second = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "08:00")
+    assert first[0] == second[0] == 0 and first[1] == second[1], (first, second)
+    other = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "09:30")
+    code, out, err = run(capsys, "--data-dir", str(data_dir), "list", "--json")
+    dailies = [j for j in json.loads(out) if j["kind"] == "pipeline.daily"]
+    if other[0] == 0:  # 09:30 fell on another Vietnam day than 08:00 (run late in the day)
+        assert len(dailies) == 2
+    else:
+        assert other[0] == 1 and "already exists" in other[2] and len(dailies) == 1
+    assert dailies[0]["job_id"] == first[1].strip() or dailies[1]["job_id"] == first[1].strip()
+
+
+async def test_the_run_that_adds_tomorrows_and_daily_agree_on_the_id(tmp_path: Path) -> None:
+    from datetime import time as dt_time
+
+    from services.pipeline.daily_job import DAILY_KIND, DailyJobs, next_daily_time
+    from services.pipeline.extension import PipelineExtension
+
+    from tests.conftest import FakeClock
+
+    clock = FakeClock(datetime(2026, 12, 1, 0, 30, tzinfo=timezone.utc))  # 07:30 in Vietnam
+    scheduler = Scheduler(tmp_path / "data", extensions=[PipelineExtension()], clock=clock)
+    scheduler.load()
+    when = next_daily_time(dt_time(8, 0), clock())
+    today = scheduler.add_job("kenh", "daily", when, kind=DAILY_KIND, job_id=daily_job_id("kenh", when))
+    clock.advance(hours=1)  # the run has started: tomorrow's is added
+    await DailyJobs(scheduler, stages={})._schedule_next(today)
+    (tomorrow,) = [j for j in scheduler.list_jobs() if j.job_id != today.job_id]
+    assert tomorrow.job_id == daily_job_id("kenh", tomorrow.scheduled_time)
+    # `daily` for that day, as the command sends it: the same job, no second run
+    again = scheduler.add_job("kenh", "daily", tomorrow.scheduled_time, kind=DAILY_KIND,
+                              job_id=daily_job_id("kenh", tomorrow.scheduled_time))
+    assert again is tomorrow and len(scheduler.list_jobs()) == 2
+
+
+def test_an_account_typed_decomposed_finds_its_settings_table(settings_path: Path) -> None:
+    settings_path.write_text('[accounts."kênh-một"]\ntts_voice = "vi-VN-NamMinhNeural"\n', encoding="utf-8")
+    settings = load_settings()
+    for typed in ("kênh-một", unicodedata.normalize("NFD", "kênh-một")):
+        assert settings.for_account(typed).tts_voice == "vi-VN-NamMinhNeural"
+
+
+async def test_an_interrupted_run_is_not_logged_as_a_failed_one(tmp_path: Path, caplog) -> None:
+    from services.scheduler.handlers import default_registry
+
+    started = asyncio.Event()
+
+    async def slow(job):
+        started.set()
+        await asyncio.sleep(60)
+
+    registry = default_registry()
+    registry.register("slow", slow)
+    scheduler = Scheduler(tmp_path / "data", registry=registry, shutdown_grace_seconds=0.05)
+    scheduler.load()
+    scheduler.add_job("a", "x", kind="slow")
+    await scheduler.start()
+    await asyncio.wait_for(started.wait(), 10)
+    with caplog.at_level(logging.INFO):
+        await scheduler.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert "job interrupted by shutdown; it runs again at the next start (no retry spent)" in messages
+    assert "job failed; retry scheduled" not in messages
+    (job,) = scheduler.list_jobs()
+    assert job.status.value == "scheduled" and job.retry_count == 0
+
+
+def test_the_demo_runs_end_to_end_twice_on_its_own_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "DATA_DIR"}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "run_scheduler.py"), "demo", "--dir", str(folder), "--panels", "2"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert len(list((folder / "published").rglob("*.mp4"))) == 1  # the second run started afresh
