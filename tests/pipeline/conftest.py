@@ -14,9 +14,10 @@ PIPELINE_ENV = tuple(name.upper() for name in PipelineSettings.model_fields)
 
 @pytest.fixture
 def settings_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The settings file a test may write (not created), with no pipeline variable set."""
+    """The settings file a test may write (not created).
+
+    The environment is already sealed (``tests/conftest.py``): no pipeline variable is set.
+    """
     path = tmp_path / "settings.toml"
     monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(path))
-    for name in PIPELINE_ENV:
-        monkeypatch.delenv(name, raising=False)
     return path
