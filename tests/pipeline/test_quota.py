@@ -80,7 +80,12 @@ def test_jobs_beyond_quota_leave_zero_remaining(env: Path, monkeypatch) -> None:
     assert (result["used"], result["remaining"], result["quota_reached"]) == (5, 0, True)
 
 
-@pytest.mark.parametrize("stage", sorted(quota.QUOTA_STATUSES))
+# quota-checker.md's list, written out: taken from QUOTA_STATUSES, a status dropped there
+# would drop out of this test too
+SPEC_COUNTED_STAGES = ("pending", "fetching", "scripting", "tts", "rendering", "uploading", "completed")
+
+
+@pytest.mark.parametrize("stage", SPEC_COUNTED_STAGES)
 def test_every_active_stage_counts(env: Path, stage: str) -> None:
     store(env, video(stage=stage))
     assert check()["used"] == 1
