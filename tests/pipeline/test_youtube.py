@@ -6,14 +6,22 @@ The real client library code runs (static discovery document, MediaFileUpload, r
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import os
+import re
+import socket
 import stat
+import threading
+import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import httplib2
 import pytest
@@ -38,6 +46,7 @@ from services.pipeline.providers.youtube import (
     video_url,
 )
 from services.scheduler.settings import SettingsError
+from tests.pipeline.loopback_services import LoopbackService, Recorded, Reply
 
 KIB256 = 256 * 1024
 SIZE = 3 * KIB256 + 1000  # four chunks of 256 KiB, the last one short
@@ -590,34 +599,122 @@ def test_a_token_file_without_a_refresh_token_asks_to_authorise_again(tmp_path: 
         load_credentials(token)
 
 
-def test_authorize_writes_the_token_0600(tmp_path: Path, monkeypatch) -> None:
-    import google_auth_oauthlib.flow
+class LoopbackGoogleAccounts(LoopbackService):
+    """Google's side of the installed-app flow: the consent a person gives, then the code exchange.
 
-    seen: dict[str, Any] = {}
+    ``consent`` reads the authorization URL the flow printed, as a browser opens it, and
+    issues a code bound to what that URL asked for (client, redirect, PKCE challenge,
+    offline access). ``POST /token`` exchanges the code as Google does: the same client,
+    redirect and a verifier matching the challenge, once; a refresh token only for a
+    consent given with ``access_type=offline``.
+    """
 
-    class FakeFlow:
-        def run_local_server(self, **kwargs: Any) -> Credentials:
-            seen.update(kwargs)
-            return Credentials(
-                "access", refresh_token="refresh", token_uri=TOKEN_URI, client_id="c", client_secret="s"
-            )
+    CLIENT_ID = "client.apps.googleusercontent.com"
+    CLIENT_SECRET = "shh"
+    ACCESS_TOKEN = "ya29.loopback-access"
+    REFRESH_TOKEN = "1//loopback-refresh"
 
-    def from_client_secrets_file(path: str, scopes: list[str]) -> FakeFlow:
-        seen["secrets"], seen["scopes"] = path, scopes
-        return FakeFlow()
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: dict[str, dict[str, str]] = {}
 
-    monkeypatch.setattr(
-        google_auth_oauthlib.flow.InstalledAppFlow,
-        "from_client_secrets_file",
-        staticmethod(from_client_secrets_file),
-    )
+    def client_secrets(self, path: Path) -> Path:
+        """An installed-app client secrets file whose token endpoint is this server."""
+        path.write_text(json.dumps({"installed": {
+            "client_id": self.CLIENT_ID,
+            "client_secret": self.CLIENT_SECRET,
+            "auth_uri": f"{self.url}/o/oauth2/auth",
+            "token_uri": f"{self.url}/token",
+            "redirect_uris": ["http://localhost"],
+        }}))
+        return path
+
+    def consent(self, auth_url: str) -> str:
+        """The person accepts: return the redirect (with ``state`` and ``code``) the browser follows."""
+        parts = urlsplit(auth_url)
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{self.url}/o/oauth2/auth"
+        asked = {name: values[0] for name, values in parse_qs(parts.query).items()}
+        assert (asked["response_type"], asked["client_id"]) == ("code", self.CLIENT_ID)
+        assert asked["code_challenge_method"] == "S256" and asked["code_challenge"]
+        code = f"4/loopback-code-{len(self.codes)}"
+        self.codes[code] = asked
+        query = urlencode({"state": asked["state"], "code": code, "scope": asked["scope"]})
+        return f"{asked['redirect_uri']}?{query}"
+
+    def handle(self, request: Recorded) -> Reply:
+        if (request.method, request.path) != ("POST", "/token"):
+            return Reply.json({"error": "not_found"}, 404)
+        form = {name: values[0] for name, values in request.form().items()}
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        if request.headers.get("authorization", "").startswith("Basic "):
+            basic = base64.b64decode(request.headers["authorization"][6:]).decode()
+            client_id, _, client_secret = (unquote(part) for part in basic.partition(":"))
+        if (client_id, client_secret) != (self.CLIENT_ID, self.CLIENT_SECRET):
+            return Reply.json({"error": "invalid_client"}, 401)
+        asked = self.codes.pop(form.get("code", ""), None)  # a code is good once
+        if form.get("grant_type") != "authorization_code" or asked is None:
+            return Reply.json({"error": "invalid_grant", "error_description": "Malformed auth code."}, 400)
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if challenge != asked["code_challenge"] or form.get("redirect_uri") != asked["redirect_uri"]:
+            return Reply.json({"error": "invalid_grant", "error_description": "Bad Request"}, 400)
+        answer = {"access_token": self.ACCESS_TOKEN, "expires_in": 3599, "scope": asked["scope"], "token_type": "Bearer"}
+        if asked.get("access_type") == "offline":
+            answer["refresh_token"] = self.REFRESH_TOKEN
+        return Reply.json(answer)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_authorize_runs_the_consent_and_code_exchange_and_writes_the_token_0600(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # oauthlib wants https; this endpoint is loopback http
     lines: list[str] = []
     token = tmp_path / "secrets" / "token.json"
-    assert youtube.authorize(tmp_path / "client.json", token, port=8123, write=lines.append) == token
+    port = free_port()
+    with LoopbackGoogleAccounts() as google:
+        secrets, token_uri = google.client_secrets(tmp_path / "client.json"), f"{google.url}/token"
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["path"] = youtube.authorize(secrets, token, port=port, write=lines.append)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                outcome["error"] = exc
+
+        flow = threading.Thread(target=run, daemon=True)
+        flow.start()
+        shown = ""  # what the person reads: the flow's prompt, wherever it is written
+        deadline = time.monotonic() + 20
+        while (found := re.search(r"Open this URL in a browser: (\S+)", shown + "\n".join(lines))) is None:
+            assert flow.is_alive() and time.monotonic() < deadline, outcome.get("error", "no URL shown")
+            time.sleep(0.01)
+            shown += capsys.readouterr().out
+        auth_url = found.group(1)
+        asked = {name: values[0] for name, values in parse_qs(urlsplit(auth_url).query).items()}
+        assert asked["redirect_uri"] == f"http://localhost:{port}/"
+        assert (asked["access_type"], asked["prompt"]) == ("offline", "consent")
+        assert asked["scope"].split() == youtube.SCOPES
+        with urllib.request.urlopen(google.consent(auth_url), timeout=10) as browser:  # the redirect
+            assert browser.status == 200
+        flow.join(timeout=20)
+        assert not flow.is_alive() and "error" not in outcome, outcome.get("error")
+        (exchange,) = google.received("POST", "/token")
+    assert outcome["path"] == token
+    form = {name: values[0] for name, values in exchange.form().items()}
+    assert (form["grant_type"], form["code"]) == ("authorization_code", "4/loopback-code-0") and google.codes == {}
+    assert form["redirect_uri"] == f"http://localhost:{port}/" and len(form["code_verifier"]) >= 43  # PKCE
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
-    assert json.loads(token.read_text())["refresh_token"] == "refresh"
-    assert seen["scopes"] == youtube.SCOPES and seen["port"] == 8123 and seen["open_browser"] is False
-    assert (seen["access_type"], seen["prompt"], seen["host"]) == ("offline", "consent", "localhost")
-    assert "{url}" in seen["authorization_prompt_message"]
-    assert any("ssh -L 8123:localhost:8123" in line for line in lines)
-    assert load_credentials(token, request=FakeTokenEndpoint(200, {"access_token": "a2", "expires_in": 60}))
+    saved = json.loads(token.read_text())
+    assert (saved["refresh_token"], saved["token"]) == (google.REFRESH_TOKEN, google.ACCESS_TOKEN)
+    assert (saved["token_uri"], saved["client_id"], saved["scopes"]) == (
+        token_uri, google.CLIENT_ID, youtube.SCOPES
+    )
+    assert any(f"ssh -L {port}:localhost:{port}" in line for line in lines)
+    assert lines[-1] == f"Token saved to {token} (mode 600)."
+    assert load_credentials(token, request=FakeTokenEndpoint(500, {})).token == google.ACCESS_TOKEN  # valid as saved
