@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import inspect
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from services.scheduler import storage as storage_module
 from services.scheduler import transitions
+from services.scheduler.atomic_file import fsync_dir as real_fsync_dir
 from services.scheduler.clock import load_timezone
-from services.scheduler.errors import JobConflictError, JobNotFoundError, JobValidationError
+from services.scheduler.errors import JobConflictError, JobNotFoundError, JobValidationError, StorageError
 from services.scheduler.job_manager import JobManager
 from services.scheduler.models import JobPriority, JobStatus
 from services.scheduler.storage import JobStorage
@@ -140,7 +144,9 @@ def test_next_wake_time_is_the_earliest_due(manager: JobManager, clock) -> None:
     assert manager.next_wake_time() == clock.now + timedelta(minutes=3)
 
 
-def test_failed_commit_of_an_add_leaves_neither_memory_nor_disk_changed(manager: JobManager, clock, data_dir) -> None:
+def test_an_add_refused_because_earlier_changes_cannot_be_written_changes_nothing(
+    manager: JobManager, clock, data_dir
+) -> None:
     import os
 
     from services.scheduler.errors import StorageError
@@ -159,3 +165,88 @@ def test_failed_commit_of_an_add_leaves_neither_memory_nor_disk_changed(manager:
     assert sorted(p.name for p in (data_dir / "jobs").glob("jobs_*.json")) == before
     assert {p.name: p.read_bytes() for p in (data_dir / "jobs").glob("jobs_*.json")} == snapshot
     blocker.rmdir()
+
+
+# -- a commit that fails after its file reached the disk: the rollback -----------------------
+
+
+class FsyncFailsOnce:
+    """``fsync_dir`` for the storage: fails once, on the first fsync after ``reached(files)``.
+
+    The change is then in the day file (it was replaced) but not known to be durable, the
+    way a failing disk reports it; the manager must undo it in memory and on disk.
+    """
+
+    def __init__(self, jobs_dir: Path, reached) -> None:
+        self.jobs_dir, self.reached, self.failed = jobs_dir, reached, 0
+
+    def __call__(self, folder: Path) -> None:
+        real_fsync_dir(folder)
+        files = b"".join(path.read_bytes() for path in sorted(self.jobs_dir.glob("jobs_*.json")))
+        if not self.failed and self.reached(files):
+            self.failed += 1
+            raise OSError(errno.EIO, "Input/output error (injected)")
+
+
+def disk(data_dir: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((data_dir / "jobs").glob("jobs_*.json"))}
+
+
+def on_disk(data_dir: Path) -> dict[str, str]:
+    """job id -> content, as a fresh process would load it."""
+    return {job_id: job.content for job_id, job in JobStorage(data_dir, load_timezone("Asia/Ho_Chi_Minh")).load().items()}
+
+
+async def call(operation, *args, **kwargs):
+    result = operation(*args, **kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+@pytest.mark.parametrize("name", ["add_job", "add_job_async"])
+async def test_an_add_whose_own_write_fails_is_rolled_back_in_memory_and_on_disk(
+    manager: JobManager, clock, data_dir: Path, monkeypatch, name: str
+) -> None:
+    existing = manager.add_job("a", "existing", clock.now)
+    other = manager.add_job("a", "other day", clock.now + timedelta(days=3))
+    manager.save(other.model_copy(update={"content": "edited"}))  # an earlier change, not yet on disk
+    before = disk(data_dir)
+    fault = FsyncFailsOnce(data_dir / "jobs", lambda files: "Chương mới".encode() in files)
+    monkeypatch.setattr(storage_module, "fsync_dir", fault)
+    with pytest.raises(StorageError, match="the job was not added; nothing was changed"):
+        await call(getattr(manager, name), "a", "Chương mới", clock.now, job_id="new-job")
+    assert fault.failed == 1  # the failure was this job's own write, after its file changed
+    # memory: as before the call, with the earlier change kept
+    assert {job_id: job.content for job_id, job in manager.jobs.items()} == {
+        existing.job_id: "existing", other.job_id: "edited"
+    }
+    assert [job.job_id for job in manager.get_ready_jobs(clock.now)] == [existing.job_id]
+    # disk: the day the add touched is back as it was; the earlier change is durable
+    after = disk(data_dir)
+    assert after["jobs_2026-11-23.json"] == before["jobs_2026-11-23.json"]
+    assert on_disk(data_dir) == {existing.job_id: "existing", other.job_id: "edited"}
+    # and the manager goes on: the same add now succeeds
+    await call(getattr(manager, name), "a", "Chương mới", clock.now, job_id="new-job")
+    assert on_disk(data_dir)["new-job"] == "Chương mới"
+
+
+@pytest.mark.parametrize("name", ["remove_job", "remove_job_async"])
+async def test_a_remove_whose_own_write_fails_is_rolled_back_in_memory_and_on_disk(
+    manager: JobManager, clock, data_dir: Path, monkeypatch, name: str
+) -> None:
+    kept = manager.add_job("a", "kept", clock.now)
+    doomed = manager.add_job("a", "doomed", clock.now - timedelta(minutes=1), job_id="doomed-job")
+    other = manager.add_job("a", "other day", clock.now + timedelta(days=3))
+    manager.save(other.model_copy(update={"content": "edited"}))  # an earlier change, not yet on disk
+    before = disk(data_dir)
+    fault = FsyncFailsOnce(data_dir / "jobs", lambda files: b'"doomed-job"' not in files)
+    monkeypatch.setattr(storage_module, "fsync_dir", fault)
+    with pytest.raises(StorageError, match="the job was not removed; nothing was changed"):
+        await call(getattr(manager, name), doomed.job_id)
+    assert fault.failed == 1  # the failure was this removal's own write, after its file changed
+    assert manager.get_job(doomed.job_id) == doomed
+    assert [job.job_id for job in manager.get_ready_jobs(clock.now)] == [doomed.job_id, kept.job_id]
+    after = disk(data_dir)
+    assert after["jobs_2026-11-23.json"] == before["jobs_2026-11-23.json"]
+    assert on_disk(data_dir) == {kept.job_id: "kept", doomed.job_id: "doomed", other.job_id: "edited"}
+    await call(getattr(manager, name), doomed.job_id)
+    assert doomed.job_id not in on_disk(data_dir)
