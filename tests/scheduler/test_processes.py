@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -36,11 +37,53 @@ def load_jobs(data_dir: Path) -> dict:
 
 
 class Daemon:
+    """``run_scheduler.py run`` as a child; its stdout (JSON log lines) and stderr read as they come."""
+
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.proc = subprocess.Popen(
             [*CLI, "run"], env=env_for(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._arrived = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+            for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream, lines: list[str]) -> None:
+        with stream:
+            for line in stream:
+                with self._arrived:
+                    lines.append(line)
+                    self._arrived.notify_all()
+        with self._arrived:
+            self._arrived.notify_all()
+
+    def _finished(self) -> tuple[int, str, str]:
+        code = self.proc.wait(timeout=30)
+        for reader in self._readers:
+            reader.join(timeout=30)
+        return code, "".join(self.out), "".join(self.err)
+
+    def wait_for_log(self, msg: str, timeout: float = 20.0) -> dict:
+        """The first log entry with this ``msg``, once the daemon has written it."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                for line in self.out:
+                    entry = json.loads(line) if line.startswith("{") else {}
+                    if entry.get("msg") == msg:
+                        return entry
+                if not self._readers[0].is_alive():  # its stdout is closed: it has exited
+                    break
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"daemon did not log {msg!r} in {timeout} s: {self.out}")
+                self._arrived.wait(timeout=0.05)
+        raise AssertionError(f"daemon exited before logging {msg!r}: {self._finished()}")
 
     def wait_ready(self, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -49,15 +92,14 @@ class Daemon:
             if holder and holder.get("ready") and holder.get("pid") == self.proc.pid:
                 return holder
             if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited: {self.proc.communicate()}")
+                raise AssertionError(f"daemon exited: {self._finished()}")
             time.sleep(0.02)
         raise AssertionError("daemon did not become ready")
 
     def terminate(self) -> tuple[int, str, str]:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=30)
-        return self.proc.returncode, out, err
+        return self._finished()
 
 
 @pytest.fixture
@@ -70,20 +112,66 @@ def daemon(data_dir: Path):
         started.proc.wait()
 
 
-WRITER = textwrap.dedent(
+WRITE_OPENS = textwrap.dedent(
     """
-    import sys
+    import os, sys
+
+    def write_opens(jobs_dir, on_open):
+        # call on_open(n, path) at the n-th open for writing of a file under jobs_dir, in any
+        # thread, just before the file is opened (the "open" audit event), however the writer
+        # is implemented (builtin open, os.open, pathlib)
+        jobs_dir = os.path.join(os.path.abspath(jobs_dir), "")
+        count = [0]
+
+        def hook(event, args):
+            if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
+                return
+            path = os.path.abspath(os.fsdecode(args[0]))
+            if path.startswith(jobs_dir) and (args[2] or 0) & (os.O_WRONLY | os.O_RDWR):
+                count[0] += 1
+                on_open(count[0], path)
+
+        sys.addaudithook(hook)
+        return hook
+    """
+)
+
+WRITER = WRITE_OPENS + textwrap.dedent(
+    """
+    import os, sys, time
     from datetime import datetime, timedelta, timezone
+
+    data_dir, pause_at = sys.argv[1], int(sys.argv[2])
+
+    def paused(frame, event, arg):
+        # the first thing this thread does once the open returned: the file is open for
+        # writing (an in-place rewrite has truncated it), nothing new is in it yet; stop
+        # here and let the parent kill
+        if frame.f_code in (hook.__code__, on_open.__code__):  # still leaving the audit hook
+            return
+        sys.setprofile(None)
+        print("in the write window:", opened[0], flush=True)
+        time.sleep(60)
+
+    opened = [None]
+
+    def on_open(n, path):
+        if n == pause_at:
+            opened[0] = path
+            sys.setprofile(paused)  # this thread only: the one about to write
+
+    hook = write_opens(os.path.join(data_dir, "jobs"), on_open)
+
     from services.scheduler.clock import load_timezone
     from services.scheduler.job_manager import JobManager
     from services.scheduler.storage import JobStorage
 
-    manager = JobManager(JobStorage(sys.argv[1], load_timezone("Asia/Ho_Chi_Minh")))
+    manager = JobManager(JobStorage(data_dir, load_timezone("Asia/Ho_Chi_Minh")))
     manager.load()
     base = datetime.now(timezone.utc)
     i = 0
     while True:
-        # a handful of days, each holding many jobs, so most time is spent saving
+        # a handful of days, each holding many jobs: a rewrite of one loses many if torn
         when = base + timedelta(days=i % 3, seconds=i)
         job = manager.add_job("acc", f"Chương {i}: nội dung " + "x" * 200, when)
         print(job.job_id, flush=True)  # acknowledged: add_job returned after the flush
@@ -92,29 +180,32 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_kill_9_while_saving_loses_no_acknowledged_job(data_dir: Path) -> None:
+@pytest.mark.parametrize("pause_at", [5, 24, 52, 78, 121, 160])
+def test_kill_9_inside_a_write_loses_no_acknowledged_job(data_dir: Path, pause_at: int) -> None:
+    """Killed between opening a day file for writing and finishing it, at the pause_at-th write."""
     acknowledged: list[str] = []
-    for round_number in range(6):
+    for round_number in range(2):  # the second round starts from what the first left
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(data_dir)],
+            [sys.executable, "-c", WRITER, str(data_dir), str(pause_at + round_number)],
             env=env_for(data_dir), stdout=subprocess.PIPE, text=True, bufsize=1,
         )
-        target = 40 + 37 * round_number
         assert proc.stdout is not None
-        seen = 0
+        window = None
         for line in proc.stdout:
-            acknowledged.append(line.strip())
-            seen += 1
-            if seen >= target:
+            if line.startswith("in the write window:"):
+                window = line.split(":", 1)[1].strip()
                 break
+            acknowledged.append(line.strip())
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        # whatever was printed before the kill was flushed to disk
+        proc.stdout.close()
+        assert window is not None, "the writer ended before its write window"
+        assert Path(window).parent == data_dir / "jobs" and Path(window).exists()  # killed with it open
         jobs = load_jobs(data_dir)
         missing = [job_id for job_id in acknowledged if job_id not in jobs]
-        assert missing == [], f"round {round_number}: lost {len(missing)} acknowledged jobs"
+        assert missing == [], f"round {round_number}: lost {len(missing)} of {len(acknowledged)} acknowledged jobs"
         assert not list((data_dir / "jobs").glob("*.corrupt-*"))
-    assert len(acknowledged) > 400
+    assert len(acknowledged) == 2 * (pause_at - 1) + 1
 
 
 def test_four_cli_processes_add_while_the_daemon_runs(data_dir: Path, daemon: Daemon) -> None:
@@ -145,10 +236,51 @@ def test_four_cli_processes_add_while_the_daemon_runs(data_dir: Path, daemon: Da
     assert all(jobs[job_id].status.value == "completed" for job_id in ids)
 
 
-def test_four_cli_processes_without_a_daemon_take_turns(data_dir: Path) -> None:
+CLI_AT_A_BARRIER = WRITE_OPENS + textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+
+    folder, parties, window, argv = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+
+    def meet(name, timeout, since_first):
+        # wait until every party has reached this point, or until `timeout` seconds after
+        # the first one did (since_first) or after this one did
+        here = folder / name
+        here.mkdir(exist_ok=True)
+        (here / str(os.getpid())).touch()
+        start = time.time()
+        while len(arrived := list(here.iterdir())) < parties:
+            since = min(p.stat().st_mtime for p in arrived) if since_first else start
+            if time.time() - since > timeout:
+                return
+            time.sleep(0.01)
+
+    def at_first_write(n, path):
+        # CLIs that do not take turns all get here with the empty table they loaded, and
+        # then write over each other; a CLI that holds the lock waits `window` s in vain
+        if n == 1:
+            meet("writing", window, since_first=True)
+
+    write_opens(os.path.join(os.environ["DATA_DIR"], "jobs"), at_first_write)
+
+    from services.pipeline.cli_entry import main
+
+    meet("started", 30.0, since_first=False)  # imports done: all four begin the command together
+    sys.exit(main(argv))
+    """
+)
+
+
+def test_four_cli_processes_without_a_daemon_take_turns(data_dir: Path, tmp_path: Path) -> None:
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     procs = [
-        subprocess.Popen([*CLI, "add-job", "--kind", "log", "--account", "a", "--content", f"job {n}"], env=env_for(data_dir),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", CLI_AT_A_BARRIER, str(barrier), "4", "1.0",
+             "add-job", "--kind", "log", "--account", "a", "--content", f"job {n}"],
+            env=env_for(data_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
         for n in range(4)
     ]
     ids = []
@@ -156,6 +288,9 @@ def test_four_cli_processes_without_a_daemon_take_turns(data_dir: Path) -> None:
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         ids.append(out.strip())
+    assert len(list((barrier / "started").iterdir())) == 4  # all four began together
+    assert len(list((barrier / "writing").iterdir())) == 4  # and each one reached its write
+    assert len(set(ids)) == 4
     assert set(load_jobs(data_dir)) == set(ids)
 
 
@@ -240,8 +375,15 @@ def test_daemon_waits_for_a_cli_command_holding_the_lock(data_dir: Path) -> None
 
     with DataDirLock(data_dir, "cli"):
         started = Daemon(data_dir)
-        time.sleep(0.3)
-        assert started.proc.poll() is None  # still waiting, not refused
+        try:
+            # held across the daemon's first attempt, and a while after it
+            waiting = started.wait_for_log("data dir is locked by a command; waiting for it")
+            assert (waiting["holder"]["role"], waiting["holder"]["pid"]) == ("cli", os.getpid())
+            time.sleep(0.5)
+            assert started.proc.poll() is None, started.terminate()  # still waiting, not refused
+        except BaseException:
+            started.proc.kill()
+            raise
     try:
         started.wait_ready()
     finally:
