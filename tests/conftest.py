@@ -19,7 +19,7 @@ SEALED_ENV = (
     "PIPELINE_SETTINGS_FILE",
     # the scheduler's settings and what the stages read
     "DATA_DIR", "SCHEDULER_TIMEZONE", "API_PORT", "MAX_CONCURRENT_JOBS", "SHUTDOWN_GRACE_SECONDS",
-    "LOG_LEVEL", "DAILY_QUOTA", "VIDEO_FORMAT", "SAMPLES_DIR",
+    "LOG_LEVEL", "DAILY_QUOTA", "VIDEO_FORMAT", "SAMPLES_DIR", "API_TIMEOUT_SECONDS",
     # what the client libraries read on their own
     "OAUTHLIB_INSECURE_TRANSPORT", "OAUTHLIB_RELAX_TOKEN_SCOPE",
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
