@@ -212,7 +212,7 @@ def scheduler_jobs(settings: Settings, kind: str | None = VIDEO_KIND) -> list[Sc
         jobs.extend(backend.list_jobs())
         return 0
 
-    _with_backend(settings, read)
+    _with_backend(settings, read, writes=False)
     return [job for job in jobs if kind is None or job.kind == kind]
 
 
