@@ -1,25 +1,48 @@
 """Dispatch jitter: how late the loop starts due jobs, with 100,000 jobs stored.
 
-The 100,000 dataset jobs are all in the future (from tomorrow on), so none runs. A
-Scheduler (default max_concurrent_jobs=1) is loaded and started; 500 jobs of kind "noop"
-are added up front, due at staggered times over 10 s starting 3 s later (adding them takes
-~1.5 s, each add_job being durable; the script says if adding overran the lead). The noop
-handler records the wall clock when it is called. Jitter = handler call time - scheduled_time.
+One run: in a fresh child process (this script with ``--child``) and a fresh temp data
+dir, the 100,000 dataset jobs are written, all in the future (from tomorrow on), so none
+runs. A Scheduler (default max_concurrent_jobs=1) is loaded and started; 500 jobs of kind
+"noop" are added up front, due at staggered times over 10 s starting 3 s later (adding
+them takes ~1.5 s, each add_job being durable; the run says if adding overran the lead).
+The noop handler records the wall clock when it is called. Jitter = handler call time -
+scheduled_time.
 
 Comparison, in the same run: a bare asyncio timer (``loop.call_at`` at the same 500
 offsets), recording how late each callback fires; the floor the event loop itself gives.
 
-Target: scheduler jitter p99 <= 10 ms.
-Run: .venv/bin/python bench/bench_dispatch_jitter.py   (about 30 s)
+The whole run is repeated ``--runs`` times (default 10), each in its own process, and the
+verdict is taken on the worst run, so one lucky run cannot hide a stall that comes in
+some runs only. Each run prints p50/p99/max of both and the ratio scheduler p99 / bare
+timer p99; the summary gives the worst scheduler p99 and that run's ratio.
+
+Each run also prints what to look at when it is slow:
+  GC after load -- the longest collector pass from the end of the load to the last noop
+      job, and what one full collection takes then (measured right after that job). Before
+      ``gc_pause.py`` froze the loaded jobs, a full collection walked all of them, 0.2-0.6
+      s with the loop held, and came at a moment set by allocation counts: inside the
+      measured 10 s in about half the runs.
+  machine -- vCPU time stolen by the host and time tasks stalled on I/O (Linux PSI) over
+      the same span. Each noop job holds the one run slot until its outcome is fsynced,
+      so a disk or CPU busy with other work shows up as jitter with no stall of the loop.
+
+Target: scheduler jitter p99 <= 10 ms in every run.
+Run: .venv/bin/python bench/bench_dispatch_jitter.py [--runs N]   (about 35 s a run)
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import gc
+import json
 import os
 import random
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from _dataset import make_dataset, temp_dir
 from _stats import percentile, verdict
@@ -36,6 +59,8 @@ LEAD_SECONDS = 3.0  # adding 500 jobs durably takes ~1.5 s; all must be in befor
 SPREAD_SECONDS = 10.0
 TIMEOUT_SECONDS = 25.0
 TARGET_P99_MS = 10.0
+DEFAULT_RUNS = 10
+CHILD_TIMEOUT_SECONDS = 300.0
 
 
 def staggered_offsets(seed: int = 42) -> list[float]:
@@ -58,15 +83,57 @@ class NoopRecorder:
             self.done.set()
 
 
-async def scheduler_jitter(data_dir: str, offsets: list[float]) -> list[float]:
+class GcWatch:
+    """The longest garbage-collector pass while ``active`` (a ``gc.callbacks`` entry)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.longest_ms = 0.0
+        self.longest_generation = -1
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.active:
+            ms = (time.perf_counter() - self._started) * 1000
+            if ms > self.longest_ms:
+                self.longest_ms, self.longest_generation = ms, info["generation"]
+
+
+def machine_ms() -> dict[str, float]:
+    """Time this machine lost to others so far (ms): vCPU steal, and tasks stalled on I/O.
+
+    From /proc/stat and /proc/pressure/io (Linux); a counter that cannot be read is 0.
+    """
+    counters = {"steal": 0.0, "io_stall": 0.0}
+    try:
+        with open("/proc/stat") as stat:
+            steal_ticks = int(stat.readline().split()[8])
+        counters["steal"] = steal_ticks * 1000 / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        with open("/proc/pressure/io") as pressure:
+            counters["io_stall"] = int(pressure.readline().rsplit("total=", 1)[1]) / 1000
+    except (OSError, IndexError, ValueError):
+        pass
+    return counters
+
+
+async def scheduler_jitter(data_dir: str, offsets: list[float], facts: dict[str, Any]) -> list[float]:
     """Run the scheduler over the due jobs; return each job's lateness in ms."""
     recorder = NoopRecorder()
     registry = default_registry()
     registry.register("noop", recorder.handle)
     scheduler = Scheduler(data_dir, registry=registry)
+    watch = GcWatch()
+    gc.callbacks.append(watch)
     started = time.perf_counter()
-    count = scheduler.load()
-    print(f"scheduler loaded {count} jobs in {time.perf_counter() - started:.2f} s")
+    facts["loaded"] = scheduler.load()
+    facts["load_s"] = time.perf_counter() - started
+    watch.active = True  # from here on a collection would be one over the loaded jobs
+    machine_before = machine_ms()
     await scheduler.start()
     base = utc_now() + timedelta(seconds=LEAD_SECONDS)
     started = time.perf_counter()
@@ -77,15 +144,21 @@ async def scheduler_jitter(data_dir: str, offsets: list[float]) -> list[float]:
             scheduled_time=base + timedelta(seconds=offset),
             kind="noop",
         )
-    adding = time.perf_counter() - started
-    overran = " -- OVERRAN: early jobs were due before they were added" if adding > LEAD_SECONDS else ""
-    print(
-        f"added {N_DUE} noop jobs in {adding:.2f} s (first due {LEAD_SECONDS:g} s after adding began){overran}"
-    )
+    facts["add_s"] = time.perf_counter() - started
     try:
         await asyncio.wait_for(recorder.done.wait(), TIMEOUT_SECONDS)
     except TimeoutError:
-        print(f"timeout: only {len(recorder.lateness_ms)} of {N_DUE} noop jobs ran in {TIMEOUT_SECONDS:g} s")
+        pass  # the parent reports how many ran
+    machine_after = machine_ms()
+    watch.active = False
+    gc.callbacks.remove(watch)
+    facts["gc_ms"], facts["gc_generation"] = watch.longest_ms, watch.longest_generation
+    facts["steal_ms"] = machine_after["steal"] - machine_before["steal"]
+    facts["io_stall_ms"] = machine_after["io_stall"] - machine_before["io_stall"]
+    # what the collector would hold the loop for, whenever it next runs a full collection
+    started = time.perf_counter()
+    gc.collect()
+    facts["full_gc_ms"] = (time.perf_counter() - started) * 1000
     await scheduler.stop()
     return list(recorder.lateness_ms.values())
 
@@ -108,39 +181,97 @@ async def bare_timer_jitter(offsets: list[float]) -> list[float]:
     return lateness
 
 
-def report(name: str, lateness: list[float]) -> float:
-    """Print p50/p99/max lateness (ms); return p99."""
-    p50, p99 = percentile(lateness, 50), percentile(lateness, 99)
-    print(
-        f"{name:<10} n={len(lateness):<4} p50={p50:8.2f} ms  p99={p99:8.2f} ms  max={max(lateness):8.2f} ms"
-    )
-    return p99
-
-
-async def run(data_dir: str) -> tuple[list[float], list[float]]:
+async def measure(data_dir: str, facts: dict[str, Any]) -> tuple[list[float], list[float]]:
     """Scheduler lateness, then bare-timer lateness, at the same offsets."""
     offsets = staggered_offsets()
-    return await scheduler_jitter(data_dir, offsets), await bare_timer_jitter(offsets)
+    return await scheduler_jitter(data_dir, offsets, facts), await bare_timer_jitter(offsets)
+
+
+def child() -> None:
+    """One run in this process: build the dataset, measure, print the figures as JSON."""
+    facts: dict[str, Any] = {}
+    with temp_dir("bench-dispatch-") as data_dir:
+        started = time.perf_counter()
+        facts["files"] = make_dataset(data_dir, N_JOBS, DAYS)
+        os.sync()
+        facts["build_s"] = time.perf_counter() - started
+        ours, bare = asyncio.run(measure(str(data_dir), facts))
+    print(json.dumps({"facts": facts, "ours": ours, "bare": bare}))
+
+
+def run_child() -> dict[str, Any]:
+    """One run in a fresh interpreter; return its figures."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child"],
+        check=True,
+        stdout=subprocess.PIPE,  # stderr passes through: a failing run shows why
+        text=True,
+        timeout=CHILD_TIMEOUT_SECONDS,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def stats(lateness: list[float]) -> tuple[float, float, float]:
+    """p50, p99 and max lateness (ms); NaN if nothing ran."""
+    if not lateness:
+        return float("nan"), float("nan"), float("nan")
+    return percentile(lateness, 50), percentile(lateness, 99), max(lateness)
+
+
+def report_run(n: int, runs: int, result: dict[str, Any]) -> tuple[float, float, bool]:
+    """Print one run; return its scheduler p99, bare-timer p99 and whether all jobs ran."""
+    facts, ours, bare = result["facts"], result["ours"], result["bare"]
+    o50, o99, omax = stats(ours)
+    b50, b99, bmax = stats(bare)
+    overran = " OVERRAN: early jobs were due before they were added" if facts["add_s"] > LEAD_SECONDS else ""
+    missing = f" TIMEOUT: only {len(ours)} of {N_DUE} ran" if len(ours) < N_DUE else ""
+    gc_pass = (
+        f"gen{facts['gc_generation']} {facts['gc_ms']:.1f} ms" if facts["gc_generation"] >= 0 else "none"
+    )
+    print(
+        f"run {n:>2}/{runs}: scheduler p50={o50:6.2f} p99={o99:7.2f} max={omax:7.2f} ms | "
+        f"bare timer p50={b50:5.2f} p99={b99:6.2f} max={bmax:6.2f} ms | p99 ratio {o99 / b99:5.2f}x"
+    )
+    print(
+        f"        load {facts['load_s']:.2f} s ({facts['loaded']} jobs), added {N_DUE} in {facts['add_s']:.2f} s, "
+        f"GC after load: longest pass {gc_pass}, a full one {facts['full_gc_ms']:.1f} ms{overran}{missing}",
+    )
+    print(
+        f"        machine from load to last job: vCPU steal {facts['steal_ms']:.0f} ms, "
+        f"tasks stalled on I/O {facts['io_stall_ms']:.0f} ms",
+        flush=True,
+    )
+    return o99, b99, len(ours) == N_DUE
 
 
 def main() -> None:
-    with temp_dir("bench-dispatch-") as data_dir:
-        started = time.perf_counter()
-        files = make_dataset(data_dir, N_JOBS, DAYS)
-        os.sync()
-        print(f"dataset: {N_JOBS} jobs in {files} files, built in {time.perf_counter() - started:.1f} s")
-        ours, bare = asyncio.run(run(str(data_dir)))
-    ours_p99 = report("scheduler", ours)
-    bare_p99 = report("bare timer", bare)
-    ok = len(ours) == N_DUE and ours_p99 <= TARGET_P99_MS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"runs (default {DEFAULT_RUNS})")
+    runs = max(1, parser.parse_args().runs)
     print(
-        f"{verdict(ok)}: scheduler jitter p99 {ours_p99:.2f} ms <= {TARGET_P99_MS:g} ms ({len(ours)}/{N_DUE} ran)"
+        f"dispatch jitter: {runs} runs, each a fresh process and data dir with {N_JOBS} jobs in {DAYS} days"
+    )
+    figures = [report_run(n, runs, run_child()) for n in range(1, runs + 1)]
+    ours_p99s = [o for o, _, _ in figures]
+    worst = max(range(runs), key=lambda i: ours_p99s[i])
+    worst_p99, worst_bare = figures[worst][0], figures[worst][1]
+    all_ran = all(ran for _, _, ran in figures)
+    ok = all_ran and worst_p99 <= TARGET_P99_MS
+    print("scheduler p99 by run: " + ", ".join(f"{p:.2f}" for p in ours_p99s) + " ms")
+    print("bare timer p99 by run: " + ", ".join(f"{b:.2f}" for _, b, _ in figures) + " ms")
+    print(
+        f"{verdict(ok)}: worst scheduler jitter p99 {worst_p99:.2f} ms (run {worst + 1}) <= {TARGET_P99_MS:g} ms"
+        + ("" if all_ran else " -- some runs did not run every job")
     )
     print(
-        f"SUMMARY dispatch jitter: scheduler p99={ours_p99:.2f} ms, bare timer p99={bare_p99:.2f} ms "
-        f"-> {verdict(ok)}"
+        f"SUMMARY dispatch jitter ({runs} runs): worst scheduler p99={worst_p99:.2f} ms, "
+        f"bare timer p99 in that run={worst_bare:.2f} ms ({worst_p99 / worst_bare:.2f}x), "
+        f"worst bare timer p99={max(b for _, b, _ in figures):.2f} ms -> {verdict(ok)}"
     )
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--child"]:
+        child()
+    else:
+        main()
