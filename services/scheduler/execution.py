@@ -5,6 +5,16 @@ a run finished, stop asked); there is no polling interval. A pass reads the cloc
 expires old jobs, recovers orphaned RUNNING ones, starts ready jobs by priority up to
 ``max_concurrent_jobs``, and commits what it changed in one flush. Commits go through the
 storage's writer thread (``flush_async``), so no disk write ever stalls the loop.
+
+A run holds its slot while its handler runs, not while its outcome is written: once the
+handler returns, the outcome is saved in memory, the slot is freed and the loop woken,
+and the run's task then waits for the write (``drain`` waits for it too). So a job due
+right after another starts at once instead of behind the other's fsync, and the writer
+thread coalesces back-to-back outcomes into one flush. The crash window is the one there
+always was: a crash before the outcome is on disk leaves the job RUNNING on disk, and
+recovery at the next start treats it as an interrupted run (a resumable job resumes from
+its last checkpoint, which its handler wrote durably). On disk, one job's outcome never
+lands after a later job's RUNNING mark: the writer writes snapshots in the order taken.
 """
 
 from __future__ import annotations
@@ -61,7 +71,8 @@ class JobExecutor:
         self._registry = registry
         self._clock = clock
         self.max_concurrent_jobs = max_concurrent_jobs
-        self._tasks: dict[str, asyncio.Task[ScheduledJob]] = {}
+        self._tasks: dict[str, asyncio.Task[ScheduledJob]] = {}  # runs whose handler is under way
+        self._settling: set[asyncio.Task[ScheduledJob]] = set()  # handler done, outcome being written
         self._wake = asyncio.Event()
         self._accepting = True
         self._saving: set[asyncio.Task[None]] = set()  # background commits under way
@@ -142,6 +153,7 @@ class JobExecutor:
         cut it short): neither of the last two spends a retry, and the log says so.
         """
         self._manager.save(job)
+        self._free_slot(job.job_id)
         try:
             await self._manager.commit_async()
         except Exception:
@@ -167,6 +179,18 @@ class JobExecutor:
         else:
             logger.error("job ended", extra={**extra, "error": job.error})
         return job
+
+    def _free_slot(self, job_id: str) -> None:
+        """The calling run's handler is done: give its slot to the next job now.
+
+        Its task moves from ``_tasks`` to ``_settling`` while it waits for the outcome's
+        write, so the same job may even run again (a retry due at once) meanwhile.
+        """
+        task = asyncio.current_task()
+        if task is not None and self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
+            self._settling.add(task)
+            self._wake.set()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -204,7 +228,9 @@ class JobExecutor:
 
     def _run_ended(self, task: asyncio.Task[ScheduledJob]) -> None:
         job_id = task.get_name().removeprefix("job:")
-        self._tasks.pop(job_id, None)
+        if self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
+        self._settling.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("job run crashed", exc_info=task.exception(), extra={"job_id": job_id})
         self._wake.set()
@@ -259,7 +285,7 @@ class JobExecutor:
         while self._accepting:
             self._wake.clear()
             if not await self._storage_writable():
-                if until_idle and not self._tasks:
+                if until_idle and not self._tasks and not self._settling:
                     return
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(STORAGE_RETRY_SECONDS):
@@ -272,7 +298,7 @@ class JobExecutor:
             except Exception:
                 logger.exception("scheduler pass failed; pausing before the next one")
                 delay = _PASS_ERROR_PAUSE
-            if until_idle and not self._tasks:
+            if until_idle and not self._tasks and not self._settling:
                 if not self._manager.get_ready_jobs(self._clock()):
                     return
                 delay = 0.0
@@ -290,13 +316,15 @@ class JobExecutor:
 
         Background commits are awaited too (they never take long: no grace needed).
         """
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._settling]
         if not tasks:
             await self._saved()
             return
         logger.info("waiting for running jobs", extra={"count": len(tasks), "grace_seconds": grace_seconds})
         _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
         for task in pending:
+            if task in self._settling:
+                continue  # its handler is done: only the outcome's write is left, let it end
             logger.warning("grace period over; interrupting job", extra={"job_id": task.get_name()[4:]})
             task.cancel()
         if pending:
