@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from services.pipeline import settings as pipeline_settings
-from services.pipeline.extension import EMBEDDED_SETTINGS
 from services.pipeline.settings import load_settings, settings_file
 from tests.conftest import SEALED_ENV, sealed
 
@@ -58,8 +57,8 @@ def test_the_seal_hides_the_machine_and_undoes_what_a_test_writes(tmp_path: Path
     with sealed(tmp_path / "inner"):
         assert "UPLOAD_TARGET" not in os.environ and "DATA_DIR" not in os.environ
         assert os.environ["PIPELINE_SETTINGS_FILE"] == str(tmp_path / "inner" / "no-settings-file.toml")
-        os.environ.update(EMBEDDED_SETTINGS)  # what `demo` does
-        os.environ["DATA_DIR"] = str(tmp_path / "demo")  # what the pipeline's install does
+        os.environ.update({"UPLOAD_TARGET": "local", "TTS_ENGINE": "local"})  # what a test may set
+        os.environ["DATA_DIR"] = str(tmp_path / "demo")
         os.environ["SOMETHING_NEW"] = "1"
         del os.environ["PATH"]
     assert dict(os.environ) == outside

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from .workspace import Workspace, data_dir_from_env
+from .workspace import Workspace
 
 __all__ = ["handler"]
 
@@ -18,7 +18,7 @@ __all__ = ["handler"]
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Cleanup: the seed's cleanup JSON out."""
     job_id = str(event["job_id"])
-    root = Workspace(data_dir_from_env(), job_id).root
+    root = Workspace(context.data_dir, job_id).root
     files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
     freed = sum(p.stat().st_size for p in files)
     if root.exists():

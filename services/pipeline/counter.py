@@ -15,13 +15,11 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from services.scheduler.atomic_file import write_atomic
-from services.scheduler.clock import utc_now
 
 from .quota import vietnam_today
 
@@ -55,10 +53,9 @@ def increment(data_dir: Path, day: date, now: datetime) -> int:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """increment-counter: ``{"job_id"}`` in, ``{"daily_count", "date", "job_id"}`` out."""
     job_id = event.get("job_id")
-    clock = getattr(context, "now", None)
-    now = clock() if callable(clock) else utc_now()
+    now = context.now()
     day = vietnam_today(now)
-    count = increment(Path(os.environ.get("DATA_DIR") or "./data"), day, now)
+    count = increment(context.data_dir, day, now)
     logger.info(
         "daily counter incremented",
         extra={"job_id": job_id, "stage": "IncrementCounter", "date": day.isoformat(), "daily_count": count},

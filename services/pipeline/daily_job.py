@@ -27,7 +27,9 @@ from .definition import Definition, load_definition
 from .machine import Checkpoint, Machine
 from .quota import VIDEO_KIND, VIETNAM_TZ
 from .stages import embedded_stages
-from .video_job import JobContext, next_youtube_reset, stage_of
+from .context import RunContext
+from .settings import PipelineSettings, load_settings
+from .video_job import next_youtube_reset, stage_of
 from .video_records import video_outcome
 
 __all__ = ["DAILY_KIND", "DailyJobs", "daily_job_id", "next_daily_time"]
@@ -66,10 +68,12 @@ class DailyJobs:
         scheduler: Any,
         definition: Definition | None = None,
         stages: Mapping[str, Callable[..., Any]] | None = None,
+        settings: Callable[[], PipelineSettings] = load_settings,
     ) -> None:
         self.scheduler = scheduler
         self.definition = definition or load_definition()
         self.stages = stages  # None: the configured backends (embedded_stages)
+        self.load_settings = settings  # read at the start of each run, as VideoJobs does
 
     def install(self) -> None:
         """Register the kind (resumable: it checkpoints)."""
@@ -96,7 +100,7 @@ class DailyJobs:
             self.stages if self.stages is not None else embedded_stages(self.definition),
             save=save,
             clock=self.scheduler.clock,
-            context=JobContext(self.scheduler, asyncio.get_running_loop()),
+            context=RunContext(self.scheduler, self.load_settings, asyncio.get_running_loop()),
             on_video=on_video,
         )
         try:

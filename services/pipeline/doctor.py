@@ -28,7 +28,6 @@ import imageio_ffmpeg
 
 from services.scheduler.settings import SettingsError
 
-from .fetcher import samples_dir_from_env
 from .providers.fonts import font_path
 from .providers.local_source import LocalFolderSource
 from .settings import PipelineSettings, load_settings, read_secret_file, settings_file
@@ -83,7 +82,7 @@ def run_checks(
                 checks.append(_secret_file(setting, path))
     checks.extend(_needs(settings, views))
     if any(view.fetch_source == "local" for view in views):
-        checks.append(_local_chapters(samples_dir_from_env(data_dir), data_dir))
+        checks.append(_local_chapters(settings.local_chapters(data_dir), data_dir))
     if online:
         for view in views:
             token = view.youtube_token_file

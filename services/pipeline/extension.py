@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
@@ -49,33 +47,32 @@ from . import quota
 from .daily_job import DAILY_KIND, DailyJobs, daily_job_id, next_daily_time
 from .doctor import doctor_report
 from .providers import sample_chapter
-from .settings import load_settings
+from .settings import PipelineSettings, load_settings
 from .stages import backend_names
 from .video_job import VideoJobs
 
-__all__ = ["EMBEDDED_SETTINGS", "PipelineExtension"]
-
-EMBEDDED_SETTINGS = {
-    "PIPELINE_SETTINGS_FILE": os.devnull,
-    "FETCH_SOURCE": "local",
-    "SCRIPT_WRITER": "template",
-    "TTS_ENGINE": "local",
-    "UPLOAD_TARGET": "local",
-}
-"""The environment ``demo`` runs under: every stage on its embedded backend."""
+__all__ = ["PipelineExtension"]
 
 logger = logging.getLogger(__name__)
 
 
 class PipelineExtension:
-    """Installs the pipeline into a Scheduler and its CLI."""
+    """Installs the pipeline into a Scheduler and its CLI.
+
+    :param settings: reads the pipeline settings (default ``load_settings``: environment
+        and settings file), at install for the log line and at the start of each run;
+        ``demo`` passes ``PipelineSettings.embedded``.
+    """
+
+    def __init__(self, settings: Callable[[], PipelineSettings] = load_settings) -> None:
+        self.load_settings = settings
 
     def install(self, scheduler: Scheduler) -> None:
         """Register ``pipeline.video`` (add-job's default kind from now on)."""
-        VideoJobs(scheduler).install()
-        DailyJobs(scheduler).install()
+        VideoJobs(scheduler, settings=self.load_settings).install()
+        DailyJobs(scheduler, settings=self.load_settings).install()
         try:
-            logger.info("pipeline backends", extra={"backends": backend_names(load_settings())})
+            logger.info("pipeline backends", extra={"backends": backend_names(self.load_settings())})
         except SettingsError as exc:  # the stages will fail with it too; `doctor` explains
             logger.error("pipeline settings are broken: %s", exc)
 
@@ -186,13 +183,13 @@ def _daily(args: argparse.Namespace, settings: Settings) -> int:
 
 def _quota(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        quota.daily_quota_from_env()
-    except ValueError as exc:
+        pipeline = load_settings()
+    except SettingsError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     # the scheduler's view of the jobs (its files under the lock, or the daemon's API), as
     # the machine's CheckQuota sees them: never day files guessed from dates
-    result = quota.handler({}, quota.JobsView(quota.scheduler_jobs(settings)))
+    result = quota.handler({}, quota.view_of(settings, pipeline))
     if args.json:
         args.out.line(json.dumps(result))
     else:
@@ -286,18 +283,6 @@ def _made_by_demo(folder: Path) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``values`` set while the block runs, then exactly as it was."""
-    saved = dict(os.environ)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     out: Output = args.out
     if args.panels < 1:
@@ -312,25 +297,25 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     progress = _Progress(out)
     machine_log = logging.getLogger("services.pipeline.machine")
     began = time.monotonic()
-    # the demo runs on the embedded defaults whatever the settings say: no keys, no network;
-    # the process environment is put back as it was afterwards
-    env = {**EMBEDDED_SETTINGS, "DATA_DIR": str(data_dir)}
+    # the demo runs on the embedded defaults whatever the environment and the settings file
+    # say: no keys, no network; nothing of the process environment is read or changed
+    embedded = PipelineSettings.embedded()
     try:
-        with _environment(env):
-            out.line(f"demo data dir: {data_dir}")
-            chapter = sample_chapter.make_chapter(data_dir / "samples", panels=args.panels)
-            out.line(f"sample chapter: {chapter} ({args.panels} panels)")
-            for stage, backend in backend_names(load_settings()).items():
-                out.line(f"  {stage:<7} {backend}")
-            demo_settings = Settings.from_env(env, data_dir=str(data_dir))
-            machine_log.addHandler(progress)
-            machine_log.setLevel(logging.INFO)
-            scheduler = Scheduler.from_settings(demo_settings, extensions=[PipelineExtension()])
-            scheduler.load()
-            job = scheduler.add_job(_DEMO_ACCOUNT, "next")
-            out.line(f"job {job.job_id} (pipeline.video):")
-            asyncio.run(scheduler.run_once())
-            job = scheduler.get_job(job.job_id)
+        out.line(f"demo data dir: {data_dir}")
+        chapter = sample_chapter.make_chapter(embedded.local_chapters(data_dir), panels=args.panels)
+        out.line(f"sample chapter: {chapter} ({args.panels} panels)")
+        for stage, backend in backend_names(embedded).items():
+            out.line(f"  {stage:<7} {backend}")
+        demo_settings = Settings.from_env({}, data_dir=str(data_dir))
+        machine_log.addHandler(progress)
+        machine_log.setLevel(logging.INFO)
+        extension = PipelineExtension(settings=PipelineSettings.embedded)
+        scheduler = Scheduler.from_settings(demo_settings, extensions=[extension])
+        scheduler.load()
+        job = scheduler.add_job(_DEMO_ACCOUNT, "next")
+        out.line(f"job {job.job_id} (pipeline.video):")
+        asyncio.run(scheduler.run_once())
+        job = scheduler.get_job(job.job_id)
     finally:
         lock.release()
         machine_log.removeHandler(progress)

@@ -19,7 +19,6 @@ and what its ``manga.json`` credits (author, credits), never the folder on this 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import uuid
@@ -27,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .providers.local_source import LocalFolderSource
-from .settings import PipelineSettings, load_settings
-from .workspace import Workspace, data_dir_from_env
+from .settings import PipelineSettings
+from .workspace import Workspace
 
 if TYPE_CHECKING:
     from .providers.mangadex import MangaDexQuery
 
-__all__ = ["handler", "new_job_id", "samples_dir_from_env"]
+__all__ = ["handler", "new_job_id"]
 
 
 def new_job_id() -> str:
@@ -41,21 +40,16 @@ def new_job_id() -> str:
     return f"job-{uuid.uuid4().hex[:12]}"
 
 
-def samples_dir_from_env(data_dir: Path) -> Path:
-    """SAMPLES_DIR (the local chapters folder), default ``DATA_DIR/samples``."""
-    return Path(os.environ.get("SAMPLES_DIR") or data_dir / "samples")
-
-
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """FetchManga: the seed's fetcher JSON out."""
-    data_dir = data_dir_from_env()
+    data_dir = context.data_dir
     job_id = str(event.get("job_id") or new_job_id())
     request = str(event.get("manga") or "next")
     account = str(event.get("account_id") or "default")
-    settings = load_settings().for_account(account)
+    settings = context.settings_for(account)
     if settings.fetch_source == "mangadex":
         return _from_mangadex(settings, data_dir, job_id, request, account)
-    source = LocalFolderSource(samples_dir_from_env(data_dir), data_dir)
+    source = LocalFolderSource(settings.local_chapters(data_dir), data_dir)
     chapter = source.take(request, job_id)
     if chapter is None:
         return {"status": "no_manga_available"}

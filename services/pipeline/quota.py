@@ -6,17 +6,18 @@
      "daily_quota": 10, "daily_count": 3}
 
 ``quota``/``daily_quota`` and ``used``/``daily_count`` are the same numbers under the two
-names the seeds use. DAILY_QUOTA (default 10) is read at each call, so a changed
-environment takes effect without a restart.
+names the seeds use. DAILY_QUOTA (default 10) is the context's setting
+(``context.settings.daily_quota``); the daemon reads the settings at the start of each
+video run, so a changed value takes effect without a restart.
 
 Where the jobs come from: the scheduler's own view of them, never file names. The machine
 hands every stage a context whose ``jobs(kind=...)`` is a snapshot of the Scheduler's
-in-memory table (``video_job.JobContext``), so the count is right whatever
-``SCHEDULER_TIMEZONE`` names the day files by. A call with no such view (the ``quota``
-command, or a caller outside the machine) asks the scheduler that owns the data dir:
-``scheduler_jobs`` reads the files under the data-dir lock, or asks the running daemon's
-API when the daemon holds the lock (``services.scheduler.cli``'s backends, as ``list``
-does). It writes nothing, and a data dir that does not exist has no jobs.
+in-memory table (``context.RunContext``), so the count is right whatever
+``SCHEDULER_TIMEZONE`` names the day files by. The ``quota`` command (or any caller outside
+the machine) hands it ``view_of(settings)``, which asks the scheduler that owns the data
+dir: ``scheduler_jobs`` reads the files under the data-dir lock, or asks the running
+daemon's API when the daemon holds the lock (``services.scheduler.cli``'s backends, as
+``list`` does). It writes nothing, and a data dir that does not exist has no jobs.
 
 Which jobs count, and on which day:
 
@@ -40,7 +41,6 @@ Which jobs count, and on which day:
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
@@ -50,6 +50,8 @@ from services.scheduler.clock import local_date, utc_now
 from services.scheduler.models import ScheduledJob
 from services.scheduler.settings import Settings
 
+from .settings import DEFAULT_DAILY_QUOTA, PipelineSettings, load_settings
+
 __all__ = [
     "DEFAULT_DAILY_QUOTA",
     "JobsView",
@@ -57,7 +59,7 @@ __all__ = [
     "VIDEO_KIND",
     "VIETNAM_TZ",
     "count_for_day",
-    "daily_quota_from_env",
+    "view_of",
     "handler",
     "pipeline_status",
     "quota_result",
@@ -68,7 +70,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 VIETNAM_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-DEFAULT_DAILY_QUOTA = 10
 VIDEO_KIND = "pipeline.video"
 QUOTA_STATUSES = frozenset({"pending", "fetching", "scripting", "tts", "rendering", "uploading", "completed"})
 PIPELINE_STATUSES = QUOTA_STATUSES | {"failed"}
@@ -81,21 +82,6 @@ Record = Mapping[str, Any] | ScheduledJob
 def vietnam_today(now: datetime | None = None) -> date:
     """Today's date in Vietnam (the quota's day)."""
     return local_date(now or utc_now(), VIETNAM_TZ)
-
-
-def daily_quota_from_env(environ: Mapping[str, str] | None = None) -> int:
-    """DAILY_QUOTA as an int >= 0 (default 10); ValueError naming the bad value."""
-    env = os.environ if environ is None else environ
-    raw = env.get("DAILY_QUOTA", "").strip()
-    if not raw:
-        return DEFAULT_DAILY_QUOTA
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"DAILY_QUOTA must be a whole number >= 0, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"DAILY_QUOTA must be a whole number >= 0, got {raw!r}")
-    return value
 
 
 def _fields(record: Record) -> dict[str, Any]:
@@ -217,11 +203,21 @@ def scheduler_jobs(settings: Settings, kind: str | None = VIDEO_KIND) -> list[Sc
 
 
 class JobsView:
-    """The clock and jobs view of a StageContext over jobs read once (the ``quota`` command's)."""
+    """The settings, clock and jobs of a StageContext over jobs read once (``quota``'s).
 
-    def __init__(self, jobs: Iterable[Record], clock: Callable[[], datetime] = utc_now) -> None:
+    :param settings: the pipeline settings (their ``daily_quota``); default: the embedded
+        defaults (DAILY_QUOTA 10), not the environment.
+    """
+
+    def __init__(
+        self,
+        jobs: Iterable[Record],
+        clock: Callable[[], datetime] = utc_now,
+        settings: PipelineSettings | None = None,
+    ) -> None:
         self._jobs = list(jobs)
         self._clock = clock
+        self.settings = settings if settings is not None else PipelineSettings.from_values({})
 
     def now(self) -> datetime:
         return self._clock()
@@ -230,24 +226,25 @@ class JobsView:
         return [job for job in self._jobs if kind is None or _fields(job)["kind"] == kind]
 
 
-def _video_jobs(context: Any) -> Iterable[Record]:
-    view = getattr(context, "jobs", None)
-    if callable(view):
-        return view(kind=VIDEO_KIND)
-    return scheduler_jobs(Settings.from_env())  # no view: ask the scheduler of DATA_DIR
+def view_of(settings: Settings, pipeline: PipelineSettings | None = None) -> JobsView:
+    """The jobs of the scheduler owning ``settings.data_dir`` (``scheduler_jobs``) as a context.
+
+    ``pipeline``: the pipeline settings (DAILY_QUOTA); default ``load_settings()``.
+    """
+    return JobsView(scheduler_jobs(settings), settings=pipeline if pipeline is not None else load_settings())
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """check-quota: ``{}`` in, the quota JSON out (DAILY_QUOTA is read now).
+    """check-quota: ``{}`` in, the quota JSON out.
 
-    ``context.jobs(kind=...)`` is the scheduler's view of the jobs (see the module
-    docstring for a context without one). ``{"exclude_job_id": id}`` leaves that job out
-    of the count: a single video checking whether there is room for itself.
+    ``context.jobs(kind=...)`` is the scheduler's view of the jobs, ``context.settings``
+    holds DAILY_QUOTA, ``context.now()`` says which Vietnam day it is (see the module
+    docstring). ``{"exclude_job_id": id}`` leaves that job out of the count: a single video
+    checking whether there is room for itself.
     """
-    quota = daily_quota_from_env()
-    now = getattr(context, "now", None)
-    today = vietnam_today(now() if callable(now) else None)
-    used = count_for_day(_video_jobs(context), today, exclude=event.get("exclude_job_id"))
+    quota = context.settings.daily_quota
+    today = vietnam_today(context.now())
+    used = count_for_day(context.jobs(kind=VIDEO_KIND), today, exclude=event.get("exclude_job_id"))
     result = quota_result(quota, used)
     logger.info("quota check complete", extra={"stage": "CheckQuota", "date": today.isoformat(), **result})
     return result

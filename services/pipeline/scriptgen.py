@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .providers import script_template
-from .settings import PipelineSettings, load_settings
-from .workspace import Workspace, data_dir_from_env
+from .settings import PipelineSettings
+from .workspace import Workspace
 
 if TYPE_CHECKING:
     from .providers.script_llm import LLMConfig
@@ -55,10 +55,10 @@ def llm_config(settings: PipelineSettings) -> LLMConfig:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """GenerateScript: the seed's scriptgen JSON out."""
     job_id = str(event["job_id"])
-    data_dir = data_dir_from_env()
+    data_dir = context.data_dir
     work = Workspace(data_dir, job_id)
     source = work.read("source.json")
-    settings = load_settings().for_account(str(source.get("account_id") or "default"))
+    settings = context.settings_for(str(source.get("account_id") or "default"))
     if settings.uses_llm():
         from .providers.script_llm import write_script
 
@@ -77,7 +77,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         script["writer"], warnings = "template", []
     for warning in warnings:
         logger.warning(warning, extra={"job_id": job_id, "stage": "GenerateScript"})
-    if warnings and context is not None:
+    if warnings:
         context.update_job(job_id, {"warnings": warnings})
     work.write("script.json", script)
     return {"job_id": job_id, "script_generated": True, "segment_count": len(script["segments"])}

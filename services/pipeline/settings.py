@@ -42,6 +42,16 @@ so a log or a ``repr`` shows ``**********``.
 | YOUTUBE_API_URL | (Google's: https://youtube.googleapis.com/) | the Data API's root (proxy, test server) |
 | YOUTUBE_PUBLISH_AT | unset | HH:MM Vietnam time: upload private, published at the next such time |
 | YOUTUBE_THUMBNAIL | true | set the first panel as the thumbnail (verified channels) |
+| DAILY_QUOTA | 10 | videos a Vietnam day may count before CheckQuota says the quota is reached |
+| SAMPLES_DIR | DATA_DIR/samples | the local chapters folder (``FETCH_SOURCE=local``) |
+| VIDEO_FORMAT | landscape | ``landscape`` (1920×1080) or ``shorts`` (1080×1920) |
+
+The settings are read in one place: ``load_settings`` (process environment + file), by the
+CLI, the daemon at the start of each video run, ``doctor`` and ``youtube-auth``. Nothing
+else reads them from the environment: a stage gets them from its context
+(``context.settings_for(account)``), a worker process from its task file
+(``PipelineSettings.from_values``, which reads no environment), and ``demo`` runs on
+``PipelineSettings.embedded()`` whatever the environment says.
 
 Per-account settings: a ``[accounts.<account_id>]`` table in the settings file (only there)
 overrides, for the jobs of that account (a channel), any of ``manga_ids``,
@@ -61,8 +71,13 @@ import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from services.scheduler.settings import SettingsError
 
@@ -79,6 +94,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SETTINGS_FILE = REPO_ROOT / "config" / "settings.toml"
 SECRET_FIELDS = ("openai_api_key",)
 DEFAULT_ACCOUNT = "default"
+DEFAULT_DAILY_QUOTA = 10
 
 Url = Annotated[str, Field(pattern=r"^https?://\S+$")]
 Voice = Annotated[str, Field(pattern=r"^[a-z]{2,3}-[A-Z]{2}-\w+$")]
@@ -149,6 +165,9 @@ class PipelineSettings(BaseSettings):
     youtube_api_url: Url | None = None
     youtube_publish_at: ClockTime | None = None
     youtube_thumbnail: bool = True
+    daily_quota: int = DEFAULT_DAILY_QUOTA
+    samples_dir: Path | None = None
+    video_format: Literal["landscape", "shorts"] = "landscape"
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
     @classmethod
@@ -162,6 +181,44 @@ class PipelineSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # the environment wins over the file's values, which arrive as init arguments
         return (env_settings, init_settings)
+
+    @field_validator("daily_quota", mode="before")
+    @classmethod
+    def _whole_quota(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"DAILY_QUOTA must be a whole number >= 0, got {value!r}")
+        text = str(value).strip()
+        if not text:
+            return DEFAULT_DAILY_QUOTA
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"DAILY_QUOTA must be a whole number >= 0, got {text!r}") from None
+        if number < 0:
+            raise ValueError(f"DAILY_QUOTA must be a whole number >= 0, got {text!r}")
+        return number
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> PipelineSettings:
+        """Settings from ``values`` alone (a worker's task file): no environment, no file."""
+        return _ValuesOnly(**values)
+
+    @classmethod
+    def embedded(cls) -> PipelineSettings:
+        """The embedded defaults (``demo``): every stage local, no keys, no network."""
+        return cls.from_values(dict(EMBEDDED_VALUES))
+
+    def for_worker(self) -> dict[str, Any]:
+        """These settings as a worker's task file holds them: JSON, secrets left out.
+
+        A worker renders and publishes; it needs no LLM key. The YouTube token stays in its
+        0600 file, named here by path.
+        """
+        return self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+
+    def local_chapters(self, data_dir: Path) -> Path:
+        """SAMPLES_DIR, default ``<data_dir>/samples``."""
+        return self.samples_dir if self.samples_dir is not None else data_dir / "samples"
 
     def openai_key(self) -> SecretStr | None:
         """The LLM key: OPENAI_API_KEY, else the 0600 file OPENAI_API_KEY_FILE names."""
@@ -200,6 +257,30 @@ class PipelineSettings(BaseSettings):
         return self.model_copy(update=overrides)
 
 
+EMBEDDED_VALUES = {
+    "fetch_source": "local",
+    "script_writer": "template",
+    "tts_engine": "local",
+    "upload_target": "local",
+}
+"""What ``demo`` sets over the defaults: every stage on its embedded backend."""
+
+
+class _ValuesOnly(PipelineSettings):
+    """PipelineSettings validated from its arguments only (see ``from_values``)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def settings_file() -> Path:
     """The settings file's path: PIPELINE_SETTINGS_FILE, else config/settings.toml."""
     named = os.environ.get("PIPELINE_SETTINGS_FILE")
@@ -223,7 +304,10 @@ def load_settings() -> PipelineSettings:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ())) or "settings"
-        raise SettingsError(f"{where.upper()}: {error.get('msg')}") from None
+        message = str(error.get("msg"))
+        if message.startswith("Value error, "):  # our own validator: its message names the setting
+            raise SettingsError(message.removeprefix("Value error, ")) from None
+        raise SettingsError(f"{where.upper()}: {message}") from None
 
 
 def read_secret_file(path: Path, setting: str) -> str:
@@ -241,10 +325,13 @@ def read_secret_file(path: Path, setting: str) -> str:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    """The file's values (pydantic-settings' TOML source), keys lower case; {} if absent."""
     if not path.exists():
         return {}
+    if path.is_dir():
+        raise SettingsError(f"{path}: cannot read it: it is a folder, not a settings file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = TomlConfigSettingsSource(PipelineSettings, toml_file=path).toml_data
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path}: cannot read it: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

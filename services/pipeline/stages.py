@@ -43,12 +43,12 @@ def embedded_stages(definition: Definition) -> dict[str, StageFunc]:
     }
 
 
-def backend_names(settings: PipelineSettings | None = None) -> dict[str, str]:
-    """Which backend each stage uses with ``settings`` (default: from the environment), and why.
+def backend_names(settings: PipelineSettings) -> dict[str, str]:
+    """Which backend each stage uses with ``settings``, and why.
 
     For the start-up log, ``demo`` and ``doctor``.
     """
-    s = settings or PipelineSettings()
+    s = settings
     return {
         "fetch": _fetch(s),
         "script": _script(s),

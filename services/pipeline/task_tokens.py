@@ -9,7 +9,10 @@ The machine mints a token and starts a worker with it; the worker reports throug
   (SendTaskSuccess / SendTaskFailure); the first result written wins.
 
 ``LocalTransport`` keeps them under ``DATA_DIR/tasks/<token>/`` as ``heartbeat`` (its
-mtime and content are the last beat) and ``result.json``, written atomically. A later
+mtime and content are the last beat) and ``result.json``, written atomically, beside
+``task.json``: what the machine hands the worker (``write_task`` / ``read_task``: the job,
+the data dir and the settings, secrets left out), so a worker reads no setting from the
+environment it inherits. A later
 transport (S3, for EC2 Spot workers) implements the same four methods.
 
 ``judge`` is the pure rule WaitFor* applies at each look: a result ends the wait; else
@@ -41,6 +44,7 @@ __all__ = [
 ]
 
 _TOKEN_BYTES = 24
+TASK_FILE_VERSION = 1
 
 
 def mint_token() -> str:
@@ -133,6 +137,24 @@ class LocalTransport:
         folder = self.task_dir(token)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def write_task(self, token: str, task: dict[str, Any]) -> Path:
+        """Write what the worker of ``token`` needs (``task.json``, versioned) before it starts."""
+        path = self.task_dir(token) / "task.json"
+        body = {"version": TASK_FILE_VERSION, **task}
+        write_atomic(path, (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+        return path
+
+    def read_task(self, token: str) -> dict[str, Any]:
+        """The worker's side of ``write_task``; ValueError for a missing or unknown file."""
+        path = self.task_dir(token) / "task.json"
+        try:
+            task = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise ValueError(f"{path} is missing: a worker is started by its Start* state") from None
+        if not isinstance(task, dict) or task.get("version") != TASK_FILE_VERSION:
+            raise ValueError(f"{path}: not a task file of version {TASK_FILE_VERSION}")
+        return task
 
     def heartbeat(self, token: str, now: datetime) -> None:
         write_atomic(self.task_dir(token) / "heartbeat", now.isoformat().encode(), sync_dir=False)

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .providers import tts_local
-from .settings import PipelineSettings, load_settings
-from .workspace import Workspace, data_dir_from_env
+from .settings import PipelineSettings
+from .workspace import Workspace
 
 __all__ = ["SEGMENTS_PER_CALL", "handler", "parse_continuation"]
 
@@ -56,10 +56,10 @@ def parse_continuation(token: object, total: int) -> int:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """GenerateTTS: the seed's ttsgen JSON out."""
     job_id = str(event["job_id"])
-    work = Workspace(data_dir_from_env(), job_id)
+    work = Workspace(context.data_dir, job_id)
     script = work.read("script.json")
     source = work.read("source.json")
-    settings = load_settings().for_account(str(source.get("account_id") or "default"))
+    settings = context.settings_for(str(source.get("account_id") or "default"))
     segments = script["segments"]
     if settings.tts_engine == "edge-tts":
         start = parse_continuation(event.get("continuation_token"), len(segments))

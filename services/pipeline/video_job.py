@@ -31,8 +31,7 @@ so a daemon killed mid-run resumes at the first unfinished state. How a run ends
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -42,16 +41,15 @@ from services.scheduler.handlers import PermanentFailure, Reschedule
 from services.scheduler.models import ScheduledJob
 from services.scheduler.settings import SettingsError
 
+from .context import RunContext
 from .definition import Definition, load_definition
-from .fetcher import samples_dir_from_env
 from .machine import Checkpoint, Machine, StageFunc
 from .quota import VIDEO_KIND, VIETNAM_TZ
-from .settings import load_settings
+from .settings import PipelineSettings, load_settings
 from .stages import embedded_stages
 
 __all__ = [
     "DAILY_START",
-    "JobContext",
     "PACIFIC_TZ",
     "VideoJobs",
     "next_vietnam_morning",
@@ -101,11 +99,18 @@ def no_manga_hint(content: str, samples_dir: Path) -> str:
     )
 
 
-def _fetch_source(account_id: str) -> str:
+def _fetch_source(context: RunContext, account_id: str) -> str:
     try:
-        return load_settings().for_account(account_id).fetch_source
+        return context.settings_for(account_id).fetch_source
     except SettingsError:  # FetchManga read the same settings: they were fine a moment ago
         return "local"
+
+
+def _samples_dir(context: RunContext) -> Path:
+    try:
+        return context.samples_dir
+    except SettingsError:
+        return context.data_dir / "samples"
 
 
 def next_youtube_reset(now: datetime) -> datetime:
@@ -123,40 +128,15 @@ def next_vietnam_morning(now: datetime) -> datetime:
     )
 
 
-class JobContext:
-    """StageContext for stages of a scheduler job (stages may run in a worker thread)."""
-
-    def __init__(self, scheduler: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._scheduler = scheduler
-        self._loop = loop
-
-    def now(self) -> datetime:
-        return self._scheduler.clock()
-
-    def jobs(self, kind: str | None = None) -> list[ScheduledJob]:
-        """A snapshot of the Scheduler's in-memory table (see ``StageContext.jobs``)."""
-        # list() copies the values in one C-level call, so a change the loop thread makes
-        # meanwhile cannot break the iteration (the stage runs in a worker thread)
-        table = list(self._scheduler.manager.jobs.values())
-        return table if kind is None else [job for job in table if job.kind == kind]
-
-    def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
-        update = self._scheduler.manager.update_fields_async(job_id, fields)
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            raise RuntimeError("update_job is for stages running in a worker thread")
-        asyncio.run_coroutine_threadsafe(update, self._loop).result()
-
-
 class VideoJobs:
     """Runs ``pipeline.video`` jobs for a Scheduler (installed by the pipeline extension).
 
     :param scheduler: the Scheduler whose jobs these are.
     :param definition: the state definition (default ``config/pipeline.json``).
     :param stages: the stage of every Task state (default: the embedded backends).
+    :param settings: reads the pipeline settings at the start of each run (default
+        ``load_settings``: the environment and the settings file); the stages get them from
+        their context (``RunContext``), with the scheduler's data dir and clock.
     """
 
     def __init__(
@@ -164,14 +144,19 @@ class VideoJobs:
         scheduler: Any,
         definition: Definition | None = None,
         stages: Mapping[str, StageFunc] | None = None,
+        settings: Callable[[], PipelineSettings] = load_settings,
     ) -> None:
         self.scheduler = scheduler
         self.definition = definition or load_definition()
         self.stages = dict(stages) if stages is not None else embedded_stages(self.definition)
+        self.load_settings = settings
+
+    def context(self) -> RunContext:
+        """A fresh context for one run's stages (its settings read once, when first asked)."""
+        return RunContext(self.scheduler, self.load_settings, asyncio.get_running_loop())
 
     def install(self) -> None:
-        """Register the kind; make it add-job's default; point the stages at the data dir."""
-        os.environ["DATA_DIR"] = str(self.scheduler.data_dir)  # stages (and workers) read it
+        """Register the kind and make it add-job's default."""
         self.scheduler.registry.register(
             VIDEO_KIND, self.run, max_running_minutes=VIDEO_MAX_RUNNING_MINUTES, resumable=True
         )
@@ -189,13 +174,8 @@ class VideoJobs:
                 job.job_id, {"pipeline": cp.model_dump(mode="json"), "stage": stage_of(cp)}
             )
 
-        machine = Machine(
-            self.definition,
-            self.stages,
-            save=save,
-            clock=self.scheduler.clock,
-            context=JobContext(self.scheduler, asyncio.get_running_loop()),
-        )
+        context = self.context()
+        machine = Machine(self.definition, self.stages, save=save, clock=self.scheduler.clock, context=context)
         done = await machine.run(checkpoint)
         now = self.scheduler.clock()
         if done.state == "QuotaReached" and "WaitForRender" in done.outputs:
@@ -210,7 +190,7 @@ class VideoJobs:
             )
             raise Reschedule(next_vietnam_morning(now), "daily quota reached; moved to the next Vietnam day")
         if done.state == "NoMangaAvailable":
-            await self._no_manga(job, start, now)
+            await self._no_manga(job, start, now, context)
         if done.error is not None:
             error = done.error
             raise PermanentFailure(f"{error['state']} failed with {error['Error']}: {error['Cause']}")
@@ -222,11 +202,13 @@ class VideoJobs:
             "manga_title": fetched.get("manga_title"),
         }
 
-    async def _no_manga(self, job: ScheduledJob, start: Checkpoint, now: datetime) -> NoReturn:
+    async def _no_manga(
+        self, job: ScheduledJob, start: Checkpoint, now: datetime, context: RunContext
+    ) -> NoReturn:
         """FetchManga found no chapter: look again tomorrow (MangaDex) or fail with the hint."""
         manager = self.scheduler.manager
         fresh = start.model_dump(mode="json")
-        if _fetch_source(job.account_id) == "mangadex":
+        if _fetch_source(context, job.account_id) == "mangadex":
             waited = int((job.model_extra or {}).get("mornings_without_chapter") or 0)
             if waited < job.max_retries:
                 waiting = {"pipeline": fresh, "stage": "pending", "mornings_without_chapter": waited + 1}
@@ -242,4 +224,4 @@ class VideoJobs:
                 "mornings: check MANGA_IDS or MANGA_SEARCH and MANGA_LANGUAGE"
             )
         await manager.update_fields_async(job.job_id, {"pipeline": fresh, "stage": "failed"})
-        raise PermanentFailure(no_manga_hint(job.content, samples_dir_from_env(self.scheduler.data_dir)))
+        raise PermanentFailure(no_manga_hint(job.content, _samples_dir(context)))

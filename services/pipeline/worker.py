@@ -1,6 +1,8 @@
 """The render and upload workers: ``python -m services.pipeline.worker render|upload``.
 
-A worker is started by StartRenderer / StartUploader with a job id and a task token. It
+A worker is started by StartRenderer / StartUploader with a job id, a task token and the
+data dir; the rest (the settings, secrets left out, and the log level) it reads from the
+task's ``task.json`` (``LocalTransport.write_task``), never from the environment. It
 sends a heartbeat every ``--heartbeat-seconds`` (HeartbeatSeconds / 5) from a background
 thread while it works, and ends with one result through the task transport: success with
 its output, or failure with an error name (RenderError, UploadError) and a cause, as the
@@ -19,8 +21,8 @@ seed's SendTaskSuccess / SendTaskFailure.
 Before rendering, every subtitle is checked against the font (``fonts.displayable``): a
 character it has no glyph for is replaced by a stand-in or dropped, with a warning.
 
-Settings read here: DATA_DIR, VIDEO_FORMAT (``landscape`` 1920×1080, default, or
-``shorts`` 1080×1920).
+Settings used here (from the task file): VIDEO_FORMAT (``landscape`` 1920×1080, default,
+or ``shorts`` 1080×1920), UPLOAD_TARGET and the YOUTUBE_* settings.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from services.scheduler.atomic_file import write_atomic
@@ -45,9 +48,9 @@ from .errors import PipelineError
 from .providers.fonts import displayable
 from .providers.render_local import LANDSCAPE, PORTRAIT, Segment, render_video
 from .quota import vietnam_today
-from .settings import PipelineSettings, load_settings
+from .settings import PipelineSettings
 from .task_tokens import LocalTransport
-from .workspace import Workspace, data_dir_from_env
+from .workspace import Workspace
 
 __all__ = [
     "VIDEO_FORMATS",
@@ -56,7 +59,7 @@ __all__ = [
     "publish_local",
     "publish_youtube",
     "render",
-    "video_size_from_env",
+    "video_size",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,20 +68,17 @@ VIDEO_FORMATS = {"landscape": LANDSCAPE, "shorts": PORTRAIT}
 _ERRORS = {"render": "RenderError", "upload": "UploadError"}
 
 
-def video_size_from_env() -> tuple[int, int]:
-    """VIDEO_FORMAT as a frame size; ValueError naming the allowed values."""
-    name = (os.environ.get("VIDEO_FORMAT") or "landscape").strip().lower()
-    if name not in VIDEO_FORMATS:
-        raise ValueError(f"VIDEO_FORMAT must be one of {', '.join(VIDEO_FORMATS)}, got {name!r}")
-    return VIDEO_FORMATS[name]
+def video_size(settings: PipelineSettings) -> tuple[int, int]:
+    """VIDEO_FORMAT as a frame size."""
+    return VIDEO_FORMATS[settings.video_format]
 
 
-def render(work: Workspace) -> dict[str, Any]:
+def render(work: Workspace, settings: PipelineSettings) -> dict[str, Any]:
     """Render the job's video (or keep the one already made); return the worker's output."""
     if not work.video.exists():
         speech = work.read("speech.json")
         segments = [_segment(work, item) for item in speech["segments"]]
-        render_video(segments, work.video, size=video_size_from_env(), work_dir=work.root)
+        render_video(segments, work.video, size=video_size(settings), work_dir=work.root)
     return {"job_id": work.job_id, "status": "completed", "video": str(work.video)}
 
 
@@ -103,12 +103,12 @@ def _drawable(work: Workspace, text: str) -> str:
     return clean
 
 
-def publish(work: Workspace, now: datetime) -> dict[str, Any]:
+def publish(work: Workspace, settings: PipelineSettings, now: datetime) -> dict[str, Any]:
     """Publish the job's video where its account's settings say; return the worker's output."""
     if not work.video.exists():
         raise FileNotFoundError(f"no rendered video for {work.job_id}: {work.video}")
     source = work.read("source.json")
-    settings = load_settings().for_account(str(source.get("account_id") or "default"))
+    settings = settings.for_account(str(source.get("account_id") or "default"))
     if settings.upload_target == "youtube":
         return publish_youtube(work, settings, now)
     return publish_local(work, now)
@@ -190,10 +190,15 @@ def _beat(transport: LocalTransport, token: str, every: float, stop: threading.E
 
 
 def run_task(
-    task: str, job_id: str, token: str, *, heartbeat_seconds: float, clock: Callable[[], datetime] = utc_now
+    task: str,
+    job_id: str,
+    token: str,
+    *,
+    data_dir: Path,
+    heartbeat_seconds: float,
+    clock: Callable[[], datetime] = utc_now,
 ) -> int:
-    """Do ``task`` for ``job_id`` reporting under ``token``; return the exit code."""
-    data_dir = data_dir_from_env()
+    """Do ``task`` for ``job_id`` reporting under ``token`` in ``data_dir``; return the exit code."""
     transport = LocalTransport(data_dir / "tasks")
     transport.heartbeat(token, clock())
     stop = threading.Event()
@@ -201,8 +206,9 @@ def run_task(
     beat.start()
     log = {"job_id": job_id, "stage": f"worker:{task}"}
     try:
+        settings = PipelineSettings.from_values(transport.read_task(token)["settings"])
         work = Workspace(data_dir, job_id)
-        output = render(work) if task == "render" else publish(work, clock())
+        output = render(work, settings) if task == "render" else publish(work, settings, clock())
     except Exception as exc:  # reported to the machine as the task's failure
         logger.exception("worker failed", extra=log)
         # a named pipeline error (YouTubeQuotaError) keeps its name for the state's Catch
@@ -223,12 +229,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task", choices=sorted(_ERRORS))
     parser.add_argument("--job", required=True, help="the video's job id")
     parser.add_argument("--token", required=True, help="the task token to report under")
+    parser.add_argument("--data-dir", required=True, type=Path, help="the scheduler's data dir")
     parser.add_argument("--heartbeat-seconds", type=float, default=60.0, help="seconds between heartbeats")
     args = parser.parse_args(argv)
     if args.heartbeat_seconds <= 0:
         parser.error("--heartbeat-seconds must be positive")
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
-    return run_task(args.task, args.job, args.token, heartbeat_seconds=args.heartbeat_seconds)
+    try:
+        level = str(LocalTransport(args.data_dir / "tasks").read_task(args.token).get("log_level") or "INFO")
+    except (OSError, ValueError):
+        level = "INFO"  # run_task reports the unreadable task file as the task's failure
+    configure_logging(level)
+    return run_task(
+        args.task, args.job, args.token, data_dir=args.data_dir, heartbeat_seconds=args.heartbeat_seconds
+    )
 
 
 if __name__ == "__main__":

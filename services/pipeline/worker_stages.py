@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -48,7 +49,6 @@ from services.scheduler.clock import utc_now
 from .definition import StateSpec
 from .errors import TaskFailed, WorkerLost
 from .task_tokens import LocalTransport, Waiting, judge, mint_token
-from .workspace import data_dir_from_env
 
 __all__ = ["POLL_SECONDS", "start_stage", "wait_stage"]
 
@@ -62,11 +62,23 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
 
     def start(event: dict[str, Any], context: Any) -> dict[str, Any]:
         job_id = str(event["job_id"])
-        data_dir = data_dir_from_env()
+        data_dir = Path(context.data_dir).resolve()
         token = str(event.get("task_token") or mint_token())
         transport = LocalTransport(data_dir / "tasks")
         transport.open(token)
-        env = {**os.environ, "DATA_DIR": str(data_dir)}
+        # everything the worker needs is in its task file and arguments; it inherits the
+        # environment only for what any program does (PATH, locale, HOME)
+        transport.write_task(
+            token,
+            {
+                "task": task,
+                "job_id": job_id,
+                "data_dir": str(data_dir),
+                "settings": context.settings.for_worker(),
+                "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            },
+        )
+        env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
         log_path = transport.task_dir(token) / "worker.log"
         with open(log_path, "ab") as log:
@@ -78,6 +90,7 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
                     task,
                     f"--job={job_id}",  # the = form: a value starting with "-" stays a value
                     f"--token={token}",
+                    f"--data-dir={data_dir}",
                     f"--heartbeat-seconds={every:g}",
                 ],
                 env=env,
@@ -103,7 +116,7 @@ def wait_stage(spec: StateSpec, *, clock: Callable[[], datetime] = utc_now, poll
     async def wait(event: dict[str, Any], context: Any) -> dict[str, Any]:
         token = str(event["task_token"])
         started = datetime.fromisoformat(str(event["started_at"]))
-        transport = LocalTransport(data_dir_from_env() / "tasks")
+        transport = LocalTransport(Path(context.data_dir).resolve() / "tasks")
         instance = event.get("instance_id")
         while True:
             try:

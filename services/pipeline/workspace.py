@@ -15,19 +15,13 @@ Cleanup removes the whole folder once the video is published.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from services.scheduler.atomic_file import write_atomic
 
-__all__ = ["Workspace", "data_dir_from_env"]
-
-
-def data_dir_from_env() -> Path:
-    """DATA_DIR as the stages read it, at call time (default ./data)."""
-    return Path(os.environ.get("DATA_DIR") or "./data")
+__all__ = ["Workspace"]
 
 
 @dataclass(frozen=True)

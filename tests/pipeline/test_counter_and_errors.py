@@ -20,8 +20,8 @@ NOW = datetime(2026, 2, 7, 1, 0, tzinfo=timezone.utc)  # 08:00 on 2026-02-07 in 
 def test_increment_counter_returns_the_seeds_json(data_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("DATA_DIR", str(data_dir))
     with freeze_time(NOW):
-        first = counter.handler({"job_id": "job-abc123"}, None)
-        second = counter.handler({"job_id": "job-def456"}, None)
+        first = counter.handler({"job_id": "job-abc123"}, RecordingContext())
+        second = counter.handler({"job_id": "job-def456"}, RecordingContext())
     assert first == {"daily_count": 1, "date": "2026-02-07", "job_id": "job-abc123"}
     assert second == {"daily_count": 2, "date": "2026-02-07", "job_id": "job-def456"}
     stored = json.loads((data_dir / "counters.json").read_text())
@@ -31,7 +31,7 @@ def test_increment_counter_returns_the_seeds_json(data_dir: Path, monkeypatch) -
 def test_the_counter_day_is_the_vietnam_day(data_dir: Path, monkeypatch) -> None:
     monkeypatch.setenv("DATA_DIR", str(data_dir))
     with freeze_time(datetime(2026, 2, 7, 17, 0, tzinfo=timezone.utc)):  # 00:00 Feb 8 in Vietnam
-        assert counter.handler({"job_id": "j"}, None)["date"] == "2026-02-08"
+        assert counter.handler({"job_id": "j"}, RecordingContext())["date"] == "2026-02-08"
 
 
 def test_concurrent_increments_from_four_processes_all_count(data_dir: Path) -> None:

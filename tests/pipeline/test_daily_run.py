@@ -81,9 +81,9 @@ async def test_quota_3_with_one_video_failing_for_good_publishes_3_and_records_4
     assert len(tomorrow) == 1 and tomorrow[0].scheduled_time > daily.scheduled_time
     # the quota sees exactly the three published videos today
     from services.pipeline import quota
+    from services.scheduler.settings import Settings
 
-    monkeypatch.setenv("DATA_DIR", str(data_dir))
-    assert quota.handler({}, None)["used"] == 3
+    assert quota.handler({}, quota.view_of(Settings.from_env({}, data_dir=str(data_dir))))["used"] == 3
 
 
 async def test_youtube_quota_stops_the_days_loop_and_the_upload_resumes_after_the_reset(

@@ -15,11 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from services.pipeline import extension
 from services.pipeline.cli_entry import main
 from services.pipeline.daily_job import daily_job_id
 from services.pipeline.extension import DEMO_MARKER, _take_demo_dir
-from services.pipeline.settings import load_settings
+from services.pipeline.settings import PipelineSettings, load_settings
 from services.scheduler.lock import DataDirLock
 from services.scheduler.scheduler import Scheduler
 
@@ -91,11 +90,13 @@ def test_demo_empties_a_folder_it_made_and_uses_a_new_or_empty_one(tmp_path: Pat
         assert (folder / DEMO_MARKER).is_file()
 
 
-def test_demo_puts_the_process_environment_back(tmp_path: Path, monkeypatch) -> None:
+def test_demo_settings_ignore_the_environment_and_leave_it_alone(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("UPLOAD_TARGET", "youtube")
+    monkeypatch.setenv("TTS_ENGINE", "edge-tts")
     before = dict(os.environ)
-    with extension._environment({**extension.EMBEDDED_SETTINGS, "DATA_DIR": str(tmp_path)}):
-        assert os.environ["UPLOAD_TARGET"] == "local" and load_settings().upload_target == "local"
+    embedded = PipelineSettings.embedded()
+    assert (embedded.upload_target, embedded.tts_engine, embedded.script_writer) == ("local", "local", "template")
+    assert load_settings().upload_target == "youtube"  # the environment still says what it said
     assert dict(os.environ) == before
 
 

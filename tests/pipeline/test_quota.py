@@ -13,6 +13,7 @@ from freezegun import freeze_time
 from services.pipeline import quota
 from services.scheduler.clock import load_timezone
 from services.scheduler.models import ScheduledJob
+from services.scheduler.settings import Settings, SettingsError
 from services.scheduler.storage import JobStorage
 
 # 2026-02-07 23:00 UTC is 2026-02-08 06:00 in Vietnam (the seed's example)
@@ -45,8 +46,9 @@ def video(when: datetime = TODAY_VN, stage: str | None = "completed", **fields) 
 
 
 def check() -> dict:
+    """CheckQuota as the ``quota`` command runs it: DATA_DIR and the settings read now."""
     with freeze_time(NOW):
-        return quota.handler({}, None)
+        return quota.handler({}, quota.view_of(Settings.from_env()))
 
 
 def test_no_jobs_today_leaves_the_whole_quota(env: Path) -> None:
@@ -159,5 +161,5 @@ def test_quota_and_data_dir_are_read_at_each_call(env: Path, monkeypatch, tmp_pa
 @pytest.mark.parametrize("raw", ["abc", "-1", "2.5"])
 def test_a_bad_daily_quota_is_named(env: Path, monkeypatch, raw: str) -> None:
     monkeypatch.setenv("DAILY_QUOTA", raw)
-    with pytest.raises(ValueError, match=f"DAILY_QUOTA must be a whole number >= 0, got '{raw}'"):
+    with pytest.raises(SettingsError, match=f"DAILY_QUOTA must be a whole number >= 0, got '{raw}'"):
         check()

@@ -28,7 +28,10 @@ from services.pipeline.cli_entry import main
 from services.pipeline.definition import load_definition
 from services.pipeline.extension import PipelineExtension
 from services.pipeline.stages import embedded_stages
-from services.pipeline.video_job import JobContext, VideoJobs
+from services.pipeline.context import RunContext
+from services.scheduler.settings import Settings
+from services.pipeline.settings import PipelineSettings
+from services.pipeline.video_job import VideoJobs
 from services.scheduler.clock import load_timezone
 from services.scheduler.lock import read_holder
 from services.scheduler.models import ScheduledJob
@@ -116,7 +119,7 @@ async def test_check_quota_in_the_machine_counts_from_the_schedulers_view(
     stages = embedded_stages(load_definition())
 
     def check_quota(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        assert isinstance(context, JobContext)
+        assert isinstance(context, RunContext)
         seen.append(quota.handler(event, context))
         return seen[-1]
 
@@ -147,7 +150,7 @@ def test_the_job_context_view_is_a_snapshot_of_the_table(data_dir: Path) -> None
     scheduler = Scheduler(data_dir, clock=lambda: NOW)
     scheduler.load()
     log = scheduler.add_job("acc", "hello", kind="log")
-    context = JobContext(scheduler, loop=None)  # type: ignore[arg-type]
+    context = RunContext(scheduler, PipelineSettings.embedded)
     view = context.jobs()
     assert [j.job_id for j in view] == [log.job_id] and context.jobs(kind="pipeline.video") == []
     scheduler.add_job("acc", "again", kind="log")
@@ -173,13 +176,12 @@ def test_the_quota_command_counts_from_the_schedulers_view(
     assert capsys.readouterr().out == "2026-02-08: 1 of 10 videos (9 left)\n"
 
 
-def test_a_handler_without_a_view_asks_the_scheduler_of_data_dir(data_dir: Path, monkeypatch) -> None:
+def test_the_view_of_a_data_dir_asks_the_scheduler_of_that_data_dir(data_dir: Path) -> None:
     write_day(data_dir, "UTC")
-    monkeypatch.setenv("DATA_DIR", str(data_dir))
-    monkeypatch.setenv("SCHEDULER_TIMEZONE", "UTC")
+    view = quota.view_of(Settings.from_env({"SCHEDULER_TIMEZONE": "UTC"}, data_dir=str(data_dir)))
     with freeze_time(NOW):
-        assert quota.handler({}, None)["used"] == 1
-        assert quota.handler({"exclude_job_id": "done-0600"}, None)["used"] == 0
+        assert quota.handler({}, view)["used"] == 1
+        assert quota.handler({"exclude_job_id": "done-0600"}, view)["used"] == 0
 
 
 def test_the_quota_command_on_a_missing_data_dir_creates_nothing(tmp_path: Path, capsys) -> None:

@@ -12,6 +12,7 @@ import pytest
 from services.pipeline.settings import load_settings
 from services.scheduler.settings import SettingsError
 from tests.pipeline.conftest import PIPELINE_ENV
+from tests.pipeline.stage_context import RecordingContext
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,7 +196,7 @@ def test_doctor_warns_when_the_local_source_has_no_chapter_left(
     sample_chapter.make_chapter(data / "samples", panels=1)
     left = local_check()
     assert left.ok and left.detail == f"1 of 1 chapter(s) in {data / 'samples'} not made into a video yet"
-    assert fetch({"job_id": "job-takes-it"}, None)["status"] == "success"
+    assert fetch({"job_id": "job-takes-it"}, RecordingContext(data_dir=data))["status"] == "success"
     taken = local_check()
     assert not taken.ok and taken.detail.startswith(f"all 1 chapter(s) in {data / 'samples'} are taken")
     monkeypatch.setenv("FETCH_SOURCE", "mangadex")

@@ -10,6 +10,8 @@ import pytest
 from services.pipeline import cleanup, fetcher, scriptgen, ttsgen
 from services.pipeline.providers import sample_chapter
 
+from .stage_context import RecordingContext
+
 
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch) -> Path:
@@ -21,7 +23,7 @@ def data(tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_fetch_script_tts_cleanup_chain(data: Path) -> None:
-    fetched = fetcher.handler({}, None)
+    fetched = fetcher.handler({}, RecordingContext())
     assert set(fetched) == {"status", "job_id", "manga_id", "manga_title"}
     assert fetched["status"] == "success" and fetched["job_id"].startswith("job-")
     assert (fetched["manga_id"], fetched["manga_title"]) == ("cau-be-va-con-rong", "Cậu bé và con rồng")
@@ -35,12 +37,12 @@ def test_fetch_script_tts_cleanup_chain(data: Path) -> None:
     source = json.loads((work / "source.json").read_text(encoding="utf-8"))
     assert source["title"] == "Cậu bé và con rồng - Chương 1" and "Cậu bé" in source["credits"]
 
-    assert scriptgen.handler({"job_id": job_id}, None) == {
+    assert scriptgen.handler({"job_id": job_id}, RecordingContext()) == {
         "job_id": job_id,
         "script_generated": True,
         "segment_count": 3,
     }
-    assert ttsgen.handler({"job_id": job_id}, None) == {
+    assert ttsgen.handler({"job_id": job_id}, RecordingContext()) == {
         "job_id": job_id,
         "audio_generated": True,
         "segment_count": 3,
@@ -51,15 +53,15 @@ def test_fetch_script_tts_cleanup_chain(data: Path) -> None:
     assert all(s["seconds"] > 0.5 for s in speech["segments"])
 
     before = (work / "audio" / "seg-002.wav").stat().st_mtime_ns
-    ttsgen.handler({"job_id": job_id}, None)  # a resumed TTS does not speak again
+    ttsgen.handler({"job_id": job_id}, RecordingContext())  # a resumed TTS does not speak again
     assert (work / "audio" / "seg-002.wav").stat().st_mtime_ns == before
 
     files = [p for p in work.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
-    done = cleanup.handler({"job_id": job_id}, None)
+    done = cleanup.handler({"job_id": job_id}, RecordingContext())
     assert done == {"job_id": job_id, "objects_deleted": len(files), "bytes_freed": size}
     assert not work.exists()
-    assert cleanup.handler({"job_id": job_id}, None) == {
+    assert cleanup.handler({"job_id": job_id}, RecordingContext()) == {
         "job_id": job_id,
         "objects_deleted": 0,
         "bytes_freed": 0,
@@ -67,27 +69,27 @@ def test_fetch_script_tts_cleanup_chain(data: Path) -> None:
 
 
 def test_each_chapter_is_taken_once_then_no_manga_is_available(data: Path) -> None:
-    first = fetcher.handler({"job_id": "job-one"}, None)
+    first = fetcher.handler({"job_id": "job-one"}, RecordingContext())
     assert first["status"] == "success"
     assert (
-        fetcher.handler({"job_id": "job-one"}, None)["manga_id"] == first["manga_id"]
+        fetcher.handler({"job_id": "job-one"}, RecordingContext())["manga_id"] == first["manga_id"]
     )  # a retry: same chapter
-    assert fetcher.handler({}, None) == {"status": "no_manga_available"}
+    assert fetcher.handler({}, RecordingContext()) == {"status": "no_manga_available"}
     sample_chapter.make_chapter(data / "samples", panels=2)
-    second = fetcher.handler({"job_id": "job-two", "manga": "Cậu bé và con rồng"}, None)
+    second = fetcher.handler({"job_id": "job-two", "manga": "Cậu bé và con rồng"}, RecordingContext())
     assert second["status"] == "success"
     ledger = json.loads((data / "fetch_ledger.json").read_text())
     assert ledger == {"cau-be-va-con-rong": {"1": "job-one", "2": "job-two"}}
 
 
 def test_an_unknown_manga_is_not_available(data: Path) -> None:
-    answer = fetcher.handler({"job_id": "job-x", "manga": "Không có truyện này"}, None)
+    answer = fetcher.handler({"job_id": "job-x", "manga": "Không có truyện này"}, RecordingContext())
     assert answer == {"status": "no_manga_available"}
 
 
 def test_script_before_fetch_names_the_missing_step(data: Path) -> None:
     with pytest.raises(FileNotFoundError, match="source.json is missing"):
-        scriptgen.handler({"job_id": "job-never-fetched"}, None)
+        scriptgen.handler({"job_id": "job-never-fetched"}, RecordingContext())
 
 
 def test_a_local_video_publishes_no_path_of_the_machine(data: Path) -> None:
@@ -104,15 +106,15 @@ def test_a_local_video_publishes_no_path_of_the_machine(data: Path) -> None:
         json.dumps(meta | {"author": "Nguyễn Văn A", "credits": "Tranh vẽ bởi nhóm Rồng Xanh, CC BY 4.0"}),
         encoding="utf-8",
     )
-    job_id = fetcher.handler({"job_id": "job-nopath"}, None)["job_id"]
+    job_id = fetcher.handler({"job_id": "job-nopath"}, RecordingContext())["job_id"]
     work = Workspace(data, job_id)
     source = work.read("source.json")
     assert source["credits"] == (
         "Truyện: Cậu bé và con rồng (chương 1) | Tác giả: Nguyễn Văn A"
         " | Tranh vẽ bởi nhóm Rồng Xanh, CC BY 4.0"
     )
-    scriptgen.handler({"job_id": job_id}, None)
-    ttsgen.handler({"job_id": job_id}, None)
+    scriptgen.handler({"job_id": job_id}, RecordingContext())
+    ttsgen.handler({"job_id": job_id}, RecordingContext())
     work.video.write_bytes(b"not really an mp4")  # the publisher only copies it
     publish_local(work, datetime(2026, 2, 8, 2, 0, tzinfo=timezone.utc))
     (published,) = (data / "published").rglob("*.json")

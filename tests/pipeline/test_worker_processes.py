@@ -20,6 +20,8 @@ from services.pipeline.providers import sample_chapter
 from services.pipeline.task_tokens import LocalTransport, mint_token
 from services.pipeline.worker_stages import wait_stage
 
+from .stage_context import RecordingContext
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, str(ROOT / "run_scheduler.py")]
 
@@ -49,7 +51,7 @@ async def test_a_worker_without_heartbeats_is_killed(tmp_path: Path, monkeypatch
         "instance_id": f"pid-{silent.pid}",
     }
     with pytest.raises(HeartbeatTimeout, match="no heartbeat for 1 s"):
-        await wait(event, None)
+        await wait(event, RecordingContext())
     for _ in range(100):
         if not alive(silent.pid):
             break
@@ -78,7 +80,7 @@ async def test_a_worker_that_exits_without_reporting_fails_the_wait_at_once(
     }
     began = time.monotonic()
     with pytest.raises(TaskFailed, match=r"exited \(exit code 3\).*ImportError: no module x"):
-        await wait_stage(spec, poll=0.05)(event, None)
+        await wait_stage(spec, poll=0.05)(event, RecordingContext())
     assert time.monotonic() - began < 30  # not HeartbeatSeconds (300 s)
     assert not (tmp_path / "tasks" / token).exists()
 
@@ -107,7 +109,7 @@ async def test_a_worker_that_reports_and_exits_at_once_is_a_success(tmp_path: Pa
             "started_at": datetime.now(timezone.utc).isoformat(),
             "instance_id": f"pid-{worker.pid}",
         }
-        assert await wait_stage(spec, poll=0.01)(event, None) == {"video_id": "v1"}
+        assert await wait_stage(spec, poll=0.01)(event, RecordingContext()) == {"video_id": "v1"}
 
 
 def test_tokens_never_start_with_a_dash() -> None:
@@ -122,9 +124,12 @@ def test_the_worker_takes_a_token_that_starts_with_a_dash(tmp_path: Path) -> Non
     token = "-88yWV_1E_OYjfhiugFI9Vub1BDUFeKu"
     transport = LocalTransport(tmp_path / "tasks")
     transport.open(token)
-    env = {**os.environ, "DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "services.pipeline.worker", "render", "--job=job-x", f"--token={token}"],
+        [
+            sys.executable, "-m", "services.pipeline.worker", "render", "--job=job-x", f"--token={token}",
+            f"--data-dir={tmp_path}",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -145,9 +150,9 @@ async def test_start_and_wait_take_and_give_the_seeds_json(tmp_path: Path, monke
     monkeypatch.setenv("VIDEO_FORMAT", "landscape")
     monkeypatch.delenv("SAMPLES_DIR", raising=False)
     sample_chapter.make_chapter(data_dir / "samples", panels=2)
-    job_id = fetcher.handler({}, None)["job_id"]
-    scriptgen.handler({"job_id": job_id}, None)
-    ttsgen.handler({"job_id": job_id}, None)
+    job_id = fetcher.handler({}, RecordingContext())["job_id"]
+    scriptgen.handler({"job_id": job_id}, RecordingContext())
+    ttsgen.handler({"job_id": job_id}, RecordingContext())
     spec = StateSpec.model_validate(
         {"Type": "Task", "Next": "Done", "TimeoutSeconds": 600, "HeartbeatSeconds": 300}
     )
@@ -156,13 +161,13 @@ async def test_start_and_wait_take_and_give_the_seeds_json(tmp_path: Path, monke
         ("upload", {"job_id", "youtube_url", "status"}),
     ):
         seed_input = {"job_id": job_id, "task_token": f"AQCEAAAAKgAAAA{task}"}  # stage-functions.md
-        started = start_stage(task, 300)(seed_input, None)
+        started = start_stage(task, 300)(seed_input, RecordingContext())
         # the seed's output keys, plus what WaitFor* needs to find the worker again
         assert {"job_id", "instance_id", "instance_type", "spot_request_id"} <= set(started)
         assert started["job_id"] == job_id and started["task_token"] == seed_input["task_token"]
         assert (started["instance_type"], started["spot_request_id"]) == ("local", None)
         assert started["instance_id"].startswith("pid-")
-        finished = await wait_stage(spec, poll=0.05)(started, None)
+        finished = await wait_stage(spec, poll=0.05)(started, RecordingContext())
         assert done_keys <= set(finished) and finished["job_id"] == job_id
         assert finished["status"] == "completed", finished
     assert list((data_dir / "published").rglob(f"{job_id}.mp4"))

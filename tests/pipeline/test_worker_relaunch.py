@@ -46,6 +46,8 @@ from services.pipeline.policy import (
 from services.pipeline.providers import sample_chapter
 from services.pipeline.task_tokens import LocalTransport, mint_token
 from services.pipeline.worker_stages import wait_stage
+
+from .stage_context import RecordingContext
 from tests.pipeline.conftest import PIPELINE_ENV
 from tests.pipeline.test_machine import VIDEO_PATH, Clock, Stages, machine
 
@@ -255,7 +257,7 @@ async def test_a_worker_killed_by_a_signal_is_lost_and_its_children_go_with_it(
         os.kill(worker.pid, signal.SIGKILL)  # the OOM killer, or systemd's control-group stop
         began = time.monotonic()
         with pytest.raises(WorkerLost, match=r"killed by signal 9 \(SIGKILL\).*rendering panel 7") as lost:
-            await wait_stage(SPEC, poll=0.05)(start_event(worker.pid, token), None)
+            await wait_stage(SPEC, poll=0.05)(start_event(worker.pid, token), RecordingContext())
         assert time.monotonic() - began < 30  # not HeartbeatSeconds
         assert lost.value.name == WORKER_LOST
         assert not (tmp_path / "tasks" / token).exists()
@@ -275,7 +277,7 @@ async def test_a_worker_that_exits_with_code_2_without_a_result_still_fails(
     _, token = open_task(tmp_path, monkeypatch, "usage: worker ...\nerror: bad arguments\n")
     worker = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"], start_new_session=True)
     with pytest.raises(TaskFailed, match=r"exited \(exit code 2\).*bad arguments") as failed:
-        await wait_stage(SPEC, poll=0.05)(start_event(worker.pid, token), None)
+        await wait_stage(SPEC, poll=0.05)(start_event(worker.pid, token), RecordingContext())
     assert type(failed.value) is TaskFailed and failed.value.name == TASK_FAILED
     assert not (tmp_path / "tasks" / token).exists()
 
@@ -289,7 +291,7 @@ async def test_a_worker_whose_pid_is_gone_after_a_daemon_restart_is_lost(tmp_pat
             break
         time.sleep(0.05)
     with pytest.raises(WorkerLost, match=rf"is gone \(pid {pid} "):
-        await wait_stage(SPEC, poll=0.05)(start_event(pid, token), None)
+        await wait_stage(SPEC, poll=0.05)(start_event(pid, token), RecordingContext())
 
 
 async def test_a_reused_pid_is_not_our_worker_and_is_left_alone(tmp_path: Path, monkeypatch) -> None:
@@ -297,7 +299,7 @@ async def test_a_reused_pid_is_not_our_worker_and_is_left_alone(tmp_path: Path, 
     stranger = not_our_child(["sleep", "60"])  # e.g. after a reboot the pid is someone else's
     try:
         with pytest.raises(WorkerLost, match=rf"pid {stranger} is another program now"):
-            await wait_stage(SPEC, poll=0.05)(start_event(stranger, token), None)
+            await wait_stage(SPEC, poll=0.05)(start_event(stranger, token), RecordingContext())
         assert running(stranger)  # not killed: it is not ours
     finally:
         end(stranger)
@@ -317,7 +319,7 @@ async def test_a_live_worker_that_is_not_our_child_is_waited_for(tmp_path: Path,
         [sys.executable, "-c", report_later, str(tmp_path / "tasks"), token, f"--token={token}"]
     )
     try:
-        assert await wait_stage(SPEC, poll=0.05)(start_event(pid, token), None) == {"status": "completed"}
+        assert await wait_stage(SPEC, poll=0.05)(start_event(pid, token), RecordingContext()) == {"status": "completed"}
     finally:
         end(pid)
 

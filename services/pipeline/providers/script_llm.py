@@ -42,7 +42,6 @@ import base64
 import io
 import json
 import logging
-import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -73,6 +72,9 @@ SCHEMA_NAME = "narration_script"
 _ERROR_LIMIT = 1500  # characters of a validation error echoed back to the model
 _VIETNAMESE = re.compile(r"[đăâêôơưĐĂÂÊÔƠƯ\u1ea0-\u1ef9]")
 _UNSUPPORTED_KEYWORDS = frozenset({"title", "default", "minLength", "maxLength"})
+
+OPENAI_API_URL = "https://api.openai.com/v1"
+"""OpenAI's own server: the SDK's default, named here so the SDK never reads OPENAI_BASE_URL."""
 
 
 class LLMAuthError(PipelineError):
@@ -220,9 +222,13 @@ def write_script(
 
 
 def _client(config: LLMConfig, http_client: Any) -> openai.OpenAI:
-    """The SDK client with the configured timeout and retries; a missing key is LLMAuthError."""
-    key = config.api_key or os.environ.get("OPENAI_API_KEY")
-    if not key and (config.base_url or os.environ.get("OPENAI_BASE_URL")):
+    """The SDK client with the configured timeout and retries; a missing key is LLMAuthError.
+
+    The key and the server come from ``config`` alone (the settings read them): the SDK is
+    never left to read OPENAI_API_KEY or OPENAI_BASE_URL from the environment itself.
+    """
+    key = config.api_key
+    if not key and config.base_url:
         key = "not-needed"  # a local server takes any key
     if not key:
         raise LLMAuthError(
@@ -231,7 +237,7 @@ def _client(config: LLMConfig, http_client: Any) -> openai.OpenAI:
         )
     return openai.OpenAI(
         api_key=key,
-        base_url=config.base_url,
+        base_url=config.base_url or OPENAI_API_URL,
         timeout=config.timeout_seconds,
         max_retries=config.max_retries,
         http_client=http_client,
