@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -372,6 +373,23 @@ async def test_5xx_is_retried_with_backoff_then_gives_up(
     with pytest.raises(MangaDexError, match=r"GET /manga failed 4 times, last: HTTP 503"):
         await source_for(fake, fake_time, tmp_path / "data").take("job-1", tmp_path / "p")
     assert fake_time.sleeps == [1.0, 2.0, 4.0]
+
+
+async def test_api_and_page_retries_log_as_before(
+    fake: FakeMangaDex, fake_time: FakeTime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.responses = [httpx.Response(502, text="Bad Gateway")]
+    fake.nodes = [NODE_A, NODE_B]
+    fake.broken = {page_url(NODE_A, "x1-aa.png"): "500"}
+    with caplog.at_level(logging.WARNING, logger=mangadex.__name__):
+        got = await source_for(fake, fake_time, tmp_path / "data").take("job-1", tmp_path / "p")
+    assert got is not None and fake.at_home_calls == 2
+    api, page = (r for r in caplog.records if r.name == mangadex.__name__)
+    assert api.getMessage() == "MangaDex API call failed; retrying in 1.0 s (HTTP 502)"
+    assert (api.stage, api.path, api.attempt) == ("FetchManga", "/manga", 1)
+    assert page.getMessage().startswith("page 1 of chapter c-0001 failed (attempt 1): HTTP 500 from ")
+    assert (page.job_id, page.chapter_id) == ("job-1", "c-0001")
+    assert 1.0 in fake_time.sleeps and 0.0 not in fake_time.sleeps  # a page retry does not wait
 
 
 async def test_failing_node_gets_a_fresh_server_and_is_reported(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import string
 import subprocess
@@ -317,6 +318,29 @@ async def test_a_refused_handshake_falls_back_to_the_second_voice(server: EdgeSe
     _assert_backoff(sleeps.waits, [1.0])
     record = json.loads((tmp_path / "seg-001.cues.json").read_text(encoding="utf-8"))
     assert record["voice"] == "vi-VN-NamMinhNeural"
+
+
+async def test_retries_and_the_fallback_log_as_before(
+    server: EdgeServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script = ["silent", "silent"]
+    voice = EdgeVoice(attempts=2)
+    with caplog.at_level(logging.WARNING, logger=tts_edge.__name__):
+        [segment] = await speak_segments(["Xin chào."], tmp_path, voice, sleep=Sleeps(), job_id="job-1")
+    assert segment.voice == "vi-VN-NamMinhNeural"
+    lines = [r.getMessage() for r in caplog.records if r.name == tts_edge.__name__]
+    assert len(lines) == 3
+    assert re.fullmatch(
+        r"segment 001: vi-VN-HoaiMyNeural attempt 1/2 failed \(NoAudioReceived: .*\); retrying in 1\.[01] s",
+        lines[0],
+    )
+    assert re.fullmatch(
+        r"segment 001: vi-VN-HoaiMyNeural attempt 2/2 failed \(NoAudioReceived: .*\)", lines[1]
+    )
+    assert lines[2] == (
+        "segment 001: voice vi-VN-HoaiMyNeural kept failing; trying the fallback voice vi-VN-NamMinhNeural"
+    )
+    assert {r.job_id for r in caplog.records if r.name == tts_edge.__name__} == {"job-1"}
 
 
 async def test_a_service_that_always_refuses_is_unavailable(server: EdgeServer, tmp_path: Path) -> None:

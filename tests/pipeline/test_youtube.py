@@ -313,6 +313,37 @@ def test_quota_answers_are_not_retried(video: Path, session_file: Path, answer, 
     assert video.read_bytes() == before and not session_file.exists()
 
 
+def test_a_quota_answer_after_server_errors_ends_the_retries_at_once(
+    video: Path, session_file: Path, caplog
+) -> None:
+    http = RecordingHttp(
+        [
+            started(),
+            api_error(503, "backendError"),  # chunk 1
+            incomplete(None),
+            api_error(403, "quotaExceeded"),  # chunk 1 again: quota, never retried
+            done(),
+        ]
+    )
+    sleeps = Sleeps()
+    with caplog.at_level(logging.WARNING, logger=youtube.__name__):
+        with pytest.raises(YouTubeQuotaError, match="quotaExceeded"):
+            upload(video, session_file, http, sleeps, attempts=5)
+    assert sleeps == [1.0] and http.left == 1
+    ours = [r.getMessage() for r in caplog.records if r.name == youtube.__name__]
+    assert ours == ["upload try 1 of 5 failed (HTTP 503 backendError: refused); retrying in 1 s"]
+    saved = json.loads(session_file.read_text())  # saved when the chunk failed, for a restart
+    assert saved["upload_uri"] == UPLOAD_URI and saved["bytes_sent"] == 0
+
+
+def test_the_upload_error_names_the_cause_of_the_last_try(video: Path, session_file: Path) -> None:
+    http = RecordingHttp([ConnectionResetError("reset"), ConnectionResetError("reset again")])
+    with pytest.raises(YouTubeUploadError, match="2 times in a row, last: ConnectionResetError") as caught:
+        upload(video, session_file, http, Sleeps(), attempts=2)
+    assert isinstance(caught.value.__cause__, ConnectionResetError)
+    assert str(caught.value.__cause__) == "reset again"
+
+
 def test_a_quota_answer_mid_upload_keeps_the_session(video: Path, session_file: Path) -> None:
     http = RecordingHttp([started(), incomplete(KIB256), api_error(429, "userRateLimitExceeded")])
     sleeps = Sleeps()

@@ -15,7 +15,8 @@ MangaDex's rules are kept: a truthful User-Agent on every request, about 5 API r
 second and 40 ``/at-home/server`` calls a minute (client-side, on the injected clock), 429
 answers waited out (``X-RateLimit-Retry-After`` is a unix time), and every image served by
 a MangaDex@Home node (a host outside ``mangadex.org``) reported to the network, success or
-not. A failed page asks ``/at-home/server`` again for a fresh node before retrying.
+not. A failed page asks ``/at-home/server`` again for a fresh node before retrying. Both
+retries (``API_RETRY``, ``PAGE_RETRY``) are the providers' shared ``retry_policy``.
 
 Errors: :class:`MangaDexError` (the API keeps failing, a page cannot be fetched). A
 chapter with no pages is skipped, not an error; nothing left yields ``None``.
@@ -45,9 +46,13 @@ from PIL import Image
 from services.scheduler.atomic_file import write_atomic
 from services.scheduler.clock import utc_now
 
+from .retry_policy import RetryEvent, RetryLater, RetryPolicy
+
 __all__ = [
+    "API_RETRY",
     "DEFAULT_USER_AGENT",
     "LEDGER",
+    "PAGE_RETRY",
     "FetchedChapter",
     "MangaDexError",
     "MangaDexQuery",
@@ -74,6 +79,13 @@ FEED_WINDOW = 10_000  # MangaDex refuses offset + limit beyond this
 API_RATE = (5, 1.0)  # requests per seconds, all api_url calls
 AT_HOME_RATE = (40, 60.0)  # /at-home/server calls per seconds
 IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
+
+# API calls: waits of 1, 2, 4 ... 30 s, or what a 429 asks, never more than MAX_WAIT_SECONDS
+API_RETRY = RetryPolicy(
+    attempts=API_ATTEMPTS, base=1.0, cap=30.0, max_wait=MAX_WAIT_SECONDS, name="MangaDex API call"
+)
+# pages: no wait, the next attempt goes to a fresh MangaDex@Home node instead
+PAGE_RETRY = RetryPolicy(attempts=PAGE_ATTEMPTS, base=0.0, cap=0.0, name="MangaDex page")
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -153,6 +165,14 @@ class FetchedChapter:
 class RateLimiter:
     """At most ``limit`` acquisitions in any ``period`` seconds (a sliding window).
 
+    Why not ``aiolimiter.AsyncLimiter``: it is a leaky bucket, which lets a burst of
+    ``limit`` through and then one more every ``period / limit`` seconds, so one window can
+    hold almost twice the limit (``AsyncLimiter(5, 1.0)`` allowed 9 acquisitions in its first
+    second; at-home it would be 79 calls in the first minute, where MangaDex allows 40).
+    It also reads ``loop.time()`` and wakes waiters with ``loop.call_at``, so it cannot run
+    on the injected ``clock`` and ``sleep`` that the tests move. This window is exact, small,
+    and needs neither.
+
     :param limit: acquisitions allowed per window.
     :param period: the window, in seconds of ``clock``.
     :param clock: monotonic seconds (tests pass a fake one).
@@ -197,8 +217,11 @@ class RateLimiter:
 
 
 def backoff_delay(attempt: int) -> float:
-    """Seconds before retry ``attempt`` (1-based) of a 5xx or a lost connection: 1, 2, 4 ... 30."""
-    return min(30.0, 2.0 ** (attempt - 1))
+    """Seconds before retry ``attempt`` (1-based) of a 5xx or a lost connection: 1, 2, 4 ... 30.
+
+    The arithmetic of :data:`API_RETRY`, kept as a name of its own for callers and tests.
+    """
+    return API_RETRY.delay(attempt)
 
 
 def retry_after_delay(headers: Mapping[str, str], now: datetime) -> float | None:
@@ -419,34 +442,34 @@ class MangaDexSource:
     ) -> dict[str, Any]:
         """GET an API path as JSON: rate-limited, 429 waited out, 5xx and lost connections retried."""
         at_home = path.startswith("/at-home/")
-        last = ""
-        for attempt in range(1, API_ATTEMPTS + 1):
+
+        async def once() -> dict[str, Any]:
             if at_home:
                 await self._at_home_limiter.acquire()
             await self._api_limiter.acquire()
             try:
                 response = await client.get(f"{self.api_url}{path}", params=params)
             except httpx.TransportError as exc:
-                last, delay = f"{type(exc).__name__}: {exc}", backoff_delay(attempt)
-            else:
-                if response.status_code == 429:
-                    wait = retry_after_delay(response.headers, self._now())
-                    last, delay = "429 Too Many Requests", backoff_delay(attempt) if wait is None else wait
-                elif response.status_code >= 500:
-                    last, delay = f"HTTP {response.status_code}", backoff_delay(attempt)
-                else:
-                    return self._json(path, response)
-            if attempt == API_ATTEMPTS:
-                break
-            delay = min(delay, MAX_WAIT_SECONDS)
+                raise RetryLater(f"{type(exc).__name__}: {exc}") from exc
+            if response.status_code == 429:
+                wait = retry_after_delay(response.headers, self._now())
+                raise RetryLater("429 Too Many Requests", retry_after=wait)
+            if response.status_code >= 500:
+                raise RetryLater(f"HTTP {response.status_code}")
+            return self._json(path, response)
+
+        def log_retry(event: RetryEvent) -> None:
             logger.warning(
                 "MangaDex API call failed; retrying in %.1f s (%s)",
-                delay,
-                last,
-                extra={"stage": STAGE, "path": path, "attempt": attempt},
+                event.delay,
+                event.error,
+                extra={"stage": STAGE, "path": path, "attempt": event.attempt},
             )
-            await self._sleep(delay)
-        raise MangaDexError(f"MangaDex API GET {path} failed {API_ATTEMPTS} times, last: {last}")
+
+        try:
+            return await API_RETRY.acall(once, sleep=self._sleep, on_retry=log_retry)
+        except RetryLater as exc:
+            raise MangaDexError(f"MangaDex API GET {path} failed {API_ATTEMPTS} times, last: {exc}") from exc
 
     @staticmethod
     def _json(path: str, response: httpx.Response) -> dict[str, Any]:
@@ -665,32 +688,40 @@ class MangaDexSource:
         """Page ``index`` saved as ``panel-NNN.<ext>``; a failure retries on a fresh node."""
         filename = at_home.files[index]
         quality = "data-saver" if self.query.data_saver else "data"
-        last = ""
-        for attempt in range(1, PAGE_ATTEMPTS + 1):
+        generation = at_home.generation  # the node the last attempt used
+
+        async def once() -> tuple[bytes, str]:
+            nonlocal generation
             generation = at_home.generation
-            url = f"{at_home.base_url}/{quality}/{at_home.hash}/{filename}"
-            try:
-                content, suffix = await self._image(client, url)
-            except _PageFailed as exc:
-                last = str(exc)
-                logger.warning(
-                    "page %d of chapter %s failed (attempt %d): %s",
-                    index + 1,
-                    chapter.id,
-                    attempt,
-                    last,
-                    extra={"job_id": job_id, "stage": STAGE, "chapter_id": chapter.id},
-                )
-                if attempt < PAGE_ATTEMPTS:
-                    await self._refresh(client, chapter.id, at_home, generation)
-                continue
-            name = f"panel-{index + 1:03d}{suffix}"
-            (panels_dir / name).write_bytes(content)
-            return name
-        raise MangaDexError(
-            f"page {index + 1} ({filename}) of MangaDex chapter {chapter.id} "
-            f"failed {PAGE_ATTEMPTS} times, last: {last}"
-        )
+            return await self._image(client, f"{at_home.base_url}/{quality}/{at_home.hash}/{filename}")
+
+        def log_failure(attempt: int, error: BaseException) -> None:
+            logger.warning(
+                "page %d of chapter %s failed (attempt %d): %s",
+                index + 1,
+                chapter.id,
+                attempt,
+                error,
+                extra={"job_id": job_id, "stage": STAGE, "chapter_id": chapter.id},
+            )
+
+        async def fresh_node(event: RetryEvent) -> None:
+            log_failure(event.attempt, event.error)
+            await self._refresh(client, chapter.id, at_home, generation)
+
+        try:
+            content, suffix = await PAGE_RETRY.acall(
+                once, sleep=self._sleep, retry_on=_PageFailed, on_retry=fresh_node
+            )
+        except _PageFailed as exc:
+            log_failure(PAGE_ATTEMPTS, exc)
+            raise MangaDexError(
+                f"page {index + 1} ({filename}) of MangaDex chapter {chapter.id} "
+                f"failed {PAGE_ATTEMPTS} times, last: {exc}"
+            ) from exc
+        name = f"panel-{index + 1:03d}{suffix}"
+        (panels_dir / name).write_bytes(content)
+        return name
 
     async def _image(self, client: httpx.AsyncClient, url: str) -> tuple[bytes, str]:
         """One image and its file suffix, reported to MangaDex@Home when a node served it."""

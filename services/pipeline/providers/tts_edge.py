@@ -8,9 +8,10 @@ timed from the service's word boundaries. Segments are spoken at most
 (a retried stage).
 
 A failed attempt (no audio, an HTTP 403 on the websocket upgrade, a timeout, a dropped
-connection) is retried with exponential backoff; after ``attempts`` failures the fallback
-voice gets as many; then ``EdgeTTSUnavailable`` says which segment, which voices and the
-last error. There is no silent fallback to the embedded voice: the caller decides.
+connection) is retried with exponential backoff and jitter (the providers' shared
+``retry_policy``); after ``attempts`` failures the fallback voice gets as many; then
+``EdgeTTSUnavailable`` says which segment, which voices and the last error. There is no
+silent fallback to the embedded voice: the caller decides.
 
 ``cues_from_words`` is the pure part: word boundaries in, readable subtitle lines out,
 spelled (punctuation included) as in the segment's original text.
@@ -19,11 +20,11 @@ spelled (punctuation included) as in the segment's original text.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
 import os
-import random
 import re
 import unicodedata
 import wave
@@ -39,6 +40,8 @@ import imageio_ffmpeg
 from edge_tts.exceptions import EdgeTTSException
 
 from services.scheduler.atomic_file import fsync_dir, write_atomic
+
+from .retry_policy import RetryEvent, RetryPolicy, backoff
 
 __all__ = [
     "CUES_VERSION",
@@ -162,9 +165,22 @@ def ticks_to_seconds(ticks: int) -> float:
 
 
 def backoff_seconds(attempt: int, base_delay: float, *, jitter: float = 0.0) -> float:
-    """Wait after failed attempt ``attempt`` (1-based): base * 2**(attempt-1), capped, times 1+jitter."""
-    delay = min(base_delay * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
-    return delay * (1.0 + jitter)
+    """Wait after failed attempt ``attempt`` (1-based): base * 2**(attempt-1), capped, times 1+jitter.
+
+    The arithmetic of the voice's :class:`RetryPolicy` (see ``_voice_policy``).
+    """
+    return backoff(attempt, base=base_delay, cap=MAX_BACKOFF_SECONDS, jitter=jitter)
+
+
+def _voice_policy(voice: EdgeVoice) -> RetryPolicy:
+    """Retries of one voice: ``voice.attempts`` tries, ``base_delay`` doubling to 30 s, up to 10 % more."""
+    return RetryPolicy(
+        attempts=voice.attempts,
+        base=voice.base_delay,
+        cap=MAX_BACKOFF_SECONDS,
+        jitter=JITTER,
+        name="edge-tts",
+    )
 
 
 @dataclass(frozen=True)
@@ -427,6 +443,7 @@ async def _synthesize(
 ) -> tuple[bytes, list[WordTiming], str]:
     """Speak with retries and backoff, then the fallback voice; EdgeTTSUnavailable at the end."""
     voices = voice.voices()
+    policy = _voice_policy(voice)
     last_error: BaseException | None = None
     for position, name in enumerate(voices):
         if position:
@@ -437,35 +454,39 @@ async def _synthesize(
                 name,
                 extra=_log_extra(job_id),
             )
-        for attempt in range(1, voice.attempts + 1):
-            try:
-                audio, words = await _synthesize_once(text, name, voice)
-                return audio, words, name
-            except _RETRYABLE as error:
-                last_error = error
-                if attempt == voice.attempts:
-                    logger.warning(
-                        "segment %03d: %s attempt %d/%d failed (%s)",
-                        index,
-                        name,
-                        attempt,
-                        voice.attempts,
-                        _describe(error),
-                        extra=_log_extra(job_id),
-                    )
-                    continue
-                delay = backoff_seconds(attempt, voice.base_delay, jitter=random.uniform(0.0, JITTER))
-                logger.warning(
-                    "segment %03d: %s attempt %d/%d failed (%s); retrying in %.1f s",
-                    index,
-                    name,
-                    attempt,
-                    voice.attempts,
-                    _describe(error),
-                    delay,
-                    extra=_log_extra(job_id),
-                )
-                await sleep(delay)
+
+        def log_retry(event: RetryEvent, name: str = name) -> None:
+            logger.warning(
+                "segment %03d: %s attempt %d/%d failed (%s); retrying in %.1f s",
+                index,
+                name,
+                event.attempt,
+                event.attempts,
+                _describe(event.error),
+                event.delay,
+                extra=_log_extra(job_id),
+            )
+
+        try:
+            audio, words = await policy.acall(
+                functools.partial(_synthesize_once, text, name, voice),
+                sleep=sleep,
+                retry_on=_RETRYABLE,
+                on_retry=log_retry,
+            )
+        except _RETRYABLE as error:
+            last_error = error
+            logger.warning(
+                "segment %03d: %s attempt %d/%d failed (%s)",
+                index,
+                name,
+                voice.attempts,
+                voice.attempts,
+                _describe(error),
+                extra=_log_extra(job_id),
+            )
+            continue
+        return audio, words, name
     described = _describe(last_error) if last_error is not None else "no attempt made"
     raise EdgeTTSUnavailable(index, voices, voice.attempts, described) from last_error
 

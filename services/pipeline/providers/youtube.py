@@ -13,8 +13,10 @@ Three parts:
   session (upload URI, bytes sent) is saved to ``session_file``, so a worker restarted after
   a crash asks YouTube how far the upload got and continues it, instead of starting a new
   upload (which would cost another ``videos.insert`` quota charge and risk a duplicate).
-  Server errors and dropped connections are retried with exponential backoff; a quota
-  answer is never retried and raises ``YouTubeQuotaError`` (the machine's QuotaReached path).
+  Server errors and dropped connections are retried with exponential backoff (the
+  providers' shared ``retry_policy``; a chunk that goes through starts the count again); a
+  quota answer is never retried and raises ``YouTubeQuotaError`` (the machine's
+  QuotaReached path).
 
 Errors::
 
@@ -52,6 +54,7 @@ from services.scheduler.clock import utc_now
 
 from ..errors import YouTubeQuotaError
 from ..settings import read_secret_file
+from .retry_policy import RetryEvent, RetryLater, RetryPolicy, backoff
 
 __all__ = [
     "SCOPES",
@@ -307,8 +310,16 @@ def describe(error: HttpError) -> str:
 
 
 def backoff_delay(failures: int, base: float, cap: float = MAX_DELAY) -> float:
-    """Seconds to wait after ``failures`` failures in a row: base, 2·base, 4·base... up to cap."""
-    return min(cap, base * 2 ** max(0, failures - 1))
+    """Seconds to wait after ``failures`` failures in a row: base, 2·base, 4·base... up to cap.
+
+    The arithmetic of the upload's :class:`RetryPolicy` (see ``_upload_policy``).
+    """
+    return backoff(failures, base=base, cap=cap)
+
+
+def _upload_policy(settings: UploadSettings) -> RetryPolicy:
+    """Retries of one chunk: ``settings.attempts`` tries, ``base_delay`` doubling up to 64 s."""
+    return RetryPolicy(attempts=settings.attempts, base=settings.base_delay, cap=MAX_DELAY, name="upload")
 
 
 def reauth_hint(account: str = "<id>") -> str:
@@ -508,59 +519,74 @@ def _send(
     log: dict[str, str],
     account: str,
 ) -> dict[str, Any]:
-    """Drive ``next_chunk`` to the end, saving the session and retrying what is transient."""
-    failures = 0
+    """Drive ``next_chunk`` to the end, saving the session and retrying what is transient.
+
+    Each chunk is one run of the retry policy, so a chunk that goes through starts the
+    count of failures in a row again. Only a server error or a dropped connection
+    (``RetryLater``) is retried; quota, auth and fatal answers are raised at once.
+    """
     restarted = False
-    while True:
-        try:
-            _, response = request.next_chunk(num_retries=0)
-        except HttpError as exc:
-            kind = classify(exc)  # before any retry: a quota answer is never repeated
-            if kind == "quota":
-                raise YouTubeQuotaError(f"YouTube refused the upload: {describe(exc)}") from exc
-            if kind == "auth":
-                raise YouTubeAuthError(
-                    f"YouTube refused the token: {describe(exc)}; {reauth_hint(account)}"
-                ) from exc
-            gone = exc.resp.status in _SESSION_GONE_STATUSES and request.resumable_uri is not None
-            if kind == "fatal" and gone and not restarted:
-                logger.warning("upload session expired (%s); starting a new upload", describe(exc), extra=log)
-                _restart(request)
-                session_file.unlink(missing_ok=True)
-                restarted, started_at = True, utc_now().isoformat()
-                continue
-            if kind == "fatal":
-                raise YouTubeUploadError(f"YouTube refused the upload: {describe(exc)}") from exc
-            error: BaseException = exc
-            cause = describe(exc)
-        except google.auth.exceptions.RefreshError as exc:
-            raise YouTubeAuthError(
-                f"the YouTube token cannot be refreshed ({exc}); {reauth_hint(account)}"
-            ) from exc
-        except _TRANSIENT as exc:
-            error, cause = exc, f"{type(exc).__name__}: {exc}"
-        else:
-            if response is not None:
+
+    def chunk() -> dict[str, Any] | None:
+        """One ``next_chunk``: the video when done, None when more is to send; RetryLater if transient."""
+        nonlocal restarted, started_at
+        while True:
+            try:
+                _, response = request.next_chunk(num_retries=0)
                 return response
-            failures = 0
-            _save_session(session_file, video, size, request, started_at)
-            logger.debug("uploaded %d of %d bytes", request.resumable_progress, size, extra=log)
-            continue
-        failures += 1
-        if request.resumable_uri is not None:
-            _save_session(session_file, video, size, request, started_at)
-        if failures >= settings.attempts:
-            raise YouTubeUploadError(f"upload failed {failures} times in a row, last: {cause}") from error
-        delay = backoff_delay(failures, settings.base_delay)
+            except HttpError as exc:
+                kind = classify(exc)  # before any retry: a quota answer is never repeated
+                if kind == "quota":
+                    raise YouTubeQuotaError(f"YouTube refused the upload: {describe(exc)}") from exc
+                if kind == "auth":
+                    raise YouTubeAuthError(
+                        f"YouTube refused the token: {describe(exc)}; {reauth_hint(account)}"
+                    ) from exc
+                gone = exc.resp.status in _SESSION_GONE_STATUSES and request.resumable_uri is not None
+                if kind == "fatal" and gone and not restarted:
+                    logger.warning(
+                        "upload session expired (%s); starting a new upload", describe(exc), extra=log
+                    )
+                    _restart(request)
+                    session_file.unlink(missing_ok=True)
+                    restarted, started_at = True, utc_now().isoformat()
+                    continue  # not a failure: the new upload is tried at once
+                if kind == "fatal":
+                    raise YouTubeUploadError(f"YouTube refused the upload: {describe(exc)}") from exc
+                error: BaseException = exc
+                cause = describe(exc)
+            except google.auth.exceptions.RefreshError as exc:
+                raise YouTubeAuthError(
+                    f"the YouTube token cannot be refreshed ({exc}); {reauth_hint(account)}"
+                ) from exc
+            except _TRANSIENT as exc:
+                error, cause = exc, f"{type(exc).__name__}: {exc}"
+            if request.resumable_uri is not None:
+                _save_session(session_file, video, size, request, started_at)
+            raise RetryLater(cause) from error
+
+    def log_retry(event: RetryEvent) -> None:
         logger.warning(
             "upload try %d of %d failed (%s); retrying in %.0f s",
-            failures,
-            settings.attempts,
-            cause,
-            delay,
+            event.attempt,
+            event.attempts,
+            event.error,
+            event.delay,
             extra=log,
         )
-        sleep(delay)
+
+    policy = _upload_policy(settings)
+    while True:
+        try:
+            response = policy.call(chunk, sleep=sleep, on_retry=log_retry)
+        except RetryLater as exc:
+            raise YouTubeUploadError(
+                f"upload failed {policy.attempts} times in a row, last: {exc}"
+            ) from exc.__cause__
+        if response is not None:
+            return response
+        _save_session(session_file, video, size, request, started_at)
+        logger.debug("uploaded %d of %d bytes", request.resumable_progress, size, extra=log)
 
 
 def _set_thumbnail(client: Any, video_id: str, thumbnail: Path, log: dict[str, str]) -> None:
