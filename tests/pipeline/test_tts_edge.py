@@ -37,6 +37,8 @@ from services.pipeline.providers.tts_edge import (
 )
 from services.pipeline.workspace import Workspace
 
+from .stage_context import RecordingContext
+
 MP3_SECONDS = 1.2
 FIRST_TICKS = 1_000_000  # the first word starts at 0.1 s
 STEP_TICKS = 2_000_000  # one word every 0.2 s
@@ -425,9 +427,10 @@ async def test_generate_tts_on_edge_tts_gives_the_render_word_timed_subtitles(
     monkeypatch.delenv("SAMPLES_DIR", raising=False)
     sample_chapter.make_chapter(data / "samples", panels=2)
     # the stages run in a worker thread with their own event loop, as the machine runs them
-    job_id = (await asyncio.to_thread(fetcher.handler, {}, None))["job_id"]
-    await asyncio.to_thread(scriptgen.handler, {"job_id": job_id}, None)
-    answer = await asyncio.to_thread(ttsgen.handler, {"job_id": job_id}, None)
+    context = RecordingContext(data_dir=data)
+    job_id = (await asyncio.to_thread(fetcher.handler, {}, context))["job_id"]
+    await asyncio.to_thread(scriptgen.handler, {"job_id": job_id}, context)
+    answer = await asyncio.to_thread(ttsgen.handler, {"job_id": job_id}, context)
     assert answer == {
         "job_id": job_id,
         "audio_generated": True,
@@ -445,5 +448,5 @@ async def test_generate_tts_on_edge_tts_gives_the_render_word_timed_subtitles(
     shots = shots_of(segment, first["seconds"])
     assert [s.subtitle for s in shots] == [c["text"] for c in first["cues"] if c["start"] < first["seconds"]]
 
-    worker.render(work)
+    worker.render(work, context.settings)
     assert work.video.exists() and work.video.stat().st_size > 0
