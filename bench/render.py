@@ -1,6 +1,6 @@
 """Render benchmark: the same 60-panel chapter with narration (~3 min), three ways.
 
-  ours     -- services.pipeline.providers.render_local (each picture composited once on a
+  ours     -- services.pipeline.providers.render.render_local (each picture composited once on a
               helper thread, its 10-frame GOP encoded once and repeated; narration brought
               to -14 LUFS and encoded on the other core)
   ffmpeg   -- plain one-pass ffmpeg: the composited stills through the concat demuxer,
@@ -37,9 +37,9 @@ import imageio_ffmpeg
 import psutil
 from _stats import verdict
 
-from services.pipeline.providers import sample_chapter, tts_local
+from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.providers.fonts import font_path
-from services.pipeline.providers.render_local import (
+from services.pipeline.providers.render.render_local import (
     FPS,
     LANDSCAPE,
     Segment,
@@ -47,6 +47,7 @@ from services.pipeline.providers.render_local import (
     frame_counts,
     render_video,
 )
+from services.pipeline.providers.tts import tts_local
 
 PANELS = 60
 TARGET_REALTIME = 15.0

@@ -1,5 +1,9 @@
 """The manga → narrated Vietnamese video pipeline, built on ``services.scheduler``.
 
-``definition`` reads the state machine's numbers from ``config/pipeline.json``;
-``policy`` holds its pure decisions (retry or catch, delays, next state).
+``engine/`` is a generic state machine (Amazon States Language's Task, Choice, Succeed,
+Retry, Catch, TimeoutSeconds, HeartbeatSeconds) that reads ``config/pipeline.json``;
+``stages/`` holds one function per seed Lambda; ``tasks/`` the worker handshake;
+``jobs/`` the scheduler job kinds; ``providers/<kind>/`` the backends of each outside
+thing. ``docs/architecture.md`` has the map. The dependencies point one way: jobs ->
+engine, stages -> providers; the pipeline imports ``services.scheduler``, never the reverse.
 """

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.pipeline.extension import PipelineExtension
 from services.scheduler.cli import main as scheduler_main
-
-from .extension import PipelineExtension
 
 __all__ = ["main"]
 

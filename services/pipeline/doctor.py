@@ -26,12 +26,11 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from services.pipeline.providers.fetch.local_source import LocalFolderSource
+from services.pipeline.providers.fonts import font_path
+from services.pipeline.settings import PipelineSettings, load_settings, read_secret_file, settings_file
+from services.pipeline.stages import backend_names
 from services.scheduler.settings import SettingsError
-
-from .providers.fonts import font_path
-from .providers.local_source import LocalFolderSource
-from .settings import PipelineSettings, load_settings, read_secret_file, settings_file
-from .stages import backend_names
 
 __all__ = ["Check", "MANGADEX_POLICY", "doctor_report", "run_checks"]
 
@@ -155,7 +154,7 @@ def _refresh(token: Path, refresh: Callable[[Path], str] | None) -> Check:
     """Refresh a YouTube token with Google now: proof that uploads will be authorised."""
     import google.auth.exceptions  # the Google client loads only when a token is checked
 
-    from .providers import youtube
+    from services.pipeline.providers.upload import youtube
 
     try:
         return Check("youtube token", True, f"{token}: {(refresh or youtube.check_token)(token)}")

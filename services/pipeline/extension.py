@@ -36,20 +36,18 @@ from typing import Any
 
 import av
 
+from services.pipeline.doctor import doctor_report
+from services.pipeline.jobs.daily_job import DAILY_KIND, DailyJobs, daily_job_id, next_daily_time
+from services.pipeline.jobs.video_job import VideoJobs
+from services.pipeline.providers.fetch import sample_chapter
+from services.pipeline.settings import PipelineSettings, load_settings
+from services.pipeline.stages import backend_names, quota
 from services.scheduler.clock import utc_now
 from services.scheduler.lock import LOCK_FILE, DataDirLock, read_holder
-from services.scheduler.output import Output, OutputFailed
 from services.scheduler.models import JobStatus
+from services.scheduler.output import Output, OutputFailed
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.settings import Settings, SettingsError
-
-from . import quota
-from .daily_job import DAILY_KIND, DailyJobs, daily_job_id, next_daily_time
-from .doctor import doctor_report
-from .providers import sample_chapter
-from .settings import PipelineSettings, load_settings
-from .stages import backend_names
-from .video_job import VideoJobs
 
 __all__ = ["PipelineExtension"]
 
@@ -135,7 +133,7 @@ def _youtube_auth(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.port <= 65535:
         sys.stderr.write("error: --port must be 1-65535\n")
         return 2
-    from .providers import youtube  # the Google client loads only for this command
+    from services.pipeline.providers.upload import youtube  # the Google client loads only for this command
 
     try:
         written = youtube.authorize(Path(secrets), Path(token), port=args.port, write=args.out.line)
@@ -295,7 +293,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return 2
     progress = _Progress(out)
-    machine_log = logging.getLogger("services.pipeline.machine")
+    machine_log = logging.getLogger("services.pipeline.engine.machine")
     began = time.monotonic()
     # the demo runs on the embedded defaults whatever the environment and the settings file
     # say: no keys, no network; nothing of the process environment is read or changed

@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from .quota import VIETNAM_TZ
+from services.pipeline.stages.quota import VIETNAM_TZ
 
 __all__ = ["THUMBNAIL_SIZE", "describe", "make_thumbnail", "publish_time", "without_paths"]
 

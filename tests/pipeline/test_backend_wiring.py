@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from services.pipeline import publishing, scriptgen, ttsgen
-from services.pipeline.machine import Checkpoint
-from services.pipeline.providers import sample_chapter, script_llm
+from services.pipeline import publishing
+from services.pipeline.engine.machine import Checkpoint
+from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.providers.fonts import displayable
-from services.pipeline.providers.render_local import Segment, Shot, frame_counts, shots_of
-from services.pipeline.providers.script_llm import ScriptResult
+from services.pipeline.providers.render.render_local import Segment, Shot, frame_counts, shots_of
+from services.pipeline.providers.script import script_llm
+from services.pipeline.providers.script.script_llm import ScriptResult
 from services.pipeline.settings import load_settings
-from services.pipeline.stages import backend_names
+from services.pipeline.stages import backend_names, scriptgen, ttsgen
 from services.scheduler.settings import SettingsError
 from tests.pipeline.stage_context import RecordingContext
 from tests.pipeline.test_machine import Clock, Stages, machine

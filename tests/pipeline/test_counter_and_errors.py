@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from services.pipeline import counter, handle_error
+from services.pipeline.stages import counter, handle_error
 from tests.pipeline.stage_context import RecordingContext
 
 NOW = datetime(2026, 2, 7, 1, 0, tzinfo=timezone.utc)  # 08:00 on 2026-02-07 in Vietnam
@@ -37,7 +37,7 @@ def test_the_counter_day_is_the_vietnam_day(data_dir: Path, monkeypatch) -> None
 def test_concurrent_increments_from_four_processes_all_count(data_dir: Path) -> None:
     script = (
         "import sys; from datetime import date, datetime, timezone; from pathlib import Path;"
-        "from services.pipeline.counter import increment\n"
+        "from services.pipeline.stages.counter import increment\n"
         "for _ in range(25): increment(Path(sys.argv[1]), date(2026, 2, 7), datetime.now(timezone.utc))"
     )
     workers = [subprocess.Popen([sys.executable, "-c", script, str(data_dir)]) for _ in range(4)]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from services.pipeline.daily_job import next_daily_time
 from services.pipeline.extension import PipelineExtension
-from services.pipeline.providers import sample_chapter
+from services.pipeline.jobs.daily_job import next_daily_time
+from services.pipeline.providers.fetch import sample_chapter
 from services.scheduler.models import JobStatus
 from services.scheduler.scheduler import Scheduler
 
@@ -80,7 +80,7 @@ async def test_quota_3_with_one_video_failing_for_good_publishes_3_and_records_4
     tomorrow = [j for j in scheduler.list_jobs(status="scheduled") if j.kind == "pipeline.daily"]
     assert len(tomorrow) == 1 and tomorrow[0].scheduled_time > daily.scheduled_time
     # the quota sees exactly the three published videos today
-    from services.pipeline import quota
+    from services.pipeline.stages import quota
     from services.scheduler.settings import Settings
 
     assert quota.handler({}, quota.view_of(Settings.from_env({}, data_dir=str(data_dir))))["used"] == 3
@@ -89,10 +89,10 @@ async def test_quota_3_with_one_video_failing_for_good_publishes_3_and_records_4
 async def test_youtube_quota_stops_the_days_loop_and_the_upload_resumes_after_the_reset(
     data_dir: Path,
 ) -> None:
-    from services.pipeline.daily_job import DailyJobs
-    from services.pipeline.definition import load_definition
+    from services.pipeline.engine.definition import load_definition
     from services.pipeline.errors import TaskFailed
-    from services.pipeline.video_job import VideoJobs, next_youtube_reset
+    from services.pipeline.jobs.daily_job import DailyJobs
+    from services.pipeline.jobs.video_job import VideoJobs, next_youtube_reset
     from services.scheduler.handlers import HandlerRegistry
 
     calls: list[tuple[str, str | None]] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.pipeline.definition import DEFAULT_DEFINITION_PATH, REQUIRED_STATES, load_definition
+from services.pipeline.engine.definition import DEFAULT_DEFINITION_PATH, REQUIRED_STATES, load_definition
 from services.pipeline.errors import DefinitionError
 
 SEED_TASKS = {

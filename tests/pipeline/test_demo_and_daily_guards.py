@@ -14,10 +14,9 @@ import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from services.pipeline.cli_entry import main
-from services.pipeline.daily_job import daily_job_id
 from services.pipeline.extension import DEMO_MARKER, _take_demo_dir
+from services.pipeline.jobs.daily_job import daily_job_id
 from services.pipeline.settings import PipelineSettings, load_settings
 from services.scheduler.lock import DataDirLock
 from services.scheduler.scheduler import Scheduler
@@ -118,9 +117,8 @@ def test_daily_twice_adds_one_run(tmp_path: Path, capsys) -> None:
 async def test_the_run_that_adds_tomorrows_and_daily_agree_on_the_id(tmp_path: Path) -> None:
     from datetime import time as dt_time
 
-    from services.pipeline.daily_job import DAILY_KIND, DailyJobs, next_daily_time
     from services.pipeline.extension import PipelineExtension
-
+    from services.pipeline.jobs.daily_job import DAILY_KIND, DailyJobs, next_daily_time
     from tests.conftest import FakeClock
 
     clock = FakeClock(datetime(2026, 12, 1, 0, 30, tzinfo=timezone.utc))  # 07:30 in Vietnam

@@ -9,12 +9,11 @@ from pathlib import Path
 import av
 import pytest
 
-from services.pipeline import counter
-from services.pipeline.definition import load_definition
-from services.pipeline.machine import Checkpoint, Machine
-from services.pipeline.providers import sample_chapter
-from services.pipeline.quota import vietnam_today
-from services.pipeline.stages import embedded_stages
+from services.pipeline.engine.definition import load_definition
+from services.pipeline.engine.machine import Checkpoint, Machine
+from services.pipeline.providers.fetch import sample_chapter
+from services.pipeline.stages import counter, embedded_stages
+from services.pipeline.stages.quota import vietnam_today
 from services.scheduler.clock import utc_now
 from tests.pipeline.media_probe import played_seconds
 from tests.pipeline.stage_context import RecordingContext

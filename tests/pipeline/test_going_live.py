@@ -23,14 +23,13 @@ from typing import Any
 
 import pytest
 
-from services.pipeline import counter, fetcher
-from services.pipeline.definition import load_definition
 from services.pipeline.doctor import MANGADEX_POLICY
-from services.pipeline.machine import Checkpoint, Machine
-from services.pipeline.providers.mangadex import DEFAULT_USER_AGENT, LEDGER
-from services.pipeline.quota import vietnam_today
+from services.pipeline.engine.definition import load_definition
+from services.pipeline.engine.machine import Checkpoint, Machine
+from services.pipeline.providers.fetch.mangadex import DEFAULT_USER_AGENT, LEDGER
 from services.pipeline.settings import PipelineSettings
-from services.pipeline.stages import embedded_stages
+from services.pipeline.stages import counter, embedded_stages, fetcher
+from services.pipeline.stages.quota import vietnam_today
 from services.scheduler.clock import utc_now
 from tests.pipeline.loopback_services import (
     LoopbackMangaDex,

@@ -8,9 +8,11 @@ from pathlib import Path
 import av
 import pytest
 
-from services.pipeline.providers import sample_chapter, script_template, tts_local
-from services.pipeline.providers.narration_audio import measure_lufs
-from services.pipeline.providers.render_local import Segment, frame_counts, render_video
+from services.pipeline.providers.fetch import sample_chapter
+from services.pipeline.providers.render.narration_audio import measure_lufs
+from services.pipeline.providers.render.render_local import Segment, frame_counts, render_video
+from services.pipeline.providers.script import script_template
+from services.pipeline.providers.tts import tts_local
 from tests.pipeline.media_probe import played_seconds
 
 

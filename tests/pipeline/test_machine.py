@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from services.pipeline.definition import load_definition
+from services.pipeline.engine.definition import load_definition
+from services.pipeline.engine.machine import Checkpoint, Machine, PipelineFailed, StageFunc
 from services.pipeline.errors import TaskFailed, YouTubeQuotaError
-from services.pipeline.machine import Checkpoint, Machine, PipelineFailed, StageFunc
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 DEFINITION = load_definition()

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from services.pipeline.providers import mangadex
-from services.pipeline.providers.mangadex import (
+from services.pipeline.providers.fetch import mangadex
+from services.pipeline.providers.fetch.mangadex import (
     DEFAULT_USER_AGENT,
     MangaDexError,
     MangaDexQuery,

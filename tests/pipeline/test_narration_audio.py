@@ -11,8 +11,14 @@ from pathlib import Path
 import av
 import pytest
 
-from services.pipeline.providers import narration_audio, tts_local
-from services.pipeline.providers.narration_audio import NarrationJob, gain_db, makeup_gain_db, measure_lufs
+from services.pipeline.providers.render import narration_audio
+from services.pipeline.providers.render.narration_audio import (
+    NarrationJob,
+    gain_db,
+    makeup_gain_db,
+    measure_lufs,
+)
+from services.pipeline.providers.tts import tts_local
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from services.pipeline.definition import Retrier, StateSpec, load_definition
+from services.pipeline.engine.definition import Retrier, StateSpec, load_definition
+from services.pipeline.engine.policy import (
+    MAX_FAILED_IN_A_ROW,
+    Catch,
+    Fail,
+    Retry,
+    backoff_seconds,
+    check_more_videos,
+    failed_in_a_row,
+    matches,
+    next_after_success,
+    on_error,
+)
 from services.pipeline.errors import (
     ALL,
     HEARTBEAT_TIMEOUT,
@@ -16,18 +28,6 @@ from services.pipeline.errors import (
     TaskFailed,
     YouTubeQuotaError,
     error_name,
-)
-from services.pipeline.policy import (
-    MAX_FAILED_IN_A_ROW,
-    Catch,
-    Fail,
-    Retry,
-    backoff_seconds,
-    check_more_videos,
-    failed_in_a_row,
-    matches,
-    next_after_success,
-    on_error,
 )
 
 DEFINITION = load_definition()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from services.pipeline import quota
+from services.pipeline.stages import quota
 from services.scheduler.clock import load_timezone
 from services.scheduler.models import ScheduledJob
 from services.scheduler.settings import Settings, SettingsError

@@ -23,19 +23,18 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from services.pipeline import quota
 from services.pipeline.cli_entry import main
-from services.pipeline.definition import load_definition
+from services.pipeline.engine.context import RunContext
+from services.pipeline.engine.definition import load_definition
 from services.pipeline.extension import PipelineExtension
-from services.pipeline.stages import embedded_stages
-from services.pipeline.context import RunContext
-from services.scheduler.settings import Settings
+from services.pipeline.jobs.video_job import VideoJobs
 from services.pipeline.settings import PipelineSettings
-from services.pipeline.video_job import VideoJobs
+from services.pipeline.stages import embedded_stages, quota
 from services.scheduler.clock import load_timezone
 from services.scheduler.lock import read_holder
 from services.scheduler.models import ScheduledJob
 from services.scheduler.scheduler import Scheduler
+from services.scheduler.settings import Settings
 from services.scheduler.storage import JobStorage
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,10 @@ import math
 
 import pytest
 
-from services.pipeline.providers import mangadex, tts_edge, youtube
+from services.pipeline.providers.fetch import mangadex
 from services.pipeline.providers.retry_policy import RetryEvent, RetryLater, RetryPolicy, backoff
+from services.pipeline.providers.tts import tts_edge
+from services.pipeline.providers.upload import youtube
 
 
 class Sleeps(list):

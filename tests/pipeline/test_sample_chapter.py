@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from services.pipeline.providers import sample_chapter
+from services.pipeline.providers.fetch import sample_chapter
 
 
 def test_chapters_are_numbered_recorded_and_deterministic(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import openai
 import pytest
 from PIL import Image
 
-from services.pipeline.providers import script_llm
-from services.pipeline.providers.script_llm import LLMAuthError, LLMConfig, ScriptResult, write_script
+from services.pipeline.providers.script import script_llm
+from services.pipeline.providers.script.script_llm import LLMAuthError, LLMConfig, ScriptResult, write_script
 
 BASE_URL = "http://llm.test/v1"
 KEY = "sk-test-secret-123"

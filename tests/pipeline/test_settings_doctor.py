@@ -175,8 +175,8 @@ def test_doctor_warns_when_the_local_source_has_no_chapter_left(
     settings_path: Path, tmp_path: Path, monkeypatch
 ) -> None:
     from services.pipeline.doctor import run_checks
-    from services.pipeline.fetcher import handler as fetch
-    from services.pipeline.providers import sample_chapter
+    from services.pipeline.providers.fetch import sample_chapter
+    from services.pipeline.stages.fetcher import handler as fetch
 
     data = tmp_path / "data"
     monkeypatch.setenv("DATA_DIR", str(data))

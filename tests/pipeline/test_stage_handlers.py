@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.pipeline import cleanup, fetcher, scriptgen, ttsgen
-from services.pipeline.providers import sample_chapter
+from services.pipeline.providers.fetch import sample_chapter
+from services.pipeline.stages import cleanup, fetcher, scriptgen, ttsgen
 
 from .stage_context import RecordingContext
 
@@ -96,9 +96,9 @@ def test_a_local_video_publishes_no_path_of_the_machine(data: Path) -> None:
     from datetime import datetime, timezone
 
     from services.pipeline import publishing
-    from services.pipeline.providers import youtube
+    from services.pipeline.providers.upload import youtube
+    from services.pipeline.tasks.worker import publish_local
     from services.pipeline.workspace import Workspace
-    from services.pipeline.worker import publish_local
 
     manga_json = data / "samples" / sample_chapter.SAMPLE_MANGA_ID / "manga.json"
     meta = json.loads(manga_json.read_text(encoding="utf-8"))
@@ -141,7 +141,7 @@ def test_a_local_video_publishes_no_path_of_the_machine(data: Path) -> None:
 )
 def test_describe_lets_no_path_through_whatever_source_json_says(credits: str) -> None:
     from services.pipeline import publishing
-    from services.pipeline.providers import youtube
+    from services.pipeline.providers.upload import youtube
 
     url = "https://mangadex.org/chapter/8f1c2d3e-0000-4000-8000-000000000001"
     script = {"description": "Kể lại chương 2 (xem /home/op/notes.txt).", "writer": "openai"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.pipeline.errors import HeartbeatTimeout, StateTimeout, TaskFailed
-from services.pipeline.task_tokens import LocalTransport, TaskReport, Waiting, judge, mint_token
+from services.pipeline.tasks.task_tokens import LocalTransport, TaskReport, Waiting, judge, mint_token
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 

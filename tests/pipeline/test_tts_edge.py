@@ -23,10 +23,10 @@ import pytest
 from aiohttp import WSMsgType, web
 from edge_tts.drm import DRM
 
-from services.pipeline import fetcher, scriptgen, ttsgen, worker
-from services.pipeline.providers import sample_chapter, tts_edge
-from services.pipeline.providers.render_local import shots_of
-from services.pipeline.providers.tts_edge import (
+from services.pipeline.providers.fetch import sample_chapter
+from services.pipeline.providers.render.render_local import shots_of
+from services.pipeline.providers.tts import tts_edge
+from services.pipeline.providers.tts.tts_edge import (
     Cue,
     EdgeTTSUnavailable,
     EdgeVoice,
@@ -35,6 +35,8 @@ from services.pipeline.providers.tts_edge import (
     speak_segments,
     ticks_to_seconds,
 )
+from services.pipeline.stages import fetcher, scriptgen, ttsgen
+from services.pipeline.tasks import worker
 from services.pipeline.workspace import Workspace
 
 from .stage_context import RecordingContext

@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 
 from services.pipeline.extension import PipelineExtension
-from services.pipeline.providers import sample_chapter
+from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.settings import EMBEDDED_VALUES, PipelineSettings
 from services.scheduler.models import JobStatus
 from services.scheduler.scheduler import Scheduler

@@ -11,9 +11,9 @@ import pytest
 from freezegun import freeze_time
 
 from services.pipeline.cli_entry import main
+from services.pipeline.engine.machine import Checkpoint
 from services.pipeline.extension import PipelineExtension
-from services.pipeline.machine import Checkpoint
-from services.pipeline.video_job import (
+from services.pipeline.jobs.video_job import (
     next_vietnam_morning,
     next_youtube_reset,
     stage_of,
@@ -113,9 +113,9 @@ def test_demo_refuses_zero_panels(tmp_path: Path, capsys) -> None:
 
 
 async def test_youtube_quota_keeps_the_render_and_the_upload_resumes_after_the_reset(data_dir: Path) -> None:
-    from services.pipeline.definition import load_definition
+    from services.pipeline.engine.definition import load_definition
     from services.pipeline.errors import TaskFailed
-    from services.pipeline.video_job import VideoJobs
+    from services.pipeline.jobs.video_job import VideoJobs
     from services.scheduler.handlers import HandlerRegistry
 
     calls: list[str] = []
@@ -177,9 +177,9 @@ async def test_no_manga_on_the_local_source_fails_at_once_and_says_where_chapter
 async def test_no_new_chapter_on_mangadex_looks_again_each_morning_then_fails(
     data_dir: Path, settings_path: Path, monkeypatch
 ) -> None:
-    from services.pipeline.definition import load_definition
+    from services.pipeline.engine.definition import load_definition
+    from services.pipeline.jobs.video_job import VideoJobs
     from services.pipeline.stages import embedded_stages
-    from services.pipeline.video_job import VideoJobs
 
     monkeypatch.setenv("FETCH_SOURCE", "mangadex")
     monkeypatch.setenv("MANGA_IDS", '["8f1c2d3e-0000-4000-8000-000000000001"]')

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from services.pipeline.definition import StateSpec
+from services.pipeline.engine.definition import StateSpec
 from services.pipeline.errors import HeartbeatTimeout, TaskFailed
-from services.pipeline.providers import sample_chapter
-from services.pipeline.task_tokens import LocalTransport, mint_token
-from services.pipeline.worker_stages import wait_stage
+from services.pipeline.providers.fetch import sample_chapter
+from services.pipeline.stages.worker_stages import wait_stage
+from services.pipeline.tasks.task_tokens import LocalTransport, mint_token
 
 from .stage_context import RecordingContext
 
@@ -92,7 +92,7 @@ async def test_a_worker_that_reports_and_exits_at_once_is_a_success(tmp_path: Pa
     )
     report_and_exit = (
         "import sys; from datetime import datetime, timezone;"
-        "from services.pipeline.task_tokens import LocalTransport;"
+        "from services.pipeline.tasks.task_tokens import LocalTransport;"
         "LocalTransport(sys.argv[1]).succeed(sys.argv[2], {'video_id': 'v1'}, datetime.now(timezone.utc))"
     )
     for _ in range(5):  # the exit may be seen before or after the result: never a failure
@@ -127,7 +127,7 @@ def test_the_worker_takes_a_token_that_starts_with_a_dash(tmp_path: Path) -> Non
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [
-            sys.executable, "-m", "services.pipeline.worker", "render", "--job=job-x", f"--token={token}",
+            sys.executable, "-m", "services.pipeline.tasks.worker", "render", "--job=job-x", f"--token={token}",
             f"--data-dir={tmp_path}",
         ],
         env=env,
@@ -142,8 +142,8 @@ def test_the_worker_takes_a_token_that_starts_with_a_dash(tmp_path: Path) -> Non
 
 
 async def test_start_and_wait_take_and_give_the_seeds_json(tmp_path: Path, monkeypatch) -> None:
-    from services.pipeline import fetcher, scriptgen, ttsgen
-    from services.pipeline.worker_stages import start_stage
+    from services.pipeline.stages import fetcher, scriptgen, ttsgen
+    from services.pipeline.stages.worker_stages import start_stage
 
     data_dir = tmp_path / "data"
     monkeypatch.setenv("DATA_DIR", str(data_dir))

@@ -23,7 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from services.pipeline.definition import StateSpec, load_definition
+from services.pipeline.engine.definition import StateSpec, load_definition
+from services.pipeline.engine.machine import Checkpoint
+from services.pipeline.engine.policy import (
+    MAX_RELAUNCHES,
+    Catch,
+    Relaunch,
+    matches,
+    on_error,
+    on_lost_worker,
+)
 from services.pipeline.errors import (
     ALL,
     HEARTBEAT_TIMEOUT,
@@ -34,22 +43,13 @@ from services.pipeline.errors import (
     WorkerLost,
     error_name,
 )
-from services.pipeline.machine import Checkpoint
-from services.pipeline.policy import (
-    MAX_RELAUNCHES,
-    Catch,
-    Relaunch,
-    matches,
-    on_error,
-    on_lost_worker,
-)
-from services.pipeline.providers import sample_chapter
-from services.pipeline.task_tokens import LocalTransport, mint_token
-from services.pipeline.worker_stages import wait_stage
-
-from .stage_context import RecordingContext
+from services.pipeline.providers.fetch import sample_chapter
+from services.pipeline.stages.worker_stages import wait_stage
+from services.pipeline.tasks.task_tokens import LocalTransport, mint_token
 from tests.pipeline.conftest import PIPELINE_ENV
 from tests.pipeline.test_machine import VIDEO_PATH, Clock, Stages, machine
+
+from .stage_context import RecordingContext
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, str(ROOT / "run_scheduler.py")]
@@ -120,7 +120,7 @@ def test_a_checkpoint_saved_before_relaunches_existed_still_loads() -> None:
 async def test_a_lost_worker_is_relaunched_at_once_without_spending_a_retry(caplog) -> None:
     stages, clock, saved = Stages(), Clock(), []
     stages.fail["WaitForRender"] = [WorkerLost("the worker was killed by signal 9 (SIGKILL)")]
-    with caplog.at_level(logging.WARNING, logger="services.pipeline.machine"):
+    with caplog.at_level(logging.WARNING, logger="services.pipeline.engine.machine"):
         done = await machine(stages, clock, saved).run(Checkpoint())
     assert done.state == "Done" and done.error is None
     assert stages.calls == VIDEO_PATH[:6] + ["StartRenderer", "WaitForRender"] + VIDEO_PATH[6:]
@@ -310,7 +310,7 @@ async def test_a_live_worker_that_is_not_our_child_is_waited_for(tmp_path: Path,
     _, token = open_task(tmp_path, monkeypatch)
     report_later = (
         "import sys, time; from datetime import datetime, timezone;"
-        "from services.pipeline.task_tokens import LocalTransport;"
+        "from services.pipeline.tasks.task_tokens import LocalTransport;"
         "time.sleep(1.5);"
         "LocalTransport(sys.argv[1]).succeed("
         "    sys.argv[2], {'status': 'completed'}, datetime.now(timezone.utc))"

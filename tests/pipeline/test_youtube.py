@@ -31,8 +31,8 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpMockSequence
 
 from services.pipeline.errors import YouTubeQuotaError
-from services.pipeline.providers import youtube
-from services.pipeline.providers.youtube import (
+from services.pipeline.providers.upload import youtube
+from services.pipeline.providers.upload.youtube import (
     UploadSettings,
     YouTubeAuthError,
     YouTubeUploadError,

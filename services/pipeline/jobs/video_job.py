@@ -37,16 +37,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
+from services.pipeline.engine.context import RunContext
+from services.pipeline.engine.definition import Definition, load_definition
+from services.pipeline.engine.machine import Checkpoint, Machine, StageFunc
+from services.pipeline.settings import PipelineSettings, load_settings
+from services.pipeline.stages import embedded_stages
+from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
 from services.scheduler.handlers import PermanentFailure, Reschedule
 from services.scheduler.models import ScheduledJob
 from services.scheduler.settings import SettingsError
-
-from .context import RunContext
-from .definition import Definition, load_definition
-from .machine import Checkpoint, Machine, StageFunc
-from .quota import VIDEO_KIND, VIETNAM_TZ
-from .settings import PipelineSettings, load_settings
-from .stages import embedded_stages
 
 __all__ = [
     "DAILY_START",

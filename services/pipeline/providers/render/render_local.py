@@ -44,8 +44,8 @@ import av
 import imageio_ffmpeg
 from PIL import Image, ImageDraw, ImageFont
 
-from .fonts import font_path, wrap_text
-from .narration_audio import NarrationJob
+from services.pipeline.providers.fonts import font_path, wrap_text
+from services.pipeline.providers.render.narration_audio import NarrationJob
 
 __all__ = [
     "LANDSCAPE",

@@ -20,17 +20,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from services.pipeline.engine.context import RunContext
+from services.pipeline.engine.definition import Definition, load_definition
+from services.pipeline.engine.machine import Checkpoint, Machine
+from services.pipeline.jobs.video_job import next_youtube_reset, stage_of
+from services.pipeline.jobs.video_records import video_outcome
+from services.pipeline.settings import PipelineSettings, load_settings
+from services.pipeline.stages import embedded_stages
+from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
 from services.scheduler.errors import JobConflictError
 from services.scheduler.models import JobStatus, ScheduledJob, normalize_text
-
-from .definition import Definition, load_definition
-from .machine import Checkpoint, Machine
-from .quota import VIDEO_KIND, VIETNAM_TZ
-from .stages import embedded_stages
-from .context import RunContext
-from .settings import PipelineSettings, load_settings
-from .video_job import next_youtube_reset, stage_of
-from .video_records import video_outcome
 
 __all__ = ["DAILY_KIND", "DailyJobs", "daily_job_id", "next_daily_time"]
 

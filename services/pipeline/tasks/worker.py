@@ -1,4 +1,4 @@
-"""The render and upload workers: ``python -m services.pipeline.worker render|upload``.
+"""The render and upload workers: ``python -m services.pipeline.tasks.worker render|upload``.
 
 A worker is started by StartRenderer / StartUploader with a job id, a task token and the
 data dir; the rest (the settings, secrets left out, and the log level) it reads from the
@@ -39,18 +39,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from services.pipeline import publishing
+from services.pipeline.errors import PipelineError
+from services.pipeline.providers.fonts import displayable
+from services.pipeline.providers.render.render_local import LANDSCAPE, PORTRAIT, Segment, render_video
+from services.pipeline.settings import PipelineSettings
+from services.pipeline.stages.quota import vietnam_today
+from services.pipeline.tasks.task_tokens import LocalTransport
+from services.pipeline.workspace import Workspace
 from services.scheduler.atomic_file import write_atomic
 from services.scheduler.clock import utc_now
 from services.scheduler.log_format import configure_logging
-
-from . import publishing
-from .errors import PipelineError
-from .providers.fonts import displayable
-from .providers.render_local import LANDSCAPE, PORTRAIT, Segment, render_video
-from .quota import vietnam_today
-from .settings import PipelineSettings
-from .task_tokens import LocalTransport
-from .workspace import Workspace
 
 __all__ = [
     "VIDEO_FORMATS",
@@ -116,7 +115,7 @@ def publish(work: Workspace, settings: PipelineSettings, now: datetime) -> dict[
 
 def publish_youtube(work: Workspace, settings: PipelineSettings, now: datetime) -> dict[str, Any]:
     """Upload the job's video to YouTube; the output carries its watch URL."""
-    from .providers import youtube  # the Google client loads only when it uploads
+    from services.pipeline.providers.upload import youtube  # the Google client loads only when it uploads
 
     if settings.youtube_token_file is None:
         raise youtube.YouTubeAuthError(
@@ -225,7 +224,7 @@ def run_task(
 
 def main(argv: list[str] | None = None) -> int:
     """Command line of a worker (started by the machine, not by hand)."""
-    parser = argparse.ArgumentParser(prog="python -m services.pipeline.worker")
+    parser = argparse.ArgumentParser(prog="python -m services.pipeline.tasks.worker")
     parser.add_argument("task", choices=sorted(_ERRORS))
     parser.add_argument("--job", required=True, help="the video's job id")
     parser.add_argument("--token", required=True, help="the task token to report under")

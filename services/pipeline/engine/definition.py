@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ALL, DefinitionError
+from services.pipeline.errors import ALL, DefinitionError
 
 __all__ = [
     "Catcher",
@@ -36,7 +36,7 @@ __all__ = [
     "load_definition",
 ]
 
-DEFAULT_DEFINITION_PATH = Path(__file__).resolve().parents[2] / "config" / "pipeline.json"
+DEFAULT_DEFINITION_PATH = Path(__file__).resolve().parents[3] / "config" / "pipeline.json"
 
 REQUIRED_STATES = (
     "CheckQuota",

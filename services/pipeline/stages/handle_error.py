@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .context import StageContext
+from services.pipeline.engine.context import StageContext
 
 __all__ = ["handler"]
 

@@ -40,9 +40,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .definition import Definition
-from .errors import PipelineError, error_name
-from .policy import (
+from services.pipeline.engine.definition import Definition
+from services.pipeline.engine.policy import (
     MAX_FAILED_IN_A_ROW,
     MAX_RELAUNCHES,
     WORKER_STARTS,
@@ -54,7 +53,8 @@ from .policy import (
     on_error,
     on_lost_worker,
 )
-from .task_tokens import mint_token
+from services.pipeline.errors import PipelineError, error_name
+from services.pipeline.tasks.task_tokens import mint_token
 
 __all__ = ["Checkpoint", "Machine", "PipelineFailed", "StageFunc", "TERMINAL_STATES"]
 

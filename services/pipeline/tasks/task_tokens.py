@@ -30,9 +30,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from services.pipeline.errors import HeartbeatTimeout, StateTimeout, TaskFailed
 from services.scheduler.atomic_file import write_atomic
-
-from .errors import HeartbeatTimeout, StateTimeout, TaskFailed
 
 __all__ = [
     "LocalTransport",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from .workspace import Workspace
+from services.pipeline.workspace import Workspace
 
 __all__ = ["handler"]
 

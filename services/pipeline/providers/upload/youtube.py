@@ -49,12 +49,11 @@ from googleapiclient.errors import Error as ApiClientError
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaFileUpload
 
+from services.pipeline.errors import YouTubeQuotaError
+from services.pipeline.providers.retry_policy import RetryEvent, RetryLater, RetryPolicy, backoff
+from services.pipeline.settings import read_secret_file
 from services.scheduler.atomic_file import write_atomic
 from services.scheduler.clock import utc_now
-
-from ..errors import YouTubeQuotaError
-from ..settings import read_secret_file
-from .retry_policy import RetryEvent, RetryLater, RetryPolicy, backoff
 
 __all__ = [
     "SCOPES",

@@ -28,9 +28,9 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from .providers import tts_local
-from .settings import PipelineSettings
-from .workspace import Workspace
+from services.pipeline.providers.tts import tts_local
+from services.pipeline.settings import PipelineSettings
+from services.pipeline.workspace import Workspace
 
 __all__ = ["SEGMENTS_PER_CALL", "handler", "parse_continuation"]
 
@@ -103,7 +103,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _speak_edge(
     settings: PipelineSettings, work: Workspace, segments: list[dict[str, Any]], job_id: str
 ) -> list[Any]:
-    from .providers.tts_edge import EdgeVoice, speak_segments  # edge-tts loads only when it is used
+    from services.pipeline.providers.tts.tts_edge import (  # edge-tts loads only when it is used
+        EdgeVoice,
+        speak_segments,
+    )
 
     voice = EdgeVoice(
         voice=settings.tts_voice,

@@ -18,10 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from services.pipeline.settings import PipelineSettings
 from services.scheduler.models import ScheduledJob
 from services.scheduler.settings import SettingsError
-
-from .settings import PipelineSettings
 
 __all__ = ["RunContext", "StageContext"]
 

@@ -46,11 +46,10 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.pipeline.settings import DEFAULT_DAILY_QUOTA, PipelineSettings, load_settings
 from services.scheduler.clock import local_date, utc_now
 from services.scheduler.models import ScheduledJob
 from services.scheduler.settings import Settings
-
-from .settings import DEFAULT_DAILY_QUOTA, PipelineSettings, load_settings
 
 __all__ = [
     "DEFAULT_DAILY_QUOTA",

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.pipeline.engine.machine import Checkpoint
 from services.scheduler.models import JobStatus, ScheduledJob
-
-from .machine import Checkpoint
 
 __all__ = ["video_outcome"]
 

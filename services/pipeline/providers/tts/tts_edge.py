@@ -39,9 +39,8 @@ import edge_tts
 import imageio_ffmpeg
 from edge_tts.exceptions import EdgeTTSException
 
+from services.pipeline.providers.retry_policy import RetryEvent, RetryPolicy, backoff
 from services.scheduler.atomic_file import fsync_dir, write_atomic
-
-from .retry_policy import RetryEvent, RetryPolicy, backoff
 
 __all__ = [
     "CUES_VERSION",

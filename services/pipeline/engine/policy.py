@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .definition import Jitter, Retrier, StateSpec
-from .errors import ALL, HEARTBEAT_TIMEOUT, TASK_FAILED, TIMEOUT, WORKER_LOST
+from services.pipeline.engine.definition import Jitter, Retrier, StateSpec
+from services.pipeline.errors import ALL, HEARTBEAT_TIMEOUT, TASK_FAILED, TIMEOUT, WORKER_LOST
 
 __all__ = [
     "Catch",

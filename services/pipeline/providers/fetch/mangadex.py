@@ -43,10 +43,9 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image
 
+from services.pipeline.providers.retry_policy import RetryEvent, RetryLater, RetryPolicy
 from services.scheduler.atomic_file import write_atomic
 from services.scheduler.clock import utc_now
-
-from .retry_policy import RetryEvent, RetryLater, RetryPolicy
 
 __all__ = [
     "API_RETRY",

@@ -19,9 +19,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from services.pipeline.stages.quota import vietnam_today
 from services.scheduler.atomic_file import write_atomic
-
-from .quota import vietnam_today
 
 __all__ = ["COUNTERS_FILE", "handler", "increment", "read_count"]
 

@@ -2,7 +2,7 @@
 
 ``start_stage("render")`` takes the seed's input ``{"job_id", "task_token"}`` (the machine
 mints the token; one is minted here when it is missing) and starts ``python -m
-services.pipeline.worker render --job JOB --token TOKEN`` as its own process (its own
+services.pipeline.tasks.worker render --job JOB --token TOKEN`` as its own process (its own
 session, so a signal to the daemon's terminal or process group does not reach it; whether
 a service stop does is the systemd unit's KillMode, see config/video-scheduler.service),
 and returns the seed's start output plus the token::
@@ -44,16 +44,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from services.pipeline.engine.definition import StateSpec
+from services.pipeline.errors import TaskFailed, WorkerLost
+from services.pipeline.tasks.task_tokens import LocalTransport, Waiting, judge, mint_token
 from services.scheduler.clock import utc_now
-
-from .definition import StateSpec
-from .errors import TaskFailed, WorkerLost
-from .task_tokens import LocalTransport, Waiting, judge, mint_token
 
 __all__ = ["POLL_SECONDS", "start_stage", "wait_stage"]
 
 POLL_SECONDS = 0.5
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[], datetime] = utc_now):
@@ -86,7 +85,7 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
                 [
                     sys.executable,
                     "-m",
-                    "services.pipeline.worker",
+                    "services.pipeline.tasks.worker",
                     task,
                     f"--job={job_id}",  # the = form: a value starting with "-" stays a value
                     f"--token={token}",

@@ -15,12 +15,12 @@
 
 from __future__ import annotations
 
-from . import cleanup, counter, fetcher, handle_error, quota, scriptgen, ttsgen
-from .definition import Definition
-from .machine import StageFunc
-from .providers import tts_local
-from .settings import PipelineSettings
-from .worker_stages import start_stage, wait_stage
+from services.pipeline.engine.definition import Definition
+from services.pipeline.engine.machine import StageFunc
+from services.pipeline.providers.tts import tts_local
+from services.pipeline.settings import PipelineSettings
+from services.pipeline.stages import cleanup, counter, fetcher, handle_error, quota, scriptgen, ttsgen
+from services.pipeline.stages.worker_stages import start_stage, wait_stage
 
 __all__ = ["backend_names", "embedded_stages"]
 

@@ -25,12 +25,12 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .providers.local_source import LocalFolderSource
-from .settings import PipelineSettings
-from .workspace import Workspace
+from services.pipeline.providers.fetch.local_source import LocalFolderSource
+from services.pipeline.settings import PipelineSettings
+from services.pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
-    from .providers.mangadex import MangaDexQuery
+    from services.pipeline.providers.fetch.mangadex import MangaDexQuery
 
 __all__ = ["handler", "new_job_id"]
 
@@ -90,7 +90,9 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 def mangadex_query(settings: PipelineSettings, request: str) -> MangaDexQuery:
     """What to ask MangaDex for: ``next`` uses the account's list; a manga id or a title narrows it."""
-    from .providers.mangadex import MangaDexQuery  # loads only when MangaDex is the source
+    from services.pipeline.providers.fetch.mangadex import (
+        MangaDexQuery,  # loads only when MangaDex is the source
+    )
 
     ids, title = tuple(settings.manga_ids), settings.manga_search
     wanted = request.strip()
@@ -110,7 +112,7 @@ def mangadex_query(settings: PipelineSettings, request: str) -> MangaDexQuery:
 def _from_mangadex(
     settings: PipelineSettings, data_dir: Path, job_id: str, request: str, account: str
 ) -> dict[str, Any]:
-    from .providers.mangadex import MangaDexSource
+    from services.pipeline.providers.fetch.mangadex import MangaDexSource
 
     work = Workspace(data_dir, job_id)
     source = MangaDexSource(

@@ -14,7 +14,7 @@ Layout on disk (what ``LocalFolderSource`` reads)::
 
 ``manga.json`` records which chapters were made, so a chapter is never made twice.
 
-Run: ``python -m services.pipeline.providers.sample_chapter [--samples DIR] [--panels N]``
+Run: ``python -m services.pipeline.providers.fetch.sample_chapter [--samples DIR] [--panels N]``
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from services.pipeline.providers.fonts import font_path, wrap_text
 from services.scheduler.atomic_file import write_atomic
-
-from .fonts import font_path, wrap_text
 
 __all__ = ["SAMPLE_MANGA_ID", "SAMPLE_TITLE", "STORY", "make_chapter", "next_chapter_number"]
 

@@ -17,12 +17,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .providers import script_template
-from .settings import PipelineSettings
-from .workspace import Workspace
+from services.pipeline.providers.script import script_template
+from services.pipeline.settings import PipelineSettings
+from services.pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
-    from .providers.script_llm import LLMConfig
+    from services.pipeline.providers.script.script_llm import LLMConfig
 
 __all__ = ["handler", "llm_config", "series_dir"]
 
@@ -37,7 +37,9 @@ def series_dir(data_dir: Path, manga_id: str) -> Path:
 
 def llm_config(settings: PipelineSettings) -> LLMConfig:
     """The LLM writer's configuration from the settings (the key read from env or its 0600 file)."""
-    from .providers.script_llm import LLMConfig  # the openai SDK loads only when it is used
+    from services.pipeline.providers.script.script_llm import (
+        LLMConfig,  # the openai SDK loads only when it is used
+    )
 
     key = settings.openai_key()
     return LLMConfig(
@@ -60,7 +62,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     source = work.read("source.json")
     settings = context.settings_for(str(source.get("account_id") or "default"))
     if settings.uses_llm():
-        from .providers.script_llm import write_script
+        from services.pipeline.providers.script.script_llm import write_script
 
         series = series_dir(data_dir, str(source.get("manga_id") or ""))
         result = write_script(

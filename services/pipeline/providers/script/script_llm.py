@@ -53,10 +53,9 @@ import openai
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.pipeline.errors import PipelineError
+from services.pipeline.providers.script import script_template
 from services.scheduler.atomic_file import write_atomic
-
-from ..errors import PipelineError
-from . import script_template
 
 if TYPE_CHECKING:
     import httpx

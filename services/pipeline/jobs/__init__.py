@@ -1,0 +1,1 @@
+"""The scheduler job kinds of the pipeline: pipeline.video and pipeline.daily."""

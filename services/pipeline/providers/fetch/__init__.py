@@ -1,0 +1,1 @@
+"""Fetch sources: where a chapter's pages come from (a local folder, MangaDex)."""

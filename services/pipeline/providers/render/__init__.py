@@ -1,0 +1,1 @@
+"""Renderers: panels and narration into an MP4."""

@@ -1,0 +1,1 @@
+"""Script writers: a chapter's Vietnamese narration (a template, an OpenAI-compatible LLM)."""

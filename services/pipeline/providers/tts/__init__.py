@@ -1,0 +1,1 @@
+"""Speech engines: narration audio (espeak-ng or a tone, edge-tts)."""

@@ -1,0 +1,1 @@
+"""Publishers: where a rendered video goes (YouTube)."""
