@@ -45,6 +45,7 @@ so a log or a ``repr`` shows ``**********``.
 | DAILY_QUOTA | 10 | videos a Vietnam day may count before CheckQuota says the quota is reached |
 | SAMPLES_DIR | DATA_DIR/samples | the local chapters folder (``FETCH_SOURCE=local``) |
 | VIDEO_FORMAT | landscape | ``landscape`` (1920×1080) or ``shorts`` (1080×1920) |
+| TASK_TRANSPORT | local | where render and upload workers run: ``local`` (a process here) |
 
 The settings are read in one place: ``load_settings`` (process environment + file), by the
 CLI, the daemon at the start of each video run, ``doctor`` and ``youtube-auth``. Nothing
@@ -168,6 +169,7 @@ class PipelineSettings(BaseSettings):
     daily_quota: int = DEFAULT_DAILY_QUOTA
     samples_dir: Path | None = None
     video_format: Literal["landscape", "shorts"] = "landscape"
+    task_transport: str = "local"
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
     @classmethod
@@ -181,6 +183,16 @@ class PipelineSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # the environment wins over the file's values, which arrive as init arguments
         return (env_settings, init_settings)
+
+    @field_validator("task_transport")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        from services.pipeline.tasks.transport import transport_names  # they import no settings
+
+        names = transport_names()
+        if value not in names:
+            raise ValueError(f"TASK_TRANSPORT must be one of {', '.join(names)}, got {value!r}")
+        return value
 
     @field_validator("daily_quota", mode="before")
     @classmethod

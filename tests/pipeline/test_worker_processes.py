@@ -18,6 +18,7 @@ from services.pipeline.engine.definition import StateSpec
 from services.pipeline.errors import HeartbeatTimeout, TaskFailed
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.stages.worker_stages import wait_stage
+from services.pipeline.tasks.subprocess_transport import SubprocessTransport
 from services.pipeline.tasks.task_tokens import LocalTransport, mint_token
 
 from .stage_context import RecordingContext
@@ -50,6 +51,7 @@ async def test_a_worker_without_heartbeats_is_killed(tmp_path: Path, monkeypatch
         "started_at": started,
         "instance_id": f"pid-{silent.pid}",
     }
+    SubprocessTransport(tmp_path).record_worker(token, silent.pid)
     with pytest.raises(HeartbeatTimeout, match="no heartbeat for 1 s"):
         await wait(event, RecordingContext())
     for _ in range(100):
@@ -78,6 +80,7 @@ async def test_a_worker_that_exits_without_reporting_fails_the_wait_at_once(
         "started_at": datetime.now(timezone.utc).isoformat(),
         "instance_id": f"pid-{crashed.pid}",
     }
+    SubprocessTransport(tmp_path).record_worker(token, crashed.pid)
     began = time.monotonic()
     with pytest.raises(TaskFailed, match=r"exited \(exit code 3\).*ImportError: no module x"):
         await wait_stage(spec, poll=0.05)(event, RecordingContext())
@@ -109,6 +112,7 @@ async def test_a_worker_that_reports_and_exits_at_once_is_a_success(tmp_path: Pa
             "started_at": datetime.now(timezone.utc).isoformat(),
             "instance_id": f"pid-{worker.pid}",
         }
+        SubprocessTransport(tmp_path).record_worker(token, worker.pid)
         assert await wait_stage(spec, poll=0.01)(event, RecordingContext()) == {"video_id": "v1"}
 
 

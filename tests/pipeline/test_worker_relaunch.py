@@ -45,6 +45,7 @@ from services.pipeline.errors import (
 )
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.stages.worker_stages import wait_stage
+from services.pipeline.tasks.subprocess_transport import SubprocessTransport
 from services.pipeline.tasks.task_tokens import LocalTransport, mint_token
 from tests.pipeline.conftest import PIPELINE_ENV
 from tests.pipeline.test_machine import VIDEO_PATH, Clock, Stages, machine
@@ -184,6 +185,8 @@ async def test_the_relaunch_bound_counts_per_video() -> None:
 
 
 def start_event(pid: int, token: str) -> dict:
+    """The StartRenderer output for a worker ``pid`` (recorded as the task's, as ``start`` does)."""
+    SubprocessTransport(os.environ["DATA_DIR"]).record_worker(token, pid)
     return {
         "job_id": "job-1",
         "task_token": token,
