@@ -44,14 +44,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .clock import parse_instant
 from .errors import JobValidationError, SchedulerError
-from .models import check_job_id, schedule_warnings
+from .models import JobPriority, check_job_id, schedule_warnings
+from .new_job import NewJob
 from .scheduler import Scheduler
 
 __all__ = ["IDEMPOTENCY_NAMESPACE", "JOB_FIELDS", "MAX_BODY_BYTES", "MAX_BODY_DEPTH", "create_app"]
 
 logger = logging.getLogger(__name__)
 
-JOB_FIELDS = frozenset({"account_id", "content", "scheduled_time", "priority", "max_retries", "kind", "job_id"})
+JOB_FIELDS = frozenset(NewJob.model_fields)
+"""The keys a create's body may have: the fields of ``NewJob``."""
 MAX_BODY_BYTES = 64 * 1024
 MAX_BODY_DEPTH = 8
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0c4a55-3f77-4d1e-9a8e-2f1b6f0c9d21")
@@ -196,16 +198,17 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
                 when = parse_instant(when, scheduler.zone, now=scheduler.clock())
             except ValueError as exc:
                 raise JobValidationError("scheduled_time", str(exc)) from None
-        repeat = job_id is not None and job_id in scheduler.manager.jobs
-        job = await scheduler.add_job_async(
-            body.get("account_id"),
-            body.get("content"),
-            when,
-            body.get("priority", 2),
-            body.get("max_retries", 3),
+        new = NewJob(
+            account_id=body.get("account_id"),
+            content=body.get("content"),
+            scheduled_time=when,
+            priority=body.get("priority", JobPriority.NORMAL),
+            max_retries=body.get("max_retries", 3),
             kind=body.get("kind"),  # None: the scheduler's default kind
             job_id=job_id,
         )
+        repeat = job_id is not None and job_id in scheduler.manager.jobs
+        job = await scheduler.add_async(new)
         answer = job.to_dict()
         warnings = schedule_warnings(job, scheduler.clock())
         if warnings:

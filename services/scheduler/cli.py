@@ -1,10 +1,10 @@
 """The command line: ``run_scheduler.py`` parses, picks a backend, calls one method.
 
 With no daemon running, a command takes the data-dir lock and works on the files itself;
-with a daemon running, it sends the command to the daemon's local API. Either way one
-JobManager validates the change. Exit codes: 0 success, 2 invalid input or usage (one
-line on stderr naming the field and the rule), 1 anything else, 141 when the reader of
-stdout went away (``| head``; see ``output.py``).
+with a daemon running, it sends the command to the daemon's local API. Either way the
+same checks apply: a ``NewJob`` checks the fields, one JobManager the rest. Exit codes:
+0 success, 2 invalid input or usage (one line on stderr naming the field and the rule),
+1 anything else, 141 when the reader of stdout went away (``| head``; see ``output.py``).
 
 ``add-job`` mints the job's id itself (or takes ``--job-id``) and sends it with the
 create, so a create whose answer was lost (the daemon did not answer in time) can be sent
@@ -39,6 +39,7 @@ from .extensions import Extension
 from .lock import DataDirLock, read_holder
 from .log_format import configure_logging
 from .models import JobPriority, ScheduledJob, check_job_id, schedule_warnings
+from .new_job import NewJob
 from .output import EXIT_BROKEN_PIPE, Output, OutputFailed, printable
 from .scheduler import Scheduler
 from .settings import Settings
@@ -61,9 +62,7 @@ class _Parser(argparse.ArgumentParser):
 class Backend(Protocol):
     """What a command needs: the daemon client or a Scheduler on the files."""
 
-    def add_job(self, account_id: Any, content: Any, scheduled_time: datetime | None = ...,
-                priority: Any = ..., max_retries: Any = ..., *, kind: Any = ...,
-                job_id: str | None = ...) -> ScheduledJob: ...
+    def add(self, new: NewJob) -> ScheduledJob: ...
     def list_jobs(self, account_id: str | None = ..., status: str | None = ...) -> list[ScheduledJob]: ...
     def get_job(self, job_id: str) -> ScheduledJob: ...
     def remove_job(self, job_id: str) -> ScheduledJob: ...
@@ -250,7 +249,11 @@ def _cmd_add(backend: Backend, args: argparse.Namespace, settings: Settings) -> 
     max_retries = _int_field("max_retries", args.max_retries)
     # the id is minted here, so a create that timed out can be sent again without a duplicate
     job_id = check_job_id(args.job_id) if args.job_id is not None else str(uuid.uuid4())
-    job = backend.add_job(args.account, args.content, when, priority, max_retries, kind=args.kind, job_id=job_id)
+    new = NewJob(
+        account_id=args.account, content=args.content, scheduled_time=when,
+        priority=priority, max_retries=max_retries, kind=args.kind, job_id=job_id,
+    )
+    job = backend.add(new)
     out.changed(f"the job was added: {job.job_id} (see `show {job.job_id}`)")
     warnings = schedule_warnings(job, utc_now())
     for warning in warnings:

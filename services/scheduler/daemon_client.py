@@ -25,7 +25,8 @@ from .errors import (
     SchedulerError,
     StorageError,
 )
-from .models import ScheduledJob
+from .models import JobPriority, ScheduledJob
+from .new_job import NewJob
 
 __all__ = ["DaemonClient"]
 
@@ -93,32 +94,29 @@ class DaemonClient:
     def _job_path(job_id: str) -> str:
         return f"/api/v1/jobs/{quote(job_id, safe='')}"
 
+    def add(self, new: NewJob) -> ScheduledJob:
+        """POST /api/v1/jobs (with ``job_id`` as the Idempotency-Key, when given)."""
+        headers = {} if new.job_id is None else {"Idempotency-Key": new.job_id}
+        answer = self._call("POST", "/api/v1/jobs", job_id=new.job_id, json=new.to_body(), headers=headers)
+        answer.pop("warnings", None)
+        return ScheduledJob.model_validate(answer)
+
     def add_job(
         self,
         account_id: Any,
         content: Any,
         scheduled_time: datetime | None = None,
-        priority: Any = 2,
+        priority: Any = JobPriority.NORMAL,
         max_retries: Any = 3,
         *,
         kind: Any = None,
         job_id: str | None = None,
     ) -> ScheduledJob:
-        """POST /api/v1/jobs (with ``job_id`` as the Idempotency-Key, when given)."""
-        body: dict[str, Any] = {
-            "account_id": account_id,
-            "content": content,
-            "priority": int(priority) if isinstance(priority, int) else priority,
-            "max_retries": max_retries,
-            **({} if kind is None else {"kind": kind}),
-            **({} if job_id is None else {"job_id": job_id}),
-        }
-        if scheduled_time is not None:
-            body["scheduled_time"] = scheduled_time.isoformat()
-        headers = {} if job_id is None else {"Idempotency-Key": job_id}
-        answer = self._call("POST", "/api/v1/jobs", job_id=job_id, json=body, headers=headers)
-        answer.pop("warnings", None)
-        return ScheduledJob.model_validate(answer)
+        """``add`` with the fields as arguments (see ``NewJob``); ``kind`` None: the daemon's default."""
+        return self.add(NewJob(
+            account_id=account_id, content=content, scheduled_time=scheduled_time,
+            priority=priority, max_retries=max_retries, kind=kind, job_id=job_id,
+        ))
 
     def list_jobs(self, account_id: str | None = None, status: str | None = None) -> list[ScheduledJob]:
         """GET /api/v1/jobs."""

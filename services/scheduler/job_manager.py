@@ -5,7 +5,8 @@ goes through ``save`` (memory + index) and becomes durable at ``commit`` (one fl
 changed days); the public operations commit before they return, so a returned job is on
 disk. Each operation that writes has an ``*_async`` twin for the event loop, which awaits
 the writer thread instead of blocking (see ``storage.py``); the CLI's direct mode uses the
-plain ones.
+plain ones. Storage is reached only through the ``JobStore`` protocol (``job_store.py``);
+a job to add arrives as a ``NewJob`` (``new_job.py``), which has checked its own fields.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from .models import (
     JobPriority,
     JobStatus,
     ScheduledJob,
-    check_account_id,
-    check_job_id,
     check_schedule_window,
     normalize_text,
     validation_error_from_pydantic,
 )
-from .storage import JobStorage
+from .job_store import JobStore
+from .new_job import NewJob
 
 __all__ = ["JobManager"]
 
@@ -42,14 +42,15 @@ logger = logging.getLogger(__name__)
 class JobManager:
     """Add, remove, list and select jobs.
 
-    :param storage: the job table and its files.
+    :param storage: the job table and where it is kept (a ``JobStore``: the daily files of
+        ``storage.JobStorage``, or any other store that keeps its contract).
     :param clock: the wall clock.
     :param kinds: the kinds a new job may have; ``None`` accepts any.
     """
 
     def __init__(
         self,
-        storage: JobStorage,
+        storage: JobStore,
         *,
         clock: Clock = utc_now,
         kinds: Collection[str] | None = None,
@@ -95,27 +96,18 @@ class JobManager:
 
     # -- the public operations ------------------------------------------------------------
 
-    def add_job(
-        self,
-        account_id: Any,
-        content: Any,
-        scheduled_time: datetime | None = None,
-        priority: Any = JobPriority.NORMAL,
-        max_retries: Any = 3,
-        *,
-        kind: Any = "log",
-        job_id: str | None = None,
-    ) -> ScheduledJob:
-        """Validate, create a SCHEDULED job, save it durably and return it.
+    def add(self, new: NewJob) -> ScheduledJob:
+        """Create a SCHEDULED job from ``new``, save it durably and return it.
 
-        Raises JobValidationError (field and rule) and changes nothing if any input is bad.
-        ``scheduled_time`` defaults to now and must be within one year of now. Text fields
-        are stored in Unicode NFC. A ``job_id`` that exists already is a repeat of the same
-        create (answered with the stored job) or, with other fields, a JobConflictError.
-        A StorageError says whether the disk was changed.
+        ``new`` has checked its own fields; here come the rules that need more: its
+        ``scheduled_time`` (default now) must be within one year of now, its kind must be
+        registered (None: ``log``), and a ``job_id`` that exists already is a repeat of the
+        same create (answered with the stored job) or, with other fields, a
+        JobConflictError. Raises JobValidationError (field and rule) and changes nothing if
+        a rule is broken. A StorageError says whether the disk was changed.
         """
-        job = self._new_job(account_id, content, scheduled_time, priority, max_retries, kind, job_id)
-        given_time = scheduled_time is not None
+        job = self._new_job(new)
+        given_time = new.scheduled_time is not None
         if (held := self._check_new_id(job, given_time=given_time)) is not None:
             return held  # a repeat of a create already done: its first answer
         self.commit()  # earlier changes first, so a failure below concerns this job only
@@ -127,20 +119,10 @@ class JobManager:
             raise self._undo_on_disk(job.job_id, exc, "the job was not added") from exc
         return self._added(job)
 
-    async def add_job_async(
-        self,
-        account_id: Any,
-        content: Any,
-        scheduled_time: datetime | None = None,
-        priority: Any = JobPriority.NORMAL,
-        max_retries: Any = 3,
-        *,
-        kind: Any = "log",
-        job_id: str | None = None,
-    ) -> ScheduledJob:
-        """``add_job`` for the event loop. The job is indexed (can run) once it is on disk."""
-        job = self._new_job(account_id, content, scheduled_time, priority, max_retries, kind, job_id)
-        given_time = scheduled_time is not None
+    async def add_async(self, new: NewJob) -> ScheduledJob:
+        """``add`` for the event loop. The job is indexed (can run) once it is on disk."""
+        job = self._new_job(new)
+        given_time = new.scheduled_time is not None
         if (held := self._check_new_id(job, given_time=given_time)) is not None:
             return held
         await self.commit_async()
@@ -156,33 +138,60 @@ class JobManager:
             raise await self._undo_on_disk_async(job.job_id, exc, "the job was not added") from exc
         return self._added(job)
 
-    def _new_job(
+    def add_job(
         self,
         account_id: Any,
         content: Any,
-        scheduled_time: datetime | None,
-        priority: Any,
-        max_retries: Any,
-        kind: Any,
-        job_id: str | None,
+        scheduled_time: datetime | None = None,
+        priority: Any = JobPriority.NORMAL,
+        max_retries: Any = 3,
+        *,
+        kind: Any = "log",
+        job_id: str | None = None,
     ) -> ScheduledJob:
+        """``add`` with the fields as arguments (see ``NewJob``): validate, add, return.
+
+        Text fields are stored in Unicode NFC. Raises JobValidationError naming the field.
+        """
+        return self.add(NewJob(
+            account_id=account_id, content=content, scheduled_time=scheduled_time,
+            priority=priority, max_retries=max_retries, kind=kind, job_id=job_id,
+        ))
+
+    async def add_job_async(
+        self,
+        account_id: Any,
+        content: Any,
+        scheduled_time: datetime | None = None,
+        priority: Any = JobPriority.NORMAL,
+        max_retries: Any = 3,
+        *,
+        kind: Any = "log",
+        job_id: str | None = None,
+    ) -> ScheduledJob:
+        """``add_async`` with the fields as arguments (see ``add_job``)."""
+        return await self.add_async(NewJob(
+            account_id=account_id, content=content, scheduled_time=scheduled_time,
+            priority=priority, max_retries=max_retries, kind=kind, job_id=job_id,
+        ))
+
+    def _new_job(self, new: NewJob) -> ScheduledJob:
         now = self._clock()
-        account_id, content, kind = (normalize_text(v) for v in (account_id, content, kind))
-        check_account_id(account_id)
         fields: dict[str, Any] = {
-            "account_id": account_id,
-            "content": content,
-            "scheduled_time": now if scheduled_time is None else scheduled_time,
-            "priority": priority,
-            "max_retries": max_retries,
-            "kind": kind,
+            "account_id": new.account_id,
+            "content": new.content,
+            "scheduled_time": now if new.scheduled_time is None else new.scheduled_time,
+            "priority": new.priority,
+            "max_retries": new.max_retries,
             "status": JobStatus.SCHEDULED,
             "created_at": now,
             "updated_at": now,
         }
-        if job_id is not None:
-            fields["job_id"] = check_job_id(job_id)
-        try:
+        if new.kind is not None:
+            fields["kind"] = new.kind
+        if new.job_id is not None:
+            fields["job_id"] = new.job_id
+        try:  # NewJob checked each field with the record's own rules: this does not refuse
             job = ScheduledJob.model_validate(fields)
         except PydanticValidationError as exc:
             raise validation_error_from_pydantic(exc) from None

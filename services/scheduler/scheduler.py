@@ -20,7 +20,9 @@ from .execution import JobExecutor
 from .extensions import Extension
 from .handlers import HandlerRegistry, default_registry
 from .job_manager import JobManager
+from .job_store import JobStore
 from .models import JobPriority, JobStatus, ScheduledJob
+from .new_job import NewJob
 from .recovery import JobRecovery
 from .settings import Settings
 from .storage import JobStorage
@@ -51,6 +53,8 @@ class Scheduler:
     :param shutdown_grace_seconds: how long ``stop`` waits for running jobs.
     :param extensions: packages built on the scheduler (kinds, default kind); see
         ``extensions.py``.
+    :param store: where the jobs are kept (a ``JobStore``); default: the daily files
+        under ``data_dir/jobs`` (``storage.JobStorage``).
     """
 
     def __init__(
@@ -63,13 +67,14 @@ class Scheduler:
         max_concurrent_jobs: int = 1,
         shutdown_grace_seconds: float = 30.0,
         extensions: Sequence[Extension] = (),
+        store: JobStore | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.zone = load_timezone(timezone)
         self.registry = registry or default_registry()
         self.clock = clock
         self.shutdown_grace_seconds = shutdown_grace_seconds
-        self.storage = JobStorage(self.data_dir, self.zone, clock=clock)
+        self.storage: JobStore = store if store is not None else JobStorage(self.data_dir, self.zone, clock=clock)
         self.manager = JobManager(self.storage, clock=clock, kinds=self.registry)
         self.recovery = JobRecovery(
             self.manager, max_running_minutes=self._limit_minutes, resumable=self._resumable
@@ -178,6 +183,23 @@ class Scheduler:
 
     # -- public API (delegates) ------------------------------------------------------------
 
+    def add(self, new: NewJob) -> ScheduledJob:
+        """Add a job durably (``new.kind`` None: ``default_kind``); wakes the loop."""
+        job = self.manager.add(self._with_kind(new))
+        self.executor.wake()
+        return job
+
+    async def add_async(self, new: NewJob) -> ScheduledJob:
+        """``add`` for code on the event loop (the API): the write does not block the loop."""
+        try:
+            job = await self.manager.add_async(self._with_kind(new))
+        finally:
+            self.executor.wake()  # a failed write too: the loop notices the disk refusing
+        return job
+
+    def _with_kind(self, new: NewJob) -> NewJob:
+        return new if new.kind is not None else new.model_copy(update={"kind": self.default_kind})
+
     def add_job(
         self,
         account_id: Any,
@@ -189,13 +211,11 @@ class Scheduler:
         kind: Any = None,
         job_id: str | None = None,
     ) -> ScheduledJob:
-        """Validate and add a job durably; wakes the loop. ``kind`` defaults to default_kind."""
-        job = self.manager.add_job(
-            account_id, content, scheduled_time, priority, max_retries,
-            kind=self.default_kind if kind is None else kind, job_id=job_id,
-        )
-        self.executor.wake()
-        return job
+        """``add`` with the fields as arguments (see ``NewJob``). ``kind`` defaults to default_kind."""
+        return self.add(NewJob(
+            account_id=account_id, content=content, scheduled_time=scheduled_time,
+            priority=priority, max_retries=max_retries, kind=kind, job_id=job_id,
+        ))
 
     async def add_job_async(
         self,
@@ -208,15 +228,11 @@ class Scheduler:
         kind: Any = None,
         job_id: str | None = None,
     ) -> ScheduledJob:
-        """``add_job`` for code on the event loop (the API): the write does not block the loop."""
-        try:
-            job = await self.manager.add_job_async(
-                account_id, content, scheduled_time, priority, max_retries,
-                kind=self.default_kind if kind is None else kind, job_id=job_id,
-            )
-        finally:
-            self.executor.wake()  # a failed write too: the loop notices the disk refusing
-        return job
+        """``add_async`` with the fields as arguments (see ``add_job``)."""
+        return await self.add_async(NewJob(
+            account_id=account_id, content=content, scheduled_time=scheduled_time,
+            priority=priority, max_retries=max_retries, kind=kind, job_id=job_id,
+        ))
 
     def remove_job(self, job_id: str) -> ScheduledJob:
         """Delete a job that is not running."""
@@ -262,6 +278,27 @@ class Scheduler:
         )
         self.manager.commit()
         return done
+
+    def jobs_snapshot(self, kind: str | None = None) -> list[ScheduledJob]:
+        """Every job (of ``kind``, if given) as the table holds it now, in no set order.
+
+        Safe to call from a worker thread (a stage run by ``asyncio.to_thread``): the
+        table's values are copied in one C-level call, so a change the loop thread makes
+        meanwhile cannot break the copy. The records are the table's own: a change replaces
+        a record, never alters it, so they stay as they were; do not change them.
+        """
+        table = list(self.manager.jobs.values())
+        return table if kind is None else [job for job in table if job.kind == kind]
+
+    async def update_fields(self, job_id: str, fields: dict[str, Any]) -> ScheduledJob:
+        """Merge extra ``fields`` (not the scheduler's own) into a job's record, durably.
+
+        For a running job's handler to checkpoint its progress (the pipeline's ``stage``
+        and ``pipeline`` fields). Call it on the loop; from a worker thread, hand it to the
+        loop (``asyncio.run_coroutine_threadsafe``). Raises JobNotFoundError, or
+        JobValidationError naming a field that cannot be set here.
+        """
+        return await self.manager.update_fields_async(job_id, fields)
 
     def counts_by_status(self) -> dict[str, int]:
         """How many jobs are in each status."""

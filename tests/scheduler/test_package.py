@@ -1,0 +1,53 @@
+"""The package's public face: ``services.scheduler`` exports the seed's names, with no cycle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import services.scheduler as package
+from services.scheduler import execution, job_manager, job_store, models, new_job, recovery, scheduler, storage
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED_NAMES = ("Scheduler", "JobStorage", "JobRecovery", "JobManager", "JobExecutor", "ScheduledJob", "JobStatus",
+              "JobPriority")
+
+
+def test_the_package_exports_the_seeds_names_and_its_two_seams() -> None:
+    assert sorted(package.__all__) == sorted((*SEED_NAMES, "JobStore", "NewJob"))
+    homes = {
+        "Scheduler": scheduler, "JobStorage": storage, "JobRecovery": recovery, "JobManager": job_manager,
+        "JobExecutor": execution, "ScheduledJob": models, "JobStatus": models, "JobPriority": models,
+        "JobStore": job_store, "NewJob": new_job,
+    }
+    for name, module in homes.items():
+        assert getattr(package, name) is getattr(module, name), name
+
+
+def test_a_fresh_process_imports_the_names_without_the_shells() -> None:
+    code = (
+        f"from services.scheduler import {', '.join(SEED_NAMES)}\n"
+        "import sys\n"
+        "loaded = sorted(m for m in ('fastapi', 'uvicorn', 'httpx') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_module_imports_first_in_a_fresh_process() -> None:
+    # Each module imported first, into a table holding none of ours: any import cycle the
+    # package's __init__ makes shows as an ImportError for some order.
+    names = sorted(p.stem for p in (ROOT / "services" / "scheduler").glob("*.py") if p.stem != "__init__")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}:\n"
+        "    for key in [k for k in sys.modules if k == 'services' or k.startswith('services.')]:\n"
+        "        del sys.modules[key]\n"
+        "    importlib.import_module('services.scheduler.' + name)\n"
+        "    importlib.import_module('services.scheduler').Scheduler\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(names) > 20
