@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.pipeline.engine.definition import DEFAULT_DEFINITION_PATH, REQUIRED_STATES, load_definition
+from services.pipeline.engine.definition import DEFAULT_DEFINITION_PATH, load_definition
 from services.pipeline.errors import DefinitionError
+from services.pipeline.stages import pipeline_definition
+from services.pipeline.stages.names import State
 
 SEED_TASKS = {
     # state: (TimeoutSeconds, HeartbeatSeconds, first retrier's MaxAttempts, IntervalSeconds)
@@ -24,8 +26,8 @@ SEED_TASKS = {
 
 
 def test_the_shipped_definition_has_the_seeds_numbers() -> None:
-    definition = load_definition()
-    assert set(definition.states) == set(REQUIRED_STATES)
+    definition = pipeline_definition()
+    assert set(definition.states) == set(State)
     for name, (timeout, heartbeat, attempts, interval) in SEED_TASKS.items():
         spec = definition.state(name)
         assert (spec.timeout_seconds, spec.heartbeat_seconds) == (timeout, heartbeat), name
@@ -64,7 +66,7 @@ def broken(tmp_path: Path, change) -> Path:
 )
 def test_a_broken_definition_is_refused_with_the_place(tmp_path: Path, change, message) -> None:
     with pytest.raises(DefinitionError, match=message):
-        load_definition(broken(tmp_path, change))
+        pipeline_definition(broken(tmp_path, change))
 
 
 def test_unreadable_and_invalid_json_files(tmp_path: Path) -> None:

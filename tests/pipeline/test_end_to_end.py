@@ -11,6 +11,7 @@ import pytest
 
 from services.pipeline.engine.definition import load_definition
 from services.pipeline.engine.machine import Checkpoint, Machine
+from services.pipeline.jobs.run_document import PipelineRun
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.stages import counter, embedded_stages
 from services.pipeline.stages.quota import vietnam_today
@@ -38,7 +39,8 @@ async def test_a_video_is_rendered_published_and_counted(data: Path) -> None:
 
     definition = load_definition()
     machine = Machine(
-        definition, embedded_stages(definition), save=save, clock=utc_now, context=RecordingContext()
+        definition, embedded_stages(definition), save=save, clock=utc_now, context=RecordingContext(),
+        hooks=PipelineRun(),
     )
     done = await machine.run(Checkpoint(manga="next"))
     assert done.state == "Done", done.error

@@ -26,6 +26,7 @@ import pytest
 from services.pipeline.doctor import MANGADEX_POLICY
 from services.pipeline.engine.definition import load_definition
 from services.pipeline.engine.machine import Checkpoint, Machine
+from services.pipeline.jobs.run_document import PipelineRun
 from services.pipeline.providers.fetch.mangadex import DEFAULT_USER_AGENT, LEDGER
 from services.pipeline.settings import PipelineSettings
 from services.pipeline.stages import counter, embedded_stages, fetcher
@@ -182,7 +183,8 @@ class Rendered:
 async def run_the_day(rendered: Rendered) -> Checkpoint:
     definition = load_definition()
     machine = Machine(
-        definition, embedded_stages(definition), save=rendered.save, clock=utc_now, context=RecordingContext()
+        definition, embedded_stages(definition), save=rendered.save, clock=utc_now, context=RecordingContext(),
+        hooks=PipelineRun(),
     )
     return await machine.run(Checkpoint(manga="next", loop=True))
 

@@ -14,6 +14,7 @@ import pytest
 from services.pipeline.engine.definition import load_definition
 from services.pipeline.engine.machine import Checkpoint, Machine, PipelineFailed, StageFunc
 from services.pipeline.errors import TaskFailed, YouTubeQuotaError
+from services.pipeline.jobs.run_document import PipelineRun
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 DEFINITION = load_definition()
@@ -123,7 +124,7 @@ def machine(stages: Stages, clock: Clock, saved: list[dict], **replaced: StageFu
         saved.append(json.loads(cp.model_dump_json()))
 
     table = {**stages.table(), **replaced}
-    return Machine(DEFINITION, table, save=save, clock=clock, sleep=clock.sleep)
+    return Machine(DEFINITION, table, save=save, clock=clock, sleep=clock.sleep, hooks=PipelineRun())
 
 
 VIDEO_PATH = [
@@ -145,7 +146,9 @@ async def test_a_single_video_runs_every_state_once_and_saves_after_each() -> No
     done = await machine(stages, clock, saved).run(Checkpoint())
     assert stages.calls == VIDEO_PATH
     assert done.state == "Done" and done.video_job_id == "job-1"
-    assert [s["state"] for s in saved] == VIDEO_PATH[1:] + ["CheckMoreVideos", "Done"]
+    # saved after every state, the Choice states included (QuotaChoice, FetchChoice)
+    after_each = ["QuotaChoice", "FetchManga", "FetchChoice", *VIDEO_PATH[2:], "CheckMoreVideos", "Done"]
+    assert [s["state"] for s in saved] == after_each
     assert done.outputs["WaitForRender"]["task_token"] == "tok-1"
     assert done.videos == [{"job_id": "job-1", "outcome": "published"}]
 
@@ -187,7 +190,7 @@ async def test_a_stage_past_its_timeout_raises_states_timeout(monkeypatch) -> No
     async def save(cp: Checkpoint) -> None:
         saved.append(json.loads(cp.model_dump_json()))
 
-    done = await Machine(definition, table, save=save, clock=clock, sleep=clock.sleep).run(Checkpoint())
+    done = await Machine(definition, table, save=save, clock=clock, sleep=clock.sleep, hooks=PipelineRun()).run(Checkpoint())
     assert done.error["Error"] == "States.Timeout"
     assert "ran longer than its TimeoutSeconds (1 s)" in done.error["Cause"]
 
@@ -298,4 +301,4 @@ def test_every_task_state_needs_a_stage() -> None:
     table = Stages().table()
     del table["Cleanup"]
     with pytest.raises(ValueError, match="no stage function for: Cleanup"):
-        Machine(DEFINITION, table, save=lambda cp: None, clock=Clock())
+        Machine(DEFINITION, table, save=lambda cp: None, clock=Clock(), hooks=PipelineRun())

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.pipeline.engine.definition import Retrier, StateSpec, load_definition
+from services.pipeline.engine.choice import choose
+from services.pipeline.engine.definition import Retrier, StateSpec
 from services.pipeline.engine.policy import (
-    MAX_FAILED_IN_A_ROW,
     Catch,
     Fail,
     Retry,
     backoff_seconds,
-    check_more_videos,
-    failed_in_a_row,
     matches,
     next_after_success,
     on_error,
@@ -29,8 +27,26 @@ from services.pipeline.errors import (
     YouTubeQuotaError,
     error_name,
 )
+from services.pipeline.jobs.run_document import MAX_FAILED_IN_A_ROW, check_more_videos, failed_in_a_row
+from services.pipeline.stages import pipeline_definition
 
-DEFINITION = load_definition()
+DEFINITION = pipeline_definition()
+
+
+def after(state: str, output: dict) -> str:
+    """The state after ``state`` succeeded with ``output``, through the Choice right after it."""
+    nxt = next_after_success(state, DEFINITION.state(state), output)
+    spec = DEFINITION.state(nxt)
+    if spec.type == "Choice" and nxt != "CheckMoreVideos":
+        return choose(spec.choices, spec.default, {DEFINITION.state(state).result_key(state): output})
+    return nxt
+
+
+def more_videos(count: int, quota: int, loop: bool, in_a_row: int = 0) -> str:
+    """What config/pipeline.json's CheckMoreVideos rules decide for these variables."""
+    spec = DEFINITION.state("CheckMoreVideos")
+    document = {"daily_count": count, "daily_quota": quota, "loop": loop, "failed_in_a_row": in_a_row}
+    return choose(spec.choices, spec.default, document)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +179,7 @@ def test_an_error_nothing_catches_fails_the_run() -> None:
     ],
 )
 def test_next_state_after_success(state, output, expected) -> None:
-    assert next_after_success(state, DEFINITION.state(state), output) == expected
+    assert after(state, output) == expected
 
 
 @pytest.mark.parametrize(
@@ -178,6 +194,7 @@ def test_next_state_after_success(state, output, expected) -> None:
 )
 def test_check_more_videos(count, quota, loop, expected) -> None:
     assert check_more_videos(count, quota, loop=loop) == expected
+    assert more_videos(count, quota, loop) == expected  # the definition's rules say the same
 
 
 @pytest.mark.parametrize(
@@ -192,4 +209,5 @@ def test_check_more_videos(count, quota, loop, expected) -> None:
 def test_the_loop_stops_after_max_failed_in_a_row(outcomes, in_a_row, expected) -> None:
     assert failed_in_a_row(outcomes) == in_a_row
     assert check_more_videos(1, 10, loop=True, failed_in_a_row=in_a_row) == expected
+    assert more_videos(1, 10, True, in_a_row) == expected
     assert MAX_FAILED_IN_A_ROW == 3

@@ -82,13 +82,14 @@ SPEC = StateSpec.model_validate(
     ],
 )
 def test_which_errors_relaunch_the_worker(state, name, relaunched, expected) -> None:
-    assert on_lost_worker(state, name, relaunched) == expected
+    assert on_lost_worker(DEFINITION.state(state), name, relaunched) == expected
 
 
 def test_the_relaunch_bound() -> None:
     assert MAX_RELAUNCHES == 3
-    assert on_lost_worker("WaitForRender", WORKER_LOST, 1, limit=1) is None
-    assert on_lost_worker("WaitForRender", WORKER_LOST, 0, limit=0) is None
+    wait = DEFINITION.state("WaitForRender")
+    assert on_lost_worker(wait, WORKER_LOST, 1, limit=1) is None
+    assert on_lost_worker(wait, WORKER_LOST, 0, limit=0) is None
 
 
 def test_past_the_bound_a_lost_worker_is_an_ordinary_error() -> None:
@@ -130,7 +131,7 @@ async def test_a_lost_worker_is_relaunched_at_once_without_spending_a_retry(capl
     assert "WaitForRender" not in done.attempts
     assert done.outputs["WaitForRender"]["task_token"] == "tok-2"  # the new worker's
     assert done.videos == [{"job_id": "job-1", "outcome": "published"}]
-    after_loss = saved[VIDEO_PATH.index("WaitForRender")]
+    after_loss = saved[[s["state"] for s in saved].index("WaitForRender") + 1]  # the save after the loss
     assert after_loss["state"] == "StartRenderer" and after_loss["retry_at"] is None
     assert "StartRenderer" not in after_loss["outputs"] and after_loss["attempts"] == {}
     assert after_loss["relaunches"] == {"WaitForRender": 1}

@@ -1,18 +1,30 @@
 """The state machine runner: the seed's Step Functions execution, as one coroutine.
 
 ``Machine.run(checkpoint)`` walks the states of a ``Definition`` from the checkpoint's
-state until a Succeed state (QuotaReached, NoMangaAvailable, Done), calling each Task
-state's stage and applying the state's TimeoutSeconds, Retry and Catch (decisions in
-``policy.py``). After every state, and before every retry wait, it hands the checkpoint
+state until a Succeed state, calling each Task state's stage with the input its
+Parameters build (``paths.py``), applying the state's TimeoutSeconds, Retry and Catch
+(decisions in ``policy.py``), and at each Choice state taking the first rule that holds
+(``choice.py``). It knows nothing of what the states do: the job kind that runs it hands
+it ``hooks`` (``RunHooks``) that add its own variables to the run's document and keep its
+own records after a Task or a Choice (the pipeline's are ``jobs/run_document.py``).
+
+The run's document (``$``): the checkpoint's ``manga``, ``account_id``, ``loop``,
+``video_job_id`` and ``error`` (the last caught error: Error, Cause, state), each finished
+Task's output at its ResultPath (default ``$.<state name>``), and the hooks' variables.
+The context object (``$$``): ``$$.Task.Token``, a task token minted for this call
+(``tasks/task_tokens.mint_token``), ``$$.State.Name``.
+
+After every state, and before every retry wait, it hands the checkpoint
 to ``save``, which makes it durable (the job record, through the scheduler's storage).
 A run that starts from a saved checkpoint resumes at the first unfinished state: states
 already finished are not run again, and a retry wait already begun only waits out its
 rest. A stage whose output carries a non-null ``continuation_token`` (GenerateTTS on a
 very long chapter) runs again with that token in its event. A WaitFor* state whose worker
 was lost (``WorkerLost``: killed, or its pid gone after a restart or a reboot) goes back to
-its Start* state at once, as a Spot interruption would: no Retry attempt, no delay, the
-earlier states not run again; ``relaunches`` counts these per state for the current video
-and bounds them (``policy.on_lost_worker``).
+its ``StartedBy`` state at once, as a Spot interruption would: no Retry attempt, no delay,
+the earlier states not run again; ``relaunches`` counts these per state for the current
+video and bounds them (``policy.on_lost_worker``). A retry of such a state starts over at
+its ``StartedBy`` state too, so the retry has a fresh worker.
 
 A stage is ``handler(event: dict, context) -> dict`` (stage-functions.md). A plain
 function runs in a worker thread, so a slow stage never blocks the event loop; an
@@ -36,19 +48,17 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from services.pipeline.engine.definition import Definition
+from services.pipeline.engine.choice import NO_CHOICE_MATCHED, choose
+from services.pipeline.engine.definition import Definition, StateSpec
+from services.pipeline.engine.paths import parameters
 from services.pipeline.engine.policy import (
-    MAX_FAILED_IN_A_ROW,
     MAX_RELAUNCHES,
-    WORKER_STARTS,
     Catch,
     Retry,
-    check_more_videos,
-    failed_in_a_row,
     next_after_success,
     on_error,
     on_lost_worker,
@@ -56,12 +66,9 @@ from services.pipeline.engine.policy import (
 from services.pipeline.errors import PipelineError, error_name
 from services.pipeline.tasks.task_tokens import mint_token
 
-__all__ = ["Checkpoint", "Machine", "PipelineFailed", "StageFunc", "TERMINAL_STATES"]
+__all__ = ["Checkpoint", "Machine", "NoHooks", "PipelineFailed", "RunHooks", "StageFunc"]
 
 logger = logging.getLogger(__name__)
-
-TERMINAL_STATES = frozenset({"QuotaReached", "NoMangaAvailable", "Done"})
-_STARTS = WORKER_STARTS
 
 StageFunc = Callable[[dict[str, Any], Any], dict[str, Any] | Awaitable[dict[str, Any]]]
 
@@ -69,7 +76,8 @@ StageFunc = Callable[[dict[str, Any], Any], dict[str, Any] | Awaitable[dict[str,
 class Checkpoint(BaseModel):
     """Where a run is: the state to run next and what the finished states returned."""
 
-    state: str = "CheckQuota"
+    state: str | None = None
+    """The state to run next; None: the definition's StartAt."""
     loop: bool = False
     manga: str = "next"
     account_id: str = "default"
@@ -83,10 +91,35 @@ class Checkpoint(BaseModel):
     error: dict[str, Any] | None = None
     videos: list[dict[str, Any]] = Field(default_factory=list)
 
-    @property
-    def finished(self) -> bool:
-        """The run reached a Succeed state."""
-        return self.state in TERMINAL_STATES
+
+
+class RunHooks(Protocol):
+    """What a job kind adds to a run (see the module docstring)."""
+
+    def variables(self, cp: Checkpoint) -> dict[str, Any]:
+        """Fields the kind adds to the run's document (read by rules and Parameters)."""
+        ...
+
+    async def after_task(self, state: str, output: dict[str, Any], cp: Checkpoint) -> None:
+        """A Task finished with ``output`` (saved in ``cp.outputs``); ``cp`` may be changed."""
+        ...
+
+    def after_choice(self, state: str, next_state: str, cp: Checkpoint) -> None:
+        """A Choice picked ``next_state``; ``cp`` may be changed before it is saved."""
+        ...
+
+
+class NoHooks:
+    """A run with nothing added: the document is the checkpoint and the outputs."""
+
+    def variables(self, cp: Checkpoint) -> dict[str, Any]:
+        return {}
+
+    async def after_task(self, state: str, output: dict[str, Any], cp: Checkpoint) -> None:
+        return None
+
+    def after_choice(self, state: str, next_state: str, cp: Checkpoint) -> None:
+        return None
 
 
 class PipelineFailed(Exception):
@@ -106,8 +139,7 @@ class Machine:
     :param clock: the wall clock (aware UTC).
     :param sleep: waits out a retry delay (``asyncio.sleep``; tests pass a fake).
     :param context: passed to every stage as its second argument.
-    :param on_video: called when FetchManga starts a video (``output``, checkpoint), so the
-        daily run can record each video as its own job.
+    :param hooks: what the job kind adds (``RunHooks``); default nothing.
     """
 
     def __init__(
@@ -119,7 +151,7 @@ class Machine:
         clock: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         context: Any = None,
-        on_video: Callable[[dict[str, Any], Checkpoint], Awaitable[None]] | None = None,
+        hooks: RunHooks | None = None,
     ) -> None:
         missing = [
             name for name, spec in definition.states.items() if spec.type == "Task" and name not in stages
@@ -132,12 +164,14 @@ class Machine:
         self._clock = clock
         self._sleep = sleep
         self.context = context
-        self._on_video = on_video
+        self.hooks: RunHooks = hooks if hooks is not None else NoHooks()
 
     async def run(self, checkpoint: Checkpoint) -> Checkpoint:
         """Run from ``checkpoint`` to a Succeed state; raise PipelineFailed if an error escapes."""
         cp = checkpoint.model_copy(deep=True)
-        while not cp.finished:
+        if cp.state is None:
+            cp.state = self.definition.start_at
+        while not self.definition.terminal(cp.state):
             await self._wait_for_retry(cp)
             spec = self.definition.state(cp.state)
             if spec.type == "Choice":
@@ -155,33 +189,39 @@ class Machine:
             await self._sleep(delay)
         cp.retry_at = None
 
+    def document(self, cp: Checkpoint) -> dict[str, Any]:
+        """The run's document ``$`` at checkpoint ``cp`` (see the module docstring)."""
+        doc: dict[str, Any] = {
+            "manga": cp.manga,
+            "account_id": cp.account_id,
+            "loop": cp.loop,
+            "video_job_id": cp.video_job_id,
+            "error": cp.error,
+        }
+        for state, output in cp.outputs.items():
+            spec = self.definition.states.get(state)
+            doc[spec.result_key(state) if spec is not None else state] = output
+        doc.update(self.hooks.variables(cp))
+        return doc
+
     async def _choose(self, cp: Checkpoint) -> None:
-        """CheckMoreVideos: another video while the day's count is under quota."""
-        quota = int(cp.outputs.get("CheckQuota", {}).get("daily_quota", 0))
-        counted = cp.outputs.get("IncrementCounter", {}).get("daily_count")
-        count = (
-            int(counted)
-            if counted is not None
-            else int(cp.outputs.get("CheckQuota", {}).get("daily_count", 0))
-        )
-        failures = failed_in_a_row([str(v.get("outcome")) for v in cp.videos])
-        nxt = check_more_videos(count, quota, loop=cp.loop, failed_in_a_row=failures)
-        if nxt == "Done" and failures >= MAX_FAILED_IN_A_ROW and cp.loop:
-            logger.warning(
-                "the day's loop stops: videos keep failing",
-                extra={"stage": "CheckMoreVideos", "job_id": cp.video_job_id, "failed_in_a_row": failures},
-            )
-        if nxt == "FetchManga":  # a new video: forget the last one's outputs and error
-            cp.outputs = {k: v for k, v in cp.outputs.items() if k == "CheckQuota"}
-            cp.video_job_id, cp.error = None, None
-            cp.relaunches = {}
+        """A Choice state: the first rule that holds names the next state, else Default."""
+        state, spec = cp.state, self.definition.state(cp.state)
+        doc = self.document(cp)
+        nxt = choose(spec.choices, spec.default, doc)
+        if nxt is None:
+            cause = f"{state}: no choice rule matched and there is no Default"
+            logger.error("choice failed", extra={"stage": state, "job_id": cp.video_job_id, "cause": cause})
+            await self._save(cp.model_copy(deep=True))
+            raise PipelineFailed(state, NO_CHOICE_MATCHED, cause)
+        self.hooks.after_choice(state, nxt, cp)
         cp.state = nxt
         await self._save(cp.model_copy(deep=True))
 
     async def _task(self, cp: Checkpoint) -> None:
         state = cp.state
         spec = self.definition.state(state)
-        event = self._event(cp)
+        event = self._event(cp, spec)
         log = {"stage": state, "job_id": cp.video_job_id}
         logger.info("state started", extra=log)
         try:
@@ -193,14 +233,7 @@ class Machine:
             return
         cp.outputs[state] = output
         cp.attempts.pop(state, None)
-        if state == "FetchManga" and output.get("status") == "success":
-            cp.video_job_id = str(output["job_id"])
-            if self._on_video is not None:
-                await self._on_video(output, cp)
-        if state == "IncrementCounter" or state == "HandleError":
-            cp.videos.append(
-                {"job_id": cp.video_job_id, "outcome": "failed" if state == "HandleError" else "published"}
-            )
+        await self.hooks.after_task(state, output, cp)
         cp.state = next_after_success(state, spec, output)
         await self._save(cp.model_copy(deep=True))
         logger.info("state finished", extra={**log, "next": cp.state})
@@ -227,7 +260,7 @@ class Machine:
         else:
             cause = getattr(exc, "cause", None) or str(exc) or type(exc).__name__
         log = {"stage": state, "job_id": cp.video_job_id, "error": name, "cause": cause}
-        relaunch = on_lost_worker(state, name, cp.relaunches.get(state, 0))
+        relaunch = on_lost_worker(spec, name, cp.relaunches.get(state, 0))
         if relaunch is not None:  # not the video's failure: no attempt spent, no delay
             cp.relaunches[state] = relaunch.relaunch
             cp.outputs.pop(relaunch.start_state, None)
@@ -243,9 +276,9 @@ class Machine:
         if isinstance(decision, Retry):
             attempts[decision.retrier] = decision.attempt
             cp.retry_at = self._clock() + timedelta(seconds=decision.delay_seconds)
-            if state in _STARTS:  # the worker is gone or stuck: the retry starts a new one
-                cp.outputs.pop(_STARTS[state], None)
-                cp.state = _STARTS[state]
+            if spec.started_by is not None:  # the worker is gone or stuck: the retry starts a new one
+                cp.outputs.pop(spec.started_by, None)
+                cp.state = spec.started_by
             logger.warning(
                 "state failed; retrying",
                 extra={**log, "attempt": decision.attempt, "delay_seconds": decision.delay_seconds},
@@ -263,30 +296,16 @@ class Machine:
         await self._save(cp.model_copy(deep=True))
         raise PipelineFailed(state, name, cause)
 
-    def _event(self, cp: Checkpoint) -> dict[str, Any]:
-        """The input of the current state, as stage-functions.md gives it."""
-        state = cp.state
-        if state == "CheckQuota":  # a single video does not count itself against the quota
-            return {"exclude_job_id": cp.video_job_id} if cp.video_job_id and not cp.loop else {}
-        if state == "FetchManga":
-            event: dict[str, Any] = {"manga": cp.manga, "account_id": cp.account_id}
-            if cp.video_job_id:
-                event["job_id"] = cp.video_job_id
-            return event
-        if state == "HandleError":
-            return {
-                "job_id": cp.video_job_id,
-                "error": {"Error": (cp.error or {}).get("Error"), "Cause": (cp.error or {}).get("Cause")},
-                "state": (cp.error or {}).get("state"),
-                "execution_id": cp.video_job_id,
-            }
-        event = {"job_id": cp.video_job_id}
-        token = cp.outputs.get(state, {}).get("continuation_token")
+    def _event(self, cp: Checkpoint, spec: StateSpec) -> dict[str, Any]:
+        """The input of the current Task: its Parameters over the document (or the whole
+        document), plus the ``continuation_token`` its last call returned, if any."""
+        doc = self.document(cp)
+        if spec.parameters is None:
+            event = dict(doc)
+        else:
+            context = {"Task": {"Token": mint_token()}, "State": {"Name": cp.state}}
+            event = parameters(spec.parameters, doc, context)
+        token = cp.outputs.get(cp.state, {}).get("continuation_token")
         if token:  # the state runs again to go on where its last call stopped
             event["continuation_token"] = token
-        if state in _STARTS.values():  # the callback pattern: the machine mints the token
-            event["task_token"] = mint_token()
-        if state in _STARTS:
-            started = cp.outputs.get(_STARTS[state], {})
-            event.update({k: started[k] for k in ("task_token", "started_at", "instance_id") if k in started})
         return event

@@ -1,5 +1,7 @@
 """Pure decisions of the state machine: error matching, retry delays, the next state.
 
+What a Choice state picks is ``choice.py``'s; this module decides what follows a Task.
+
 No clock, no I/O, no randomness of its own (a FULL-jitter draw comes in as ``rand``), so
 every rule is a table in the tests. The meanings are Step Functions':
 
@@ -16,11 +18,11 @@ error except the two timeouts. ``States.Timeout`` also matches a heartbeat timeo
 task that stops heartbeating has timed out, as the States Language defines it), while
 ``States.HeartbeatTimeout`` matches only that.
 
-One rule is this product's, not Step Functions': a WaitFor* state whose worker was lost
-(``WorkerLost``: killed by a signal, its pid gone after a restart or a reboot) goes back
-to its Start* state at once, up to MAX_RELAUNCHES times per state per video, without
-spending a Retry attempt or waiting a delay (``on_lost_worker``). Past that bound the loss
-is an ordinary error for ``on_error``.
+One rule is this product's, not Step Functions': a state with ``StartedBy`` (it waits
+for a worker another state started) whose worker was lost (``WorkerLost``: killed by a
+signal, its pid gone after a restart or a reboot) goes back to that state at once, up to
+MAX_RELAUNCHES times per state per run item, without spending a Retry attempt or waiting a
+delay (``on_lost_worker``). Past that bound the loss is an ordinary error for ``on_error``.
 """
 
 from __future__ import annotations
@@ -38,9 +40,7 @@ __all__ = [
     "MAX_RELAUNCHES",
     "Relaunch",
     "Retry",
-    "WORKER_STARTS",
     "backoff_seconds",
-    "check_more_videos",
     "matches",
     "next_after_success",
     "on_error",
@@ -82,9 +82,6 @@ class Relaunch:
     relaunch: int
 
 
-WORKER_STARTS = {"WaitForRender": "StartRenderer", "WaitForUpload": "StartUploader"}
-"""Each WaitFor* state and the state that starts its worker: a retried wait starts a new one."""
-
 MAX_RELAUNCHES = 3
 """Relaunches of a lost worker per WaitFor* state per video. A worker that is lost every
 time (it takes the machine down, the OOM killer always picks it) then fails like any other
@@ -92,16 +89,16 @@ error instead of being started forever."""
 
 
 def on_lost_worker(
-    state: str, name: str, relaunched: int, *, limit: int = MAX_RELAUNCHES
+    spec: StateSpec, name: str, relaunched: int, *, limit: int = MAX_RELAUNCHES
 ) -> Relaunch | None:
-    """Whether ``state``'s error ``name`` relaunches its worker, given ``relaunched`` so far.
+    """Whether a state's error ``name`` relaunches its worker, given ``relaunched`` so far.
 
-    Only a WaitFor* state's ``WorkerLost`` does, while ``relaunched < limit``; None sends
-    the error through ``on_error`` (Retry, Catch) like any other.
+    Only a ``WorkerLost`` of a state with ``StartedBy`` does, while ``relaunched < limit``;
+    None sends the error through ``on_error`` (Retry, Catch) like any other.
     """
-    if name != WORKER_LOST or state not in WORKER_STARTS or relaunched >= limit:
+    if name != WORKER_LOST or spec.started_by is None or relaunched >= limit:
         return None
-    return Relaunch(start_state=WORKER_STARTS[state], relaunch=relaunched + 1)
+    return Relaunch(start_state=spec.started_by, relaunch=relaunched + 1)
 
 
 def matches(error_equals: Sequence[str], name: str) -> bool:
@@ -157,43 +154,13 @@ def on_error(
 
 
 def next_after_success(state: str, spec: StateSpec, output: Mapping[str, Any]) -> str:
-    """The state after ``state`` succeeded with ``output`` (the fixed choices, else Next).
+    """The state after Task ``state`` succeeded with ``output``: its Next.
 
     A stage that did part of its work and says where to go on (a non-null
     ``continuation_token``, GenerateTTS on a very long chapter) runs again.
     """
     if output.get("continuation_token"):
         return state
-    if state == "CheckQuota" and output.get("quota_reached") is True:
-        return "QuotaReached"
-    if state == "FetchManga" and output.get("status") == "no_manga_available":
-        return "NoMangaAvailable"
     if spec.next is None:
         raise ValueError(f"state {state} has no Next")
     return spec.next
-
-
-MAX_FAILED_IN_A_ROW = 3
-"""The day's loop stops after this many videos in a row ended in HandleError. A failed video
-does not count against the quota, so without this a broken backend (an expired YouTube
-token, a full disk) would take every chapter the source has, one failure at a time."""
-
-
-def failed_in_a_row(outcomes: Sequence[str]) -> int:
-    """How many of the last ``outcomes`` (``published`` / ``failed``, in order) are failures."""
-    count = 0
-    for outcome in reversed(outcomes):
-        if outcome != "failed":
-            break
-        count += 1
-    return count
-
-
-def check_more_videos(daily_count: int, daily_quota: int, *, loop: bool, failed_in_a_row: int = 0) -> str:
-    """CheckMoreVideos: another video while under quota (daily run only), else Done.
-
-    Also Done after MAX_FAILED_IN_A_ROW failed videos in a row (this product's addition).
-    """
-    if failed_in_a_row >= MAX_FAILED_IN_A_ROW:
-        return "Done"
-    return "FetchManga" if loop and daily_count < daily_quota else "Done"

@@ -21,12 +21,13 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from services.pipeline.engine.context import RunContext
-from services.pipeline.engine.definition import Definition, load_definition
+from services.pipeline.engine.definition import Definition
 from services.pipeline.engine.machine import Checkpoint, Machine
+from services.pipeline.jobs.run_document import PipelineRun
 from services.pipeline.jobs.video_job import next_youtube_reset, stage_of
 from services.pipeline.jobs.video_records import video_outcome
 from services.pipeline.settings import PipelineSettings, load_settings
-from services.pipeline.stages import embedded_stages
+from services.pipeline.stages import embedded_stages, pipeline_definition
 from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
 from services.scheduler.errors import JobConflictError
 from services.scheduler.models import JobStatus, ScheduledJob, normalize_text
@@ -70,7 +71,7 @@ class DailyJobs:
         settings: Callable[[], PipelineSettings] = load_settings,
     ) -> None:
         self.scheduler = scheduler
-        self.definition = definition or load_definition()
+        self.definition = definition or pipeline_definition()
         self.stages = stages  # None: the configured backends (embedded_stages)
         self.load_settings = settings  # read at the start of each run, as VideoJobs does
 
@@ -84,7 +85,7 @@ class DailyJobs:
         """The handler of one daily run."""
         manager = self.scheduler.manager
         saved = (job.model_extra or {}).get("pipeline")
-        start = Checkpoint(manga="next", loop=True, account_id=job.account_id)
+        start = Checkpoint(state=self.definition.start_at, manga="next", loop=True, account_id=job.account_id)
         checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
 
         async def save(cp: Checkpoint) -> None:
@@ -100,7 +101,7 @@ class DailyJobs:
             save=save,
             clock=self.scheduler.clock,
             context=RunContext(self.scheduler, self.load_settings, asyncio.get_running_loop()),
-            on_video=on_video,
+            hooks=PipelineRun(on_video=on_video),
         )
         try:
             done = await machine.run(checkpoint)

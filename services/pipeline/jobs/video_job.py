@@ -38,10 +38,12 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from services.pipeline.engine.context import RunContext
-from services.pipeline.engine.definition import Definition, load_definition
+from services.pipeline.engine.definition import Definition
 from services.pipeline.engine.machine import Checkpoint, Machine, StageFunc
+from services.pipeline.jobs.run_document import PipelineRun
 from services.pipeline.settings import PipelineSettings, load_settings
-from services.pipeline.stages import embedded_stages
+from services.pipeline.stages import embedded_stages, pipeline_definition
+from services.pipeline.stages.names import State
 from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
 from services.scheduler.handlers import PermanentFailure, Reschedule
 from services.scheduler.models import ScheduledJob
@@ -62,29 +64,31 @@ DAILY_START = time(8, 0)  # a video moved to the next day runs at 08:00 Vietnam 
 VIDEO_MAX_RUNNING_MINUTES = 24 * 60  # the render alone may take 4 h (WaitForRender)
 
 _STAGE_OF_STATE = {
-    "CheckQuota": "pending",
-    "FetchManga": "fetching",
-    "GenerateScript": "scripting",
-    "GenerateTTS": "tts",
-    "StartRenderer": "rendering",
-    "WaitForRender": "rendering",
-    "StartUploader": "uploading",
-    "WaitForUpload": "uploading",
-    "Cleanup": "completed",
-    "IncrementCounter": "completed",
-    "CheckMoreVideos": "completed",
-    "Done": "completed",
-    "HandleError": "failed",
+    State.CHECK_QUOTA: "pending",
+    State.QUOTA_CHOICE: "pending",
+    State.FETCH_MANGA: "fetching",
+    State.FETCH_CHOICE: "fetching",
+    State.GENERATE_SCRIPT: "scripting",
+    State.GENERATE_TTS: "tts",
+    State.START_RENDERER: "rendering",
+    State.WAIT_FOR_RENDER: "rendering",
+    State.START_UPLOADER: "uploading",
+    State.WAIT_FOR_UPLOAD: "uploading",
+    State.CLEANUP: "completed",
+    State.INCREMENT_COUNTER: "completed",
+    State.CHECK_MORE_VIDEOS: "completed",
+    State.DONE: "completed",
+    State.HANDLE_ERROR: "failed",
 }
 
 
 def stage_of(cp: Checkpoint) -> str:
     """The pipeline status of a video at checkpoint ``cp`` (quota-checker.md's names)."""
-    if cp.error is not None and "HandleError" in cp.outputs:
+    if cp.error is not None and State.HANDLE_ERROR in cp.outputs:
         return "failed"
-    if cp.state == "QuotaReached":
-        return "uploading" if "WaitForRender" in cp.outputs else "pending"
-    if cp.state == "NoMangaAvailable":
+    if cp.state == State.QUOTA_REACHED:
+        return "uploading" if State.WAIT_FOR_RENDER in cp.outputs else "pending"
+    if cp.state == State.NO_MANGA_AVAILABLE:
         return "failed"
     return _STAGE_OF_STATE.get(cp.state, "pending")
 
@@ -146,7 +150,7 @@ class VideoJobs:
         settings: Callable[[], PipelineSettings] = load_settings,
     ) -> None:
         self.scheduler = scheduler
-        self.definition = definition or load_definition()
+        self.definition = definition or pipeline_definition()
         self.stages = dict(stages) if stages is not None else embedded_stages(self.definition)
         self.load_settings = settings
 
@@ -165,7 +169,13 @@ class VideoJobs:
         """The handler of one ``pipeline.video`` run."""
         manager = self.scheduler.manager
         saved = (job.model_extra or {}).get("pipeline")
-        start = Checkpoint(manga=job.content, video_job_id=job.job_id, loop=False, account_id=job.account_id)
+        start = Checkpoint(
+            state=self.definition.start_at,
+            manga=job.content,
+            video_job_id=job.job_id,
+            loop=False,
+            account_id=job.account_id,
+        )
         checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
 
         async def save(cp: Checkpoint) -> None:
@@ -174,27 +184,29 @@ class VideoJobs:
             )
 
         context = self.context()
-        machine = Machine(self.definition, self.stages, save=save, clock=self.scheduler.clock, context=context)
+        machine = Machine(
+            self.definition, self.stages, save=save, clock=self.scheduler.clock, context=context, hooks=PipelineRun()
+        )
         done = await machine.run(checkpoint)
         now = self.scheduler.clock()
-        if done.state == "QuotaReached" and "WaitForRender" in done.outputs:
-            resume = done.model_copy(update={"state": "StartUploader", "error": None})
+        if done.state == State.QUOTA_REACHED and State.WAIT_FOR_RENDER in done.outputs:
+            resume = done.model_copy(update={"state": State.START_UPLOADER, "error": None})
             await save(resume)
             raise Reschedule(
                 next_youtube_reset(now), "YouTube upload quota spent; the upload resumes after it resets"
             )
-        if done.state == "QuotaReached":
+        if done.state == State.QUOTA_REACHED:
             await manager.update_fields_async(
                 job.job_id, {"pipeline": start.model_dump(mode="json"), "stage": "pending"}
             )
             raise Reschedule(next_vietnam_morning(now), "daily quota reached; moved to the next Vietnam day")
-        if done.state == "NoMangaAvailable":
+        if done.state == State.NO_MANGA_AVAILABLE:
             await self._no_manga(job, start, now, context)
         if done.error is not None:
             error = done.error
             raise PermanentFailure(f"{error['state']} failed with {error['Error']}: {error['Cause']}")
-        upload = done.outputs.get("WaitForUpload", {})
-        fetched = done.outputs.get("FetchManga", {})
+        upload = done.outputs.get(State.WAIT_FOR_UPLOAD, {})
+        fetched = done.outputs.get(State.FETCH_MANGA, {})
         return {
             "status": "published",
             "youtube_url": upload.get("youtube_url"),

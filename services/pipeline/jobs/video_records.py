@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.pipeline.engine.machine import Checkpoint
+from services.pipeline.stages.names import State
 from services.scheduler.models import JobStatus, ScheduledJob
 
 __all__ = ["video_outcome"]
@@ -23,7 +24,7 @@ def video_outcome(
 ) -> ScheduledJob | None:
     """The video job as it ends at checkpoint ``cp``, or None while it is under way."""
     extra = dict(video.model_extra or {})
-    if "HandleError" in cp.outputs and cp.error is not None:
+    if State.HANDLE_ERROR in cp.outputs and cp.error is not None:
         error = f"{cp.error.get('state')} failed with {cp.error.get('Error')}: {cp.error.get('Cause')}"
         return _with(
             video,
@@ -34,10 +35,10 @@ def video_outcome(
             updated_at=now,
             stage="failed",
         )
-    if "IncrementCounter" in cp.outputs or (
-        "WaitForUpload" in cp.outputs and cp.state in ("Done", "CheckMoreVideos")
+    if State.INCREMENT_COUNTER in cp.outputs or (
+        State.WAIT_FOR_UPLOAD in cp.outputs and cp.state in (State.DONE, State.CHECK_MORE_VIDEOS)
     ):
-        upload = cp.outputs.get("WaitForUpload", {})
+        upload = cp.outputs.get(State.WAIT_FOR_UPLOAD, {})
         result = {"status": "published", "youtube_url": upload.get("youtube_url")}
         return _with(
             video,
@@ -49,9 +50,9 @@ def video_outcome(
             updated_at=now,
             stage="completed",
         )
-    if cp.state == "QuotaReached" and "WaitForRender" in cp.outputs:
-        resume = cp.model_copy(update={"state": "StartUploader", "loop": False, "error": None, "videos": []})
-        resume.outputs.pop("StartUploader", None)
+    if cp.state == State.QUOTA_REACHED and State.WAIT_FOR_RENDER in cp.outputs:
+        resume = cp.model_copy(update={"state": State.START_UPLOADER, "loop": False, "error": None, "videos": []})
+        resume.outputs.pop(State.START_UPLOADER, None)
         return _with(
             video,
             extra,

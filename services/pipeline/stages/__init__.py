@@ -15,31 +15,43 @@
 
 from __future__ import annotations
 
-from services.pipeline.engine.definition import Definition
+from pathlib import Path
+
+from services.pipeline.engine.definition import Definition, load_definition, require_states
 from services.pipeline.engine.machine import StageFunc
 from services.pipeline.providers.tts import tts_local
 from services.pipeline.settings import PipelineSettings
 from services.pipeline.stages import cleanup, counter, fetcher, handle_error, quota, scriptgen, ttsgen
+from services.pipeline.stages.names import CHOICES, TASKS, TERMINAL, State
 from services.pipeline.stages.worker_stages import start_stage, wait_stage
 
-__all__ = ["backend_names", "embedded_stages"]
+__all__ = ["backend_names", "embedded_stages", "pipeline_definition"]
+
+
+def pipeline_definition(path: Path | str | None = None) -> Definition:
+    """The pipeline's definition (default ``config/pipeline.json``), checked to have a
+    Task state for each stage (``names.TASKS``) and the Choice and Succeed states the job
+    kinds look for; DefinitionError names what is missing."""
+    definition = load_definition(path, required=[*TASKS, *CHOICES, *TERMINAL])
+    require_states(definition, TASKS, (*CHOICES, *TERMINAL))
+    return definition
 
 
 def embedded_stages(definition: Definition) -> dict[str, StageFunc]:
     """Every Task state's stage, on the embedded defaults."""
-    render, upload = definition.state("WaitForRender"), definition.state("WaitForUpload")
+    render, upload = definition.state(State.WAIT_FOR_RENDER), definition.state(State.WAIT_FOR_UPLOAD)
     return {
-        "CheckQuota": quota.handler,
-        "FetchManga": fetcher.handler,
-        "GenerateScript": scriptgen.handler,
-        "GenerateTTS": ttsgen.handler,
-        "StartRenderer": start_stage("render", render.heartbeat_seconds),
-        "WaitForRender": wait_stage(render),
-        "StartUploader": start_stage("upload", upload.heartbeat_seconds),
-        "WaitForUpload": wait_stage(upload),
-        "Cleanup": cleanup.handler,
-        "IncrementCounter": counter.handler,
-        "HandleError": handle_error.handler,
+        State.CHECK_QUOTA: quota.handler,
+        State.FETCH_MANGA: fetcher.handler,
+        State.GENERATE_SCRIPT: scriptgen.handler,
+        State.GENERATE_TTS: ttsgen.handler,
+        State.START_RENDERER: start_stage("render", render.heartbeat_seconds),
+        State.WAIT_FOR_RENDER: wait_stage(render),
+        State.START_UPLOADER: start_stage("upload", upload.heartbeat_seconds),
+        State.WAIT_FOR_UPLOAD: wait_stage(upload),
+        State.CLEANUP: cleanup.handler,
+        State.INCREMENT_COUNTER: counter.handler,
+        State.HANDLE_ERROR: handle_error.handler,
     }
 
 

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from services.pipeline.engine.context import StageContext
+from services.pipeline.stages.names import State
 
 __all__ = ["handler"]
 
@@ -47,7 +48,7 @@ def handler(event: dict[str, Any], context: StageContext) -> dict[str, Any]:
         "video failed",
         extra={
             "job_id": job_id,
-            "stage": "HandleError",
+            "stage": State.HANDLE_ERROR,
             "failed_state": state,
             "error": name,
             "cause": cause,

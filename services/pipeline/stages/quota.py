@@ -47,6 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.pipeline.settings import DEFAULT_DAILY_QUOTA, PipelineSettings, load_settings
+from services.pipeline.stages.names import State
 from services.scheduler.clock import local_date, utc_now
 from services.scheduler.models import ScheduledJob
 from services.scheduler.settings import Settings
@@ -245,5 +246,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     today = vietnam_today(context.now())
     used = count_for_day(context.jobs(kind=VIDEO_KIND), today, exclude=event.get("exclude_job_id"))
     result = quota_result(quota, used)
-    logger.info("quota check complete", extra={"stage": "CheckQuota", "date": today.isoformat(), **result})
+    logger.info("quota check complete", extra={"stage": State.CHECK_QUOTA, "date": today.isoformat(), **result})
     return result
