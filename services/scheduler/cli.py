@@ -182,6 +182,23 @@ def _run(settings: Settings, *, once: bool, extensions: Sequence[Extension] = ()
 # -- choosing the backend ---------------------------------------------------------------
 
 
+def read_jobs(settings: Settings) -> list[ScheduledJob]:
+    """Every job of ``settings.data_dir`` as the scheduler owning it has them, changing nothing.
+
+    The files, read under the data-dir lock like ``list`` (no recovery, nothing saved), or
+    the running daemon's API when the daemon holds the lock. DataDirMissingError if the
+    data dir does not exist (it is not created).
+    """
+    jobs: list[ScheduledJob] = []
+
+    def read(backend: Any) -> int:
+        jobs.extend(backend.list_jobs())
+        return 0
+
+    _with_backend(settings, read, writes=False)
+    return jobs
+
+
 def _with_backend(
     settings: Settings, command: Any, extensions: Sequence[Extension] = (), *, writes: bool = True
 ) -> int:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +299,23 @@ class Scheduler:
         JobValidationError naming a field that cannot be set here.
         """
         return await self.manager.update_fields_async(job_id, fields)
+
+    def find_job(self, job_id: str) -> ScheduledJob | None:
+        """One job by id, or None if there is none (``get_job`` raises instead)."""
+        return self.manager.jobs.get(job_id)
+
+    async def store_job(self, job: ScheduledJob) -> ScheduledJob:
+        """Save a whole record as it is, durably (insert or replace), and wake the loop.
+
+        For an extension that keeps records of its own work as jobs (the pipeline's daily
+        run records each video it makes, and ends it); ``add`` is for new work to run.
+        """
+        saved = self.manager.save(job)
+        try:
+            await self.manager.commit_async()
+        finally:
+            self.executor.wake()
+        return saved
 
     def counts_by_status(self) -> dict[str, int]:
         """How many jobs are in each status."""

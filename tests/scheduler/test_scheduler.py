@@ -96,3 +96,29 @@ async def test_a_worker_thread_reads_and_updates_through_the_loop(make_scheduler
 
     updated = await asyncio.to_thread(stage)
     assert scheduler.get_job(job.job_id).model_extra == {"stage": "tts"} == updated.model_extra
+
+
+async def test_store_job_saves_a_whole_record_durably_and_find_job_finds_it(make_scheduler, data_dir: Path) -> None:
+    scheduler: Scheduler = make_scheduler()
+    assert scheduler.find_job("nope") is None
+    made = scheduler.add_job("a", "x", kind="log")
+    # an extension's own field ("stage") is kept as it is
+    record = ScheduledJob.model_validate({**made.model_dump(), "content": "y", "stage": "fetching"})
+    await scheduler.store_job(record)
+    assert scheduler.find_job(made.job_id).content == "y"
+    again = Scheduler(data_dir, registry=scheduler.registry)
+    again.load()
+    stored = again.get_job(made.job_id)
+    assert stored.content == "y" and stored.model_extra["stage"] == "fetching"
+
+
+def test_read_jobs_reads_a_data_dir_without_changing_it(data_dir: Path) -> None:
+    from services.scheduler.cli import read_jobs
+    from services.scheduler.settings import Settings
+
+    scheduler = Scheduler(data_dir)
+    scheduler.load()
+    job = scheduler.add_job("a", "x", kind="log")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in (data_dir / "jobs").iterdir())
+    assert [j.job_id for j in read_jobs(Settings.from_env({}, data_dir=str(data_dir)))] == [job.job_id]
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (data_dir / "jobs").iterdir()) == before

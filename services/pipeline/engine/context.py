@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from services.pipeline.settings import PipelineSettings
 from services.scheduler.models import ScheduledJob
+from services.scheduler.scheduler import Scheduler
 from services.scheduler.settings import SettingsError
 
 __all__ = ["RunContext", "StageContext"]
@@ -67,7 +68,7 @@ class RunContext:
 
     def __init__(
         self,
-        scheduler: Any,
+        scheduler: Scheduler,
         load_settings: Callable[[], PipelineSettings],
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
@@ -102,10 +103,7 @@ class RunContext:
 
     def jobs(self, kind: str | None = None) -> list[ScheduledJob]:
         """A snapshot of the Scheduler's in-memory table (see ``StageContext.jobs``)."""
-        # list() copies the values in one C-level call, so a change the loop thread makes
-        # meanwhile cannot break the iteration (the stage runs in a worker thread)
-        table = list(self._scheduler.manager.jobs.values())
-        return table if kind is None else [job for job in table if job.kind == kind]
+        return self._scheduler.jobs_snapshot(kind)
 
     def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
         if self._loop is None:
@@ -116,5 +114,5 @@ class RunContext:
             running = None
         if running is self._loop:
             raise RuntimeError("update_job is for stages running in a worker thread")
-        update = self._scheduler.manager.update_fields_async(job_id, fields)
+        update = self._scheduler.update_fields(job_id, fields)
         asyncio.run_coroutine_threadsafe(update, self._loop).result()

@@ -31,6 +31,8 @@ from services.pipeline.stages import embedded_stages, pipeline_definition
 from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
 from services.scheduler.errors import JobConflictError
 from services.scheduler.models import JobStatus, ScheduledJob, normalize_text
+from services.scheduler.new_job import NewJob
+from services.scheduler.scheduler import Scheduler
 
 __all__ = ["DAILY_KIND", "DailyJobs", "daily_job_id", "next_daily_time"]
 
@@ -65,7 +67,7 @@ class DailyJobs:
 
     def __init__(
         self,
-        scheduler: Any,
+        scheduler: Scheduler,
         definition: Definition | None = None,
         stages: Mapping[str, Callable[..., Any]] | None = None,
         settings: Callable[[], PipelineSettings] = load_settings,
@@ -83,13 +85,12 @@ class DailyJobs:
 
     async def run(self, job: ScheduledJob) -> dict[str, Any]:
         """The handler of one daily run."""
-        manager = self.scheduler.manager
         saved = (job.model_extra or {}).get("pipeline")
         start = Checkpoint(state=self.definition.start_at, manga="next", loop=True, account_id=job.account_id)
         checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
 
         async def save(cp: Checkpoint) -> None:
-            await manager.update_fields_async(job.job_id, {"pipeline": cp.model_dump(mode="json")})
+            await self.scheduler.update_fields(job.job_id, {"pipeline": cp.model_dump(mode="json")})
             await self._track_video(cp)
 
         async def on_video(output: dict[str, Any], cp: Checkpoint) -> None:
@@ -117,9 +118,8 @@ class DailyJobs:
 
     async def _record_video(self, daily: ScheduledJob, fetched: dict[str, Any]) -> None:
         """FetchManga started a video: record it as its own (pending) job."""
-        manager = self.scheduler.manager
         job_id = str(fetched["job_id"])
-        if job_id in manager.jobs:  # a resumed run fetched it already
+        if self.scheduler.find_job(job_id) is not None:  # a resumed run fetched it already
             return
         now = self.scheduler.clock()
         video = ScheduledJob(
@@ -134,35 +134,30 @@ class DailyJobs:
             stage="fetching",
             daily_job_id=daily.job_id,
         )
-        manager.save(video)
-        await manager.commit_async()
+        await self.scheduler.store_job(video)
 
     async def _track_video(self, cp: Checkpoint) -> None:
         """Mirror the loop's progress on the current video's job."""
-        manager = self.scheduler.manager
         job_id = cp.video_job_id
-        if job_id is None or job_id not in manager.jobs:
+        video = self.scheduler.find_job(job_id) if job_id is not None else None
+        if video is None:
             return
-        video = manager.jobs[job_id]
         if video.status is not JobStatus.PENDING:
             return
         stage = stage_of(cp)
         now = self.scheduler.clock()
         ended = video_outcome(video, cp, now, next_youtube_reset(now))
         if ended is not None:
-            manager.save(ended)
-            await manager.commit_async()
+            await self.scheduler.store_job(ended)
         elif (video.model_extra or {}).get("stage") != stage:
-            await manager.update_fields_async(job_id, {"stage": stage})
+            await self.scheduler.update_fields(video.job_id, {"stage": stage})
 
     async def _schedule_next(self, daily: ScheduledJob) -> None:
         """Add tomorrow's run at the same Vietnam time, unless one is already waiting."""
-        manager = self.scheduler.manager
         waiting = [
             j
-            for j in manager.jobs.values()
-            if j.kind == DAILY_KIND
-            and j.status is JobStatus.SCHEDULED
+            for j in self.scheduler.jobs_snapshot(DAILY_KIND)
+            if j.status is JobStatus.SCHEDULED
             and j.job_id != daily.job_id
             and j.account_id == daily.account_id
         ]
@@ -171,9 +166,16 @@ class DailyJobs:
         at = daily.scheduled_time.astimezone(VIETNAM_TZ).time().replace(second=0, microsecond=0)
         when = next_daily_time(at, self.scheduler.clock())
         try:
-            await manager.add_job_async(
-                daily.account_id, daily.content, when, daily.priority, daily.max_retries,
-                kind=DAILY_KIND, job_id=daily_job_id(daily.account_id, when),
+            await self.scheduler.add_async(
+                NewJob(
+                    account_id=daily.account_id,
+                    content=daily.content,
+                    scheduled_time=when,
+                    priority=daily.priority,
+                    max_retries=daily.max_retries,
+                    kind=DAILY_KIND,
+                    job_id=daily_job_id(daily.account_id, when),
+                )
             )
         except JobConflictError:  # that day has its run already (added by hand at another time)
             pass

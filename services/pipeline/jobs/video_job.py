@@ -47,6 +47,7 @@ from services.pipeline.stages.names import State
 from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
 from services.scheduler.handlers import PermanentFailure, Reschedule
 from services.scheduler.models import ScheduledJob
+from services.scheduler.scheduler import Scheduler
 from services.scheduler.settings import SettingsError
 
 __all__ = [
@@ -144,7 +145,7 @@ class VideoJobs:
 
     def __init__(
         self,
-        scheduler: Any,
+        scheduler: Scheduler,
         definition: Definition | None = None,
         stages: Mapping[str, StageFunc] | None = None,
         settings: Callable[[], PipelineSettings] = load_settings,
@@ -167,7 +168,6 @@ class VideoJobs:
 
     async def run(self, job: ScheduledJob) -> dict[str, Any]:
         """The handler of one ``pipeline.video`` run."""
-        manager = self.scheduler.manager
         saved = (job.model_extra or {}).get("pipeline")
         start = Checkpoint(
             state=self.definition.start_at,
@@ -179,7 +179,7 @@ class VideoJobs:
         checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
 
         async def save(cp: Checkpoint) -> None:
-            await manager.update_fields_async(
+            await self.scheduler.update_fields(
                 job.job_id, {"pipeline": cp.model_dump(mode="json"), "stage": stage_of(cp)}
             )
 
@@ -196,7 +196,7 @@ class VideoJobs:
                 next_youtube_reset(now), "YouTube upload quota spent; the upload resumes after it resets"
             )
         if done.state == State.QUOTA_REACHED:
-            await manager.update_fields_async(
+            await self.scheduler.update_fields(
                 job.job_id, {"pipeline": start.model_dump(mode="json"), "stage": "pending"}
             )
             raise Reschedule(next_vietnam_morning(now), "daily quota reached; moved to the next Vietnam day")
@@ -217,22 +217,21 @@ class VideoJobs:
         self, job: ScheduledJob, start: Checkpoint, now: datetime, context: RunContext
     ) -> NoReturn:
         """FetchManga found no chapter: look again tomorrow (MangaDex) or fail with the hint."""
-        manager = self.scheduler.manager
         fresh = start.model_dump(mode="json")
         if _fetch_source(context, job.account_id) == "mangadex":
             waited = int((job.model_extra or {}).get("mornings_without_chapter") or 0)
             if waited < job.max_retries:
                 waiting = {"pipeline": fresh, "stage": "pending", "mornings_without_chapter": waited + 1}
-                await manager.update_fields_async(job.job_id, waiting)
+                await self.scheduler.update_fields(job.job_id, waiting)
                 raise Reschedule(
                     next_vietnam_morning(now),
                     f"no new chapter on MangaDex for {job.content!r} yet; looking again at 08:00 Vietnam "
                     f"time ({waited + 1} of {job.max_retries} mornings)",
                 )
-            await manager.update_fields_async(job.job_id, {"pipeline": fresh, "stage": "failed"})
+            await self.scheduler.update_fields(job.job_id, {"pipeline": fresh, "stage": "failed"})
             raise PermanentFailure(
                 f"no new chapter on MangaDex for {job.content!r}, after looking again on {waited} "
                 "mornings: check MANGA_IDS or MANGA_SEARCH and MANGA_LANGUAGE"
             )
-        await manager.update_fields_async(job.job_id, {"pipeline": fresh, "stage": "failed"})
+        await self.scheduler.update_fields(job.job_id, {"pipeline": fresh, "stage": "failed"})
         raise PermanentFailure(no_manga_hint(job.content, _samples_dir(context)))

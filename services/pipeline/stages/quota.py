@@ -190,15 +190,9 @@ def scheduler_jobs(settings: Settings, kind: str | None = VIDEO_KIND) -> list[Sc
     """
     if not settings.data_dir.is_dir():
         return []
-    from services.scheduler.cli import _with_backend  # the CLI's own choice of backend
+    from services.scheduler.cli import read_jobs  # the CLI's own choice of backend
 
-    jobs: list[ScheduledJob] = []
-
-    def read(backend: Any) -> int:
-        jobs.extend(backend.list_jobs())
-        return 0
-
-    _with_backend(settings, read, writes=False)
+    jobs = read_jobs(settings)
     return [job for job in jobs if kind is None or job.kind == kind]
 
 
