@@ -1,22 +1,37 @@
-"""Errors of the video pipeline, each carrying the Step Functions error *name* it raises.
+"""Errors of the video pipeline: one tree, under the scheduler's ``SchedulerError``.
+
+Every exception the pipeline raises on purpose derives from ``VideoPipelineError``, which
+is a ``SchedulerError``: its ``exit_code`` and ``http_status`` (set on each class, here
+and on the providers' own errors) are how the CLI and the API show it, in the one place
+the scheduler's shells already map errors (``services.scheduler.cli`` / ``api``)::
+
+    VideoPipelineError             base (exit 1, HTTP 500)
+    ├── DefinitionError            the definition file is wrong (exit 2: fix the file)
+    ├── PipelineFailed             an error no Retry or Catch handled ended a run
+    │                              (``engine/machine.py``)
+    ├── the providers' errors      MangaDexError, YouTubeAuthError, YouTubeUploadError,
+    │                              EdgeTTSUnavailable, RetryLater (``providers/``)
+    └── PipelineError              a state's error, carrying the Step Functions error *name*
 
 A state's Retry and Catch match on these names exactly as Step Functions does::
 
-    PipelineError              base; ``name`` is what ErrorEquals matches
+    PipelineError              ``name`` is what ErrorEquals matches
     ├── StateTimeout           States.Timeout: the state ran past its TimeoutSeconds
     ├── HeartbeatTimeout       States.HeartbeatTimeout: no heartbeat for HeartbeatSeconds
     ├── TaskFailed             States.TaskFailed, or the error a worker reported (name + cause)
     ├── WorkerLost             WorkerLost: the worker died without a result (killed by a signal,
     │                          its pid gone: a restart, a reboot, the OOM killer); the machine
     │                          relaunches it at its Start* state (policy.on_lost_worker)
-    └── YouTubeQuotaError      YouTubeQuotaError: the upload quota is spent until it resets
-    DefinitionError            the definition file is wrong (not a runtime error: exit 2)
+    ├── YouTubeQuotaError      YouTubeQuotaError: the upload quota is spent until it resets
+    └── LLMAuthError           the script writer's key was refused (``providers/script``)
 
 Any other exception a stage raises is reported under its class name (``ValueError``...),
 which ``States.ALL`` and ``States.TaskFailed`` match, as for a Lambda's errorType.
 """
 
 from __future__ import annotations
+
+from services.scheduler.errors import SchedulerError
 
 __all__ = [
     "ALL",
@@ -28,6 +43,7 @@ __all__ = [
     "TASK_FAILED",
     "TIMEOUT",
     "TaskFailed",
+    "VideoPipelineError",
     "WORKER_LOST",
     "WorkerLost",
     "YOUTUBE_QUOTA",
@@ -43,7 +59,13 @@ YOUTUBE_QUOTA = "YouTubeQuotaError"
 WORKER_LOST = "WorkerLost"
 
 
-class PipelineError(Exception):
+class VideoPipelineError(SchedulerError):
+    """Base of every error the pipeline raises on purpose (a ``SchedulerError``)."""
+
+    code = "pipeline_error"
+
+
+class PipelineError(VideoPipelineError):
     """Base of the errors a state raises on purpose; ``cause`` is the human-readable part."""
 
     name = TASK_FAILED
@@ -91,10 +113,11 @@ class YouTubeQuotaError(PipelineError):
     name = YOUTUBE_QUOTA
 
 
-class DefinitionError(Exception):
+class DefinitionError(VideoPipelineError):
     """The pipeline definition file is invalid; the message names the state and field."""
 
     exit_code = 2
+    code = "invalid_definition"
 
 
 def error_name(exc: BaseException) -> str:

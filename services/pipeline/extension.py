@@ -37,6 +37,7 @@ from typing import Any
 import av
 
 from services.pipeline.doctor import doctor_report
+from services.pipeline.errors import VideoPipelineError
 from services.pipeline.jobs.daily_job import DAILY_KIND, DailyJobs, daily_job_id, next_daily_time
 from services.pipeline.jobs.video_job import VideoJobs
 from services.pipeline.providers.fetch import sample_chapter
@@ -227,7 +228,7 @@ DEMO_MARKER = ".video-scheduler-demo"
 _DEMO_ACCOUNT = "demo"
 
 
-class _DemoDirRefused(Exception):
+class _DemoDirRefused(VideoPipelineError):
     """The folder given to ``demo --dir`` is not one the demo may empty."""
 
 

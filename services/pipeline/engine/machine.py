@@ -63,7 +63,7 @@ from services.pipeline.engine.policy import (
     on_error,
     on_lost_worker,
 )
-from services.pipeline.errors import PipelineError, error_name
+from services.pipeline.errors import PipelineError, VideoPipelineError, error_name
 from services.pipeline.tasks.task_tokens import mint_token
 
 __all__ = ["Checkpoint", "Machine", "NoHooks", "PipelineFailed", "RunHooks", "StageFunc"]
@@ -122,7 +122,7 @@ class NoHooks:
         return None
 
 
-class PipelineFailed(Exception):
+class PipelineFailed(VideoPipelineError):
     """An error no Retry or Catch of its state handled: the run ends failed."""
 
     def __init__(self, state: str, error: str, cause: str) -> None:

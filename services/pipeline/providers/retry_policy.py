@@ -36,6 +36,8 @@ from typing import Any, TypeVar
 
 import tenacity
 
+from services.pipeline.errors import VideoPipelineError
+
 __all__ = ["RetryEvent", "RetryLater", "RetryPolicy", "backoff"]
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ OnRetry = Callable[["RetryEvent"], Any]
 _MAX_EXPONENT = 1000  # 2.0 ** 1000 is still a float; any cap is reached long before
 
 
-class RetryLater(Exception):
+class RetryLater(VideoPipelineError):
     """An attempt failed in a way worth another try.
 
     :param reason: what went wrong, shown in the retry log and the final error.

@@ -53,7 +53,7 @@ import openai
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.pipeline.errors import PipelineError
+from services.pipeline.errors import PipelineError, VideoPipelineError
 from services.pipeline.providers.script import script_template
 from services.scheduler.atomic_file import write_atomic
 
@@ -160,7 +160,7 @@ class NarrationAnswer(BaseModel):
     segments: list[AnswerSegment] = Field(min_length=1, description="the narration, in reading order")
 
 
-class _InvalidAnswer(ValueError):
+class _InvalidAnswer(VideoPipelineError, ValueError):
     """An answer that does not validate; the message is what the model is told."""
 
 

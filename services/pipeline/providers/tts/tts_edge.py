@@ -39,6 +39,7 @@ import edge_tts
 import imageio_ffmpeg
 from edge_tts.exceptions import EdgeTTSException
 
+from services.pipeline.errors import VideoPipelineError
 from services.pipeline.providers.retry_policy import RetryEvent, RetryPolicy, backoff
 from services.scheduler.atomic_file import fsync_dir, write_atomic
 
@@ -137,22 +138,22 @@ class SpokenSegment:
     cues: tuple[Cue, ...]
 
 
-class EdgeTTSUnavailable(Exception):
+class EdgeTTSUnavailable(VideoPipelineError):
     """edge-tts stayed unreachable or kept failing for a segment, with every voice tried."""
 
     def __init__(self, segment: int, voices: tuple[str, ...], attempts: int, last_error: str) -> None:
-        super().__init__(segment, voices, attempts, last_error)
+        super().__init__(
+            f"edge-tts could not speak segment {segment:03d}: {attempts} attempt(s) "
+            f"each with {', '.join(voices)} failed; last error: {last_error} "
+            "(check the network, or use TTS_ENGINE=local)"
+        )
         self.segment = segment
         self.voices = voices
         self.attempts = attempts
         self.last_error = last_error
 
     def __str__(self) -> str:
-        return (
-            f"edge-tts could not speak segment {self.segment:03d}: {self.attempts} attempt(s) "
-            f"each with {', '.join(self.voices)} failed; last error: {self.last_error} "
-            "(check the network, or use TTS_ENGINE=local)"
-        )
+        return self.message
 
 
 # -- pure: time, backoff, subtitle lines ------------------------------------------------------
