@@ -25,7 +25,7 @@ def test_increment_counter_returns_the_seeds_json(data_dir: Path, monkeypatch) -
     assert first == {"daily_count": 1, "date": "2026-02-07", "job_id": "job-abc123"}
     assert second == {"daily_count": 2, "date": "2026-02-07", "job_id": "job-def456"}
     stored = json.loads((data_dir / "counters.json").read_text())
-    assert stored == {"2026-02-07": {"count": 2, "updated_at": "2026-02-07T01:00:00+00:00"}}
+    assert stored == {"version": 1, "2026-02-07": {"count": 2, "updated_at": "2026-02-07T01:00:00+00:00"}}
 
 
 def test_the_counter_day_is_the_vietnam_day(data_dir: Path, monkeypatch) -> None:
@@ -43,6 +43,36 @@ def test_concurrent_increments_from_four_processes_all_count(data_dir: Path) -> 
     workers = [subprocess.Popen([sys.executable, "-c", script, str(data_dir)]) for _ in range(4)]
     assert [w.wait(timeout=60) for w in workers] == [0, 0, 0, 0]
     assert counter.read_count(data_dir, datetime(2026, 2, 7).date()) == 100
+
+
+def test_an_unversioned_counters_file_from_before_is_read_and_kept(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    old = {
+        "2026-02-05": {"count": 3, "updated_at": "2026-02-05T10:00:00+00:00"},
+        "2026-02-06": {"count": 5, "updated_at": "2026-02-06T10:00:00+00:00"},
+    }
+    (data_dir / "counters.json").write_text(json.dumps(old, indent=2) + "\n")
+    assert counter.read_count(data_dir, datetime(2026, 2, 6).date()) == 5
+    assert counter.read_counters(data_dir) == old
+    assert counter.increment(data_dir, datetime(2026, 2, 6).date(), NOW) == 6
+    assert counter.increment(data_dir, datetime(2026, 2, 7).date(), NOW) == 1
+    stored = json.loads((data_dir / "counters.json").read_text())
+    assert list(stored) == ["version", "2026-02-05", "2026-02-06", "2026-02-07"]  # dates in order
+    assert stored["version"] == 1 and stored["2026-02-05"] == old["2026-02-05"]
+    assert stored["2026-02-06"] == {"count": 6, "updated_at": NOW.isoformat()}
+
+
+def test_a_counters_file_of_a_newer_version_is_refused(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    newer = '{"version": 2, "days": {"2026-02-07": {"count": 4}}}'
+    (data_dir / "counters.json").write_text(newer)
+    with pytest.raises(
+        ValueError, match="counters.json has format version 2; this scheduler reads version 1"
+    ):
+        counter.read_count(data_dir, datetime(2026, 2, 7).date())
+    with pytest.raises(ValueError, match="format version 2"):
+        counter.increment(data_dir, datetime(2026, 2, 7).date(), NOW)
+    assert (data_dir / "counters.json").read_text() == newer
 
 
 def test_handle_error_takes_and_returns_the_seeds_json() -> None:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from services.pipeline.providers.fetch import mangadex
+from services.pipeline.providers.fetch import mangadex, mangadex_client, mangadex_pages
 from services.pipeline.providers.fetch.mangadex import (
     DEFAULT_USER_AGENT,
     MangaDexError,
@@ -280,12 +280,13 @@ async def test_takes_the_first_chapter_in_reading_order(
 
     ledger = json.loads((tmp_path / "data" / "mangadex_ledger.json").read_text(encoding="utf-8"))
     assert ledger == {
+        "version": 1,
         "c-0001": {
             "job_id": "job-1",
             "manga_id": MANGA,
             "chapter": "1",
             "taken_at": fake_time.now().isoformat(timespec="seconds"),
-        }
+        },
     }
 
 
@@ -305,11 +306,55 @@ async def test_ledger_gives_each_job_its_own_chapter(
     assert third.chapter_id == "c-0003"
     assert await source.take("job-4", tmp_path / "p4") is None
     ledger = json.loads((tmp_path / "data" / "mangadex_ledger.json").read_text(encoding="utf-8"))
+    assert ledger.pop("version") == 1
     assert {cid: e["job_id"] for cid, e in ledger.items()} == {
         "c-0001": "job-1",
         "c-0002": "job-2",
         "c-0003": "job-3",
     }
+
+
+async def test_a_ledger_written_before_versions_is_read_and_kept(
+    fake: FakeMangaDex, fake_time: FakeTime, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    old = {  # the ledger as the release before wrote it: no "version"
+        "c-0001": {
+            "job_id": "job-1",
+            "manga_id": MANGA,
+            "chapter": "1",
+            "taken_at": "2026-01-05T01:00:00+00:00",
+        },
+        "c-0002": {
+            "job_id": "",
+            "manga_id": MANGA,
+            "chapter": "2",
+            "taken_at": "2026-01-05T01:00:00+00:00",
+            "skipped": "no pages",
+        },
+    }
+    (data / "mangadex_ledger.json").write_text(json.dumps(old, indent=2), encoding="utf-8")
+    source = source_for(fake, fake_time, data)
+    assert (await source.take("job-1", tmp_path / "p1")).chapter_id == "c-0001"  # its own, back
+    assert (await source.take("job-2", tmp_path / "p2")).chapter_id == "c-0003"  # 1 taken, 2 skipped
+    ledger = json.loads((data / "mangadex_ledger.json").read_text(encoding="utf-8"))
+    assert list(ledger) == ["version", "c-0001", "c-0002", "c-0003"]
+    assert ledger["version"] == 1 and {k: ledger[k] for k in old} == old
+    assert ledger["c-0003"]["job_id"] == "job-2"
+
+
+async def test_a_ledger_of_a_newer_version_is_refused(
+    fake: FakeMangaDex, fake_time: FakeTime, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    newer = '{"version": 2, "chapters": {}}'
+    (data / "mangadex_ledger.json").write_text(newer, encoding="utf-8")
+    with pytest.raises(ValueError, match="mangadex_ledger.json has format version 2; this scheduler reads"):
+        await source_for(fake, fake_time, data).take("job-1", tmp_path / "p1")
+    assert (data / "mangadex_ledger.json").read_text(encoding="utf-8") == newer
+    assert not fake.sent("/at-home/")
 
 
 async def test_external_empty_and_duplicate_chapters_are_skipped(fake_time: FakeTime, tmp_path: Path) -> None:
@@ -381,10 +426,12 @@ async def test_api_and_page_retries_log_as_before(
     fake.responses = [httpx.Response(502, text="Bad Gateway")]
     fake.nodes = [NODE_A, NODE_B]
     fake.broken = {page_url(NODE_A, "x1-aa.png"): "500"}
-    with caplog.at_level(logging.WARNING, logger=mangadex.__name__):
+    with caplog.at_level(logging.WARNING):
         got = await source_for(fake, fake_time, tmp_path / "data").take("job-1", tmp_path / "p")
     assert got is not None and fake.at_home_calls == 2
-    api, page = (r for r in caplog.records if r.name == mangadex.__name__)
+    ours = (mangadex.__name__, mangadex_client.__name__, mangadex_pages.__name__)
+    api, page = (r for r in caplog.records if r.name in ours)
+    assert (api.name, page.name) == (mangadex_client.__name__, mangadex_pages.__name__)
     assert api.getMessage() == "MangaDex API call failed; retrying in 1.0 s (HTTP 502)"
     assert (api.stage, api.path, api.attempt) == ("FetchManga", "/manga", 1)
     assert page.getMessage().startswith("page 1 of chapter c-0001 failed (attempt 1): HTTP 500 from ")

@@ -87,6 +87,34 @@ def test_local_transport_failure_result(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "tok" / "result.json").read_text())["error"] == "UploadError"
 
 
+def test_result_json_carries_its_version(tmp_path: Path) -> None:
+    transport = LocalTransport(tmp_path)
+    transport.open("tok")
+    transport.succeed("tok", {"job_id": "j"}, at(1))
+    stored = json.loads((tmp_path / "tok" / "result.json").read_text(encoding="utf-8"))
+    assert stored == {"version": 1, "status": "succeeded", "output": {"job_id": "j"}, "at": at(1).isoformat()}
+    del stored["version"]
+    assert transport.report("tok").result == stored  # the worker's result, not the file's format
+
+
+def test_a_result_written_before_versions_is_still_read(tmp_path: Path) -> None:
+    transport = LocalTransport(tmp_path)
+    transport.open("tok")  # a worker of the release before, still running across the upgrade
+    old = {"status": "failed", "error": "UploadError", "cause": "HTTP 500", "at": at(2).isoformat()}
+    (tmp_path / "tok" / "result.json").write_text(json.dumps(old, indent=2), encoding="utf-8")
+    assert transport.report("tok").result == old
+    with pytest.raises(TaskFailed, match="HTTP 500"):
+        look(transport.report("tok"), 3)
+
+
+def test_a_result_of_a_newer_version_is_refused(tmp_path: Path) -> None:
+    transport = LocalTransport(tmp_path)
+    transport.open("tok")
+    (tmp_path / "tok" / "result.json").write_text('{"version": 2, "outcome": "ok"}')
+    with pytest.raises(ValueError, match="result.json has format version 2; this scheduler reads version 1"):
+        transport.report("tok")
+
+
 @pytest.mark.parametrize("token", ["", "../etc", "a/b", "tok en"])
 def test_a_token_cannot_escape_the_tasks_folder(tmp_path: Path, token: str) -> None:
     with pytest.raises(ValueError, match="not a task token"):

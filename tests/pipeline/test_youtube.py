@@ -31,7 +31,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpMockSequence
 
 from services.pipeline.errors import YouTubeQuotaError
-from services.pipeline.providers.upload import youtube
+from services.pipeline.providers.upload import youtube, youtube_upload
 from services.pipeline.providers.upload.youtube import (
     UploadSettings,
     YouTubeAuthError,
@@ -226,7 +226,7 @@ def test_an_expired_session_starts_a_new_upload(video: Path, session_file: Path,
             done("fresh"),
         ]
     )
-    with caplog.at_level(logging.WARNING, logger=youtube.__name__):
+    with caplog.at_level(logging.WARNING, logger=youtube_upload.__name__):
         assert upload(video, session_file, again, Sleeps()) == "fresh"
     assert [call.method for call in again.calls[:2]] == ["PUT", "POST"]
     assert chunk_ranges(again.calls)[1] == f"bytes 0-{KIB256 - 1}/{SIZE}"
@@ -326,11 +326,11 @@ def test_a_quota_answer_after_server_errors_ends_the_retries_at_once(
         ]
     )
     sleeps = Sleeps()
-    with caplog.at_level(logging.WARNING, logger=youtube.__name__):
+    with caplog.at_level(logging.WARNING, logger=youtube_upload.__name__):
         with pytest.raises(YouTubeQuotaError, match="quotaExceeded"):
             upload(video, session_file, http, sleeps, attempts=5)
     assert sleeps == [1.0] and http.left == 1
-    ours = [r.getMessage() for r in caplog.records if r.name == youtube.__name__]
+    ours = [r.getMessage() for r in caplog.records if r.name == youtube_upload.__name__]
     assert ours == ["upload try 1 of 5 failed (HTTP 503 backendError: refused); retrying in 1 s"]
     saved = json.loads(session_file.read_text())  # saved when the chunk failed, for a restart
     assert saved["upload_uri"] == UPLOAD_URI and saved["bytes_sent"] == 0
@@ -384,7 +384,7 @@ def test_a_failing_thumbnail_only_warns(video: Path, session_file: Path, tmp_pat
     small = tmp_path / "small.mp4"
     small.write_bytes(b"y" * 10)
     http = RecordingHttp([started(), done("vid9"), api_error(403, "forbidden", "channel not verified")])
-    with caplog.at_level(logging.WARNING, logger=youtube.__name__):
+    with caplog.at_level(logging.WARNING, logger=youtube_upload.__name__):
         assert upload(small, session_file, http, Sleeps(), thumbnail=thumb) == "vid9"
     assert "thumbnail not set for vid9" in caplog.text and "verified" in caplog.text
     assert not session_file.exists()

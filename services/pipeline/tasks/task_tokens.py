@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from services.pipeline.errors import HeartbeatTimeout, StateTimeout, TaskFailed
+from services.pipeline.json_records import encode_record, parse_record
 from services.scheduler.atomic_file import write_atomic
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
 
 _TOKEN_BYTES = 24
 TASK_FILE_VERSION = 1
+# result.json: {"version": 1, "status", ...}; one written before versions (no field) reads as 1
+RESULT_FILE_VERSION = 1
 
 
 def mint_token() -> str:
@@ -170,11 +173,13 @@ class LocalTransport:
             beat: datetime | None = datetime.fromisoformat((folder / "heartbeat").read_text().strip())
         except (FileNotFoundError, ValueError):
             beat = None
+        path = folder / "result.json"
         try:
-            result = json.loads((folder / "result.json").read_bytes())
+            raw = path.read_bytes()
         except FileNotFoundError:
-            result = None
-        return TaskReport(last_heartbeat=beat, result=result if isinstance(result, dict) else None)
+            return TaskReport(last_heartbeat=beat, result=None)
+        # without its "version"; JsonRecordError (a ValueError) for another version or not an object
+        return TaskReport(last_heartbeat=beat, result=parse_record(path, raw, version=RESULT_FILE_VERSION))
 
     def close(self, token: str) -> None:
         """Remove the task's folder (after the wait has ended, whatever the outcome)."""
@@ -184,4 +189,4 @@ class LocalTransport:
         path = self.task_dir(token) / "result.json"
         if path.exists():  # the first result wins, as with SendTaskSuccess/Failure
             return
-        write_atomic(path, (json.dumps(result, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+        write_atomic(path, encode_record(result, version=RESULT_FILE_VERSION))

@@ -4,7 +4,9 @@ The folder has the layout ``sample_chapter`` writes: ``<root>/<manga_id>/manga.j
 ``<root>/<manga_id>/chapter-NNNN/panel-*.png`` (+ optional ``chapter.json`` with lines).
 A ledger, ``DATA_DIR/fetch_ledger.json`` (``{manga_id: {chapter: job_id}}``), records
 which chapters a video has taken, so no chapter is narrated twice; when every chapter is
-taken the source has nothing to offer (the fetcher answers ``no_manga_available``).
+taken the source has nothing to offer (the fetcher answers ``no_manga_available``). It is
+changed under its lock and replaced atomically (``json_records.update_json``), and has no
+``"version"`` field yet (see ``LEDGER_VERSION``).
 
 A request picks what to fetch: ``next`` (the first chapter not taken, manga by manga in
 name order), a manga id, or a manga title (exact, case-insensitive).
@@ -17,17 +19,21 @@ published description, and a path of the machine has no business on YouTube.
 
 from __future__ import annotations
 
-import fcntl
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.scheduler.atomic_file import write_atomic
+from services.pipeline.json_records import read_json, update_json
 
 __all__ = ["Chapter", "LocalFolderSource"]
 
 LEDGER = "fetch_ledger.json"
+# None: the ledger carries no "version" field yet. Its shape is pinned, as it stands, by
+# readers outside this module (tests/pipeline/test_stage_handlers.py and
+# test_worker_relaunch.py compare or walk the whole file); a manga folder could also be
+# named "version". Setting 1 here versions it, once those readers skip the key.
+LEDGER_VERSION: int | None = None
 
 
 @dataclass(frozen=True)
@@ -111,31 +117,25 @@ class LocalFolderSource:
         A job asking again gets the chapter it already took (a retried fetch).
         """
         wanted = request.strip().lower()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / f"{LEDGER}.lock", "a+b") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            ledger = self._ledger()
-            for chapter in self.chapters():
-                taken = ledger.setdefault(chapter.manga_id, {})
-                owner = taken.get(str(chapter.number))
+        chapters = self.chapters()
+
+        def reserve(ledger: dict[str, Any]) -> Chapter | None:
+            for chapter in chapters:
+                owner = ledger.get(chapter.manga_id, {}).get(str(chapter.number))
                 if owner == job_id:
                     return chapter
                 if owner is not None:
                     continue
                 if wanted not in ("next", "", chapter.manga_id.lower(), chapter.manga_title.lower()):
                     continue
-                taken[str(chapter.number)] = job_id
-                write_atomic(
-                    self.data_dir / LEDGER, (json.dumps(ledger, ensure_ascii=False, indent=2) + "\n").encode()
-                )
+                ledger.setdefault(chapter.manga_id, {})[str(chapter.number)] = job_id
                 return chapter
-        return None
+            return None
+
+        return update_json(self.data_dir / LEDGER, reserve, version=LEDGER_VERSION)
 
     def _ledger(self) -> dict[str, dict[str, str]]:
-        try:
-            return json.loads((self.data_dir / LEDGER).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
+        return read_json(self.data_dir / LEDGER, version=LEDGER_VERSION)
 
 
 def _text(value: Any) -> str:
