@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from services.pipeline.errors import VideoPipelineError
 from services.scheduler.atomic_file import write_atomic
 
 __all__ = [
@@ -60,7 +61,7 @@ VERSION_KEY = "version"
 T = TypeVar("T")
 
 
-class JsonRecordError(ValueError):
+class JsonRecordError(VideoPipelineError, ValueError):
     """A record file that cannot be read as what it should be (the message names it)."""
 
 

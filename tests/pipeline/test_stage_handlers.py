@@ -97,7 +97,7 @@ def test_a_local_video_publishes_no_path_of_the_machine(data: Path) -> None:
 
     from services.pipeline import publishing
     from services.pipeline.providers.upload import youtube
-    from services.pipeline.tasks.worker import publish_local
+    from services.pipeline.providers.upload.local_publisher import publish_local
     from services.pipeline.workspace import Workspace
 
     manga_json = data / "samples" / sample_chapter.SAMPLE_MANGA_ID / "manga.json"

@@ -36,7 +36,7 @@ from services.pipeline.providers.tts.tts_edge import (
     ticks_to_seconds,
 )
 from services.pipeline.stages import fetcher, scriptgen, ttsgen
-from services.pipeline.tasks import worker
+from services.pipeline.tasks import render_task
 from services.pipeline.workspace import Workspace
 
 from .stage_context import RecordingContext
@@ -446,9 +446,9 @@ async def test_generate_tts_on_edge_tts_gives_the_render_word_timed_subtitles(
     assert first["voice"] == "vi-VN-HoaiMyNeural" and first["audio"] == "seg-001.wav"
     assert len(first["cues"]) > 1  # a long sentence is cut into lines at the spoken words
     assert first["cues"][0]["text"].startswith("Chào mừng các bạn")
-    segment = worker._segment(work, first)
+    segment = render_task._segment(work, first)
     shots = shots_of(segment, first["seconds"])
     assert [s.subtitle for s in shots] == [c["text"] for c in first["cues"] if c["start"] < first["seconds"]]
 
-    worker.render(work, context.settings)
+    render_task.render(work, context.settings)
     assert work.video.exists() and work.video.stat().st_size > 0

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from services.pipeline.errors import VideoPipelineError
 from services.pipeline.providers.fetch.mangadex_limiter import RateLimiter, Sleep
 from services.pipeline.providers.retry_policy import RetryEvent, RetryLater, RetryPolicy
 from services.scheduler.clock import utc_now
@@ -65,7 +66,7 @@ API_RETRY = RetryPolicy(
 )
 
 
-class MangaDexError(Exception):
+class MangaDexError(VideoPipelineError):
     """MangaDex could not give what the fetch needs (after the allowed retries)."""
 
 

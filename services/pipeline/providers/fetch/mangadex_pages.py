@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image
 
+from services.pipeline.errors import VideoPipelineError
 from services.pipeline.providers.fetch.mangadex_client import (
     STAGE,
     AtHome,
@@ -43,7 +44,7 @@ IMAGE_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}
 PAGE_RETRY = RetryPolicy(attempts=PAGE_ATTEMPTS, base=0.0, cap=0.0, name="MangaDex page")
 
 
-class _PageFailed(Exception):
+class _PageFailed(VideoPipelineError):
     """One attempt at one page failed (why, in the message)."""
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from googleapiclient.errors import HttpError
 
+from services.pipeline.errors import VideoPipelineError
+
 __all__ = [
     "YouTubeAuthError",
     "YouTubeUploadError",
@@ -55,11 +57,11 @@ _RETRY_REASONS = frozenset({"backendError", "internalError"})
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 
-class YouTubeAuthError(Exception):
+class YouTubeAuthError(VideoPipelineError):
     """The channel's OAuth token cannot be used; the message says how to authorise again."""
 
 
-class YouTubeUploadError(Exception):
+class YouTubeUploadError(VideoPipelineError):
     """YouTube refused the upload for a reason other than quota or auth (status + reason)."""
 
 
