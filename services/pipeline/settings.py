@@ -133,7 +133,7 @@ class PipelineSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="forbid", case_sensitive=False, env_prefix="")
 
-    fetch_source: Literal["local", "mangadex"] = "local"
+    fetch_source: str = "local"
     mangadex_api_url: Url = "https://api.mangadex.org"
     mangadex_report_url: Url = "https://api.mangadex.network/report"
     mangadex_data_saver: bool = False
@@ -143,7 +143,7 @@ class PipelineSettings(BaseSettings):
     manga_content_rating: list[ContentRating] = Field(default_factory=lambda: ["safe", "suggestive"])
     manga_original_language: list[str] = Field(default_factory=list)
     manga_order: dict[str, OrderDirection] = Field(default_factory=lambda: {"followedCount": "desc"})
-    script_writer: Literal["auto", "template", "openai"] = "auto"
+    script_writer: str = "auto"
     openai_base_url: Url | None = None
     openai_api_key: SecretStr | None = None
     openai_api_key_file: Path | None = None
@@ -152,13 +152,13 @@ class PipelineSettings(BaseSettings):
     openai_images_per_request: int = Field(8, ge=1, le=50)
     openai_timeout_seconds: float = Field(120.0, gt=0, le=3600)
     openai_max_retries: int = Field(2, ge=0, le=10)
-    tts_engine: Literal["local", "edge-tts"] = "local"
+    tts_engine: str = "local"
     tts_voice: Voice = "vi-VN-HoaiMyNeural"
     tts_fallback_voice: Voice = "vi-VN-NamMinhNeural"
     tts_rate: Rate = "+0%"
     tts_pitch: Pitch = "+0Hz"
     tts_concurrency: int = Field(2, ge=1, le=4)
-    upload_target: Literal["local", "youtube"] = "local"
+    upload_target: str = "local"
     youtube_privacy: Privacy = "private"
     youtube_token_file: Path | None = None
     youtube_client_secrets_file: Path | None = None
@@ -183,6 +183,17 @@ class PipelineSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # the environment wins over the file's values, which arrive as init arguments
         return (env_settings, init_settings)
+
+    @field_validator("fetch_source", "script_writer", "tts_engine", "upload_target")
+    @classmethod
+    def _known_backend(cls, value: str, info: Any) -> str:
+        from services.pipeline.providers.registry import SETTINGS, names  # it imports no settings
+
+        kind = next(kind for kind, field in SETTINGS.items() if field == info.field_name)
+        allowed = (["auto"] if kind == "script" else []) + names(kind)
+        if value not in allowed:
+            raise ValueError(f"{info.field_name.upper()} must be one of {', '.join(allowed)}, got {value!r}")
+        return value
 
     @field_validator("task_transport")
     @classmethod

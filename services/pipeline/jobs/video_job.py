@@ -41,6 +41,7 @@ from services.pipeline.engine.context import RunContext
 from services.pipeline.engine.definition import Definition
 from services.pipeline.engine.machine import Checkpoint, Machine, StageFunc
 from services.pipeline.jobs.run_document import PipelineRun
+from services.pipeline.providers import registry
 from services.pipeline.settings import PipelineSettings, load_settings
 from services.pipeline.stages import embedded_stages, pipeline_definition
 from services.pipeline.stages.names import State
@@ -103,11 +104,13 @@ def no_manga_hint(content: str, samples_dir: Path) -> str:
     )
 
 
-def _fetch_source(context: RunContext, account_id: str) -> str:
+def _new_chapters_appear(context: RunContext, account_id: str) -> bool:
+    """Whether the account's fetch source gets new chapters by itself (MangaDex does; a
+    local folder only when someone adds one): then "no chapter" means "look again tomorrow"."""
     try:
-        return context.settings_for(account_id).fetch_source
+        return bool(registry.backend_class("fetch", context.settings_for(account_id)).new_chapters_appear)
     except SettingsError:  # FetchManga read the same settings: they were fine a moment ago
-        return "local"
+        return False
 
 
 def _samples_dir(context: RunContext) -> Path:
@@ -218,7 +221,7 @@ class VideoJobs:
     ) -> NoReturn:
         """FetchManga found no chapter: look again tomorrow (MangaDex) or fail with the hint."""
         fresh = start.model_dump(mode="json")
-        if _fetch_source(context, job.account_id) == "mangadex":
+        if _new_chapters_appear(context, job.account_id):
             waited = int((job.model_extra or {}).get("mornings_without_chapter") or 0)
             if waited < job.max_retries:
                 waiting = {"pipeline": fresh, "stage": "pending", "mornings_without_chapter": waited + 1}

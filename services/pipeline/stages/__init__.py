@@ -19,7 +19,7 @@ from pathlib import Path
 
 from services.pipeline.engine.definition import Definition, load_definition, require_states
 from services.pipeline.engine.machine import StageFunc
-from services.pipeline.providers.tts import tts_local
+from services.pipeline.providers import registry
 from services.pipeline.settings import PipelineSettings
 from services.pipeline.stages import cleanup, counter, fetcher, handle_error, quota, scriptgen, ttsgen
 from services.pipeline.stages.names import CHOICES, TASKS, TERMINAL, State
@@ -56,54 +56,8 @@ def embedded_stages(definition: Definition) -> dict[str, StageFunc]:
 
 
 def backend_names(settings: PipelineSettings) -> dict[str, str]:
-    """Which backend each stage uses with ``settings``, and why.
+    """Which backend each stage uses with ``settings``, and why (each backend's ``describe``).
 
     For the start-up log, ``demo`` and ``doctor``.
     """
-    s = settings
-    return {
-        "fetch": _fetch(s),
-        "script": _script(s),
-        "tts": _tts(s),
-        "render": "local worker, bundled ffmpeg (imageio-ffmpeg) + PyAV",
-        "upload": _upload(s),
-    }
-
-
-def _fetch(s: PipelineSettings) -> str:
-    if s.fetch_source == "local":
-        return "local folder (SAMPLES_DIR; FETCH_SOURCE=local)"
-    if s.manga_ids:
-        which = f"{len(s.manga_ids)} manga id(s) from MANGA_IDS"
-    elif s.manga_search:
-        which = f"search {s.manga_search!r}"
-    else:
-        which = "no MANGA_IDS or MANGA_SEARCH: nothing to fetch"
-    return f"mangadex at {s.mangadex_api_url}, {which}, chapters in {s.manga_language}"
-
-
-def _script(s: PipelineSettings) -> str:
-    if not s.uses_llm():
-        if s.script_writer == "template":
-            return "template (SCRIPT_WRITER=template)"
-        return "template (OPENAI_API_KEY not set)"
-    where = s.openai_base_url or "https://api.openai.com/v1 (the SDK's default)"
-    sees = "panels as images" if s.llm_sees_panels() else "text only (OPENAI_VISION off)"
-    return f"openai at {where}, model {s.openai_model}, {sees}"
-
-
-def _tts(s: PipelineSettings) -> str:
-    if s.tts_engine == "edge-tts":
-        fallback = f" (fallback {s.tts_fallback_voice})" if s.tts_fallback_voice != s.tts_voice else ""
-        return f"edge-tts, voice {s.tts_voice}{fallback}, rate {s.tts_rate}, pitch {s.tts_pitch}"
-    if tts_local.engine_name() == "espeak-ng":
-        return "espeak-ng (vi) (TTS_ENGINE=local)"
-    return "placeholder tone (TTS_ENGINE=local and espeak-ng not installed)"
-
-
-def _upload(s: PipelineSettings) -> str:
-    if s.upload_target == "local":
-        return "local publisher (DATA_DIR/published; UPLOAD_TARGET=local)"
-    when = f", published at {s.youtube_publish_at} Vietnam time" if s.youtube_publish_at else ""
-    token = s.youtube_token_file or "YOUTUBE_TOKEN_FILE not set"
-    return f"youtube, {s.youtube_privacy}{when}, token {token}"
+    return {kind: registry.backend_class(kind, settings).describe(settings) for kind in registry.KINDS}

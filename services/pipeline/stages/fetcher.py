@@ -9,7 +9,8 @@ title}`` (a single video). Output, exactly stage-functions.md's::
 The event may name the account (``account_id``, a channel): its settings pick the source
 and the manga list (``settings.py``). The embedded source is a local folder
 (``SAMPLES_DIR``, default ``DATA_DIR/samples``: the creator's own chapters);
-``FETCH_SOURCE=mangadex`` takes them from MangaDex API v5 (``providers/mangadex.py``).
+``FETCH_SOURCE=mangadex`` takes them from MangaDex API v5. The source is the backend the
+setting names in ``providers/registry.py`` (a ``providers/fetch/base.FetchSource``).
 Either way the chapter's pages land in ``work/<job_id>/panels/`` in reading order with a
 ``source.json`` that credits where they came from and names the account. The credits are
 published (the video's description): for a local chapter they name the manga, the chapter
@@ -18,19 +19,11 @@ and what its ``manga.json`` credits (author, credits), never the folder on this 
 
 from __future__ import annotations
 
-import asyncio
-import re
-import shutil
 import uuid
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from services.pipeline.providers.fetch.local_source import LocalFolderSource
-from services.pipeline.settings import PipelineSettings
+from services.pipeline.providers.registry import backend
 from services.pipeline.workspace import Workspace
-
-if TYPE_CHECKING:
-    from services.pipeline.providers.fetch.mangadex import MangaDexQuery
 
 __all__ = ["handler", "new_job_id"]
 
@@ -42,92 +35,18 @@ def new_job_id() -> str:
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """FetchManga: the seed's fetcher JSON out."""
-    data_dir = context.data_dir
     job_id = str(event.get("job_id") or new_job_id())
     request = str(event.get("manga") or "next")
     account = str(event.get("account_id") or "default")
     settings = context.settings_for(account)
-    if settings.fetch_source == "mangadex":
-        return _from_mangadex(settings, data_dir, job_id, request, account)
-    source = LocalFolderSource(settings.local_chapters(data_dir), data_dir)
-    chapter = source.take(request, job_id)
-    if chapter is None:
+    work = Workspace(context.data_dir, job_id)
+    source = backend("fetch", settings, context.data_dir).take(request, account, work)
+    if source is None:
         return {"status": "no_manga_available"}
-    work = Workspace(data_dir, job_id)
-    if work.panels.exists():
-        shutil.rmtree(work.panels)  # a retried fetch starts its copy again
-    work.panels.mkdir(parents=True)
-    names = []
-    for index, page in enumerate(chapter.panels(), start=1):
-        name = f"panel-{index:03d}{page.suffix.lower()}"
-        shutil.copyfile(page, work.panels / name)
-        names.append((page.name, name))
-    known = chapter.lines()
-    work.write(
-        "source.json",
-        {
-            "source": source.name,
-            "account_id": account,
-            "manga_id": chapter.manga_id,
-            "manga_title": chapter.manga_title,
-            "chapter": chapter.number,
-            "title": f"{chapter.manga_title} - Chương {chapter.number}",
-            "credits": chapter.credit_line(),  # never the folder: it is published
-            "lines": {new: known[old] for old, new in names if old in known},
-            "panels": [new for _, new in names],
-        },
-    )
+    work.write("source.json", source)
     return {
         "status": "success",
         "job_id": job_id,
-        "manga_id": chapter.manga_id,
-        "manga_title": chapter.manga_title,
-    }
-
-
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def mangadex_query(settings: PipelineSettings, request: str) -> MangaDexQuery:
-    """What to ask MangaDex for: ``next`` uses the account's list; a manga id or a title narrows it."""
-    from services.pipeline.providers.fetch.mangadex import (
-        MangaDexQuery,  # loads only when MangaDex is the source
-    )
-
-    ids, title = tuple(settings.manga_ids), settings.manga_search
-    wanted = request.strip()
-    if wanted and wanted.lower() != "next":
-        ids, title = ((wanted,), None) if _UUID.match(wanted) else ((), wanted)
-    return MangaDexQuery(
-        manga_ids=ids,
-        title=title,
-        content_rating=tuple(settings.manga_content_rating),
-        original_language=tuple(settings.manga_original_language),
-        order=tuple(settings.manga_order.items()),
-        language=settings.manga_language,
-        data_saver=settings.mangadex_data_saver,
-    )
-
-
-def _from_mangadex(
-    settings: PipelineSettings, data_dir: Path, job_id: str, request: str, account: str
-) -> dict[str, Any]:
-    from services.pipeline.providers.fetch.mangadex import MangaDexSource
-
-    work = Workspace(data_dir, job_id)
-    source = MangaDexSource(
-        mangadex_query(settings, request),
-        data_dir,
-        api_url=settings.mangadex_api_url,
-        report_url=settings.mangadex_report_url,
-    )
-    chapter = asyncio.run(source.take(job_id, work.panels))
-    if chapter is None:
-        return {"status": "no_manga_available"}
-    work.write("source.json", {**chapter.source_json(), "account_id": account})
-    return {
-        "status": "success",
-        "job_id": job_id,
-        "manga_id": chapter.manga_id,
-        "manga_title": chapter.manga_title,
+        "manga_id": source["manga_id"],
+        "manga_title": source["manga_title"],
     }

@@ -22,8 +22,8 @@ from datetime import datetime
 from pathlib import Path
 
 from services.pipeline.errors import PipelineError
+from services.pipeline.providers.registry import backend
 from services.pipeline.settings import PipelineSettings
-from services.pipeline.tasks.render_task import render
 from services.pipeline.tasks.task_tokens import LocalTransport
 from services.pipeline.tasks.upload_task import publish
 from services.pipeline.workspace import Workspace
@@ -64,7 +64,10 @@ def run_task(
     try:
         settings = PipelineSettings.from_values(transport.read_task(token)["settings"])
         work = Workspace(data_dir, job_id)
-        output = render(work, settings) if task == "render" else publish(work, settings, clock())
+        if task == "render":
+            output = backend("render", settings, data_dir).render(work)
+        else:
+            output = publish(work, settings, clock())
     except Exception as exc:  # reported to the machine as the task's failure
         logger.exception("worker failed", extra=log)
         # a named pipeline error (YouTubeQuotaError) keeps its name for the state's Catch

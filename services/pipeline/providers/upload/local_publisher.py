@@ -12,14 +12,15 @@ import json
 import os
 import shutil
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from services.pipeline import publishing
 from services.pipeline.stages.quota import vietnam_today
 from services.pipeline.workspace import Workspace
 from services.scheduler.atomic_file import write_atomic
 
-__all__ = ["publish_local"]
+__all__ = ["LocalPublisher", "publish_local"]
 
 
 def publish_local(work: Workspace, now: datetime) -> dict[str, Any]:
@@ -50,3 +51,19 @@ def publish_local(work: Workspace, now: datetime) -> dict[str, Any]:
     payload = (json.dumps(metadata, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     write_atomic(folder / f"{work.job_id}.json", payload)
     return {"job_id": work.job_id, "youtube_url": target.resolve().as_uri(), "status": "completed"}
+
+
+class LocalPublisher:
+    """A Publisher (UPLOAD_TARGET=local): ``publish_local``."""
+
+    name: ClassVar[str] = "local"
+
+    def __init__(self, settings: Any, data_dir: Path) -> None:
+        self.settings = settings
+
+    @classmethod
+    def describe(cls, settings: Any) -> str:
+        return "local publisher (DATA_DIR/published; UPLOAD_TARGET=local)"
+
+    def publish(self, work: Workspace, now: datetime) -> dict[str, Any]:
+        return publish_local(work, now)
