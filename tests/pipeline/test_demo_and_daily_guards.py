@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from services.pipeline.cli_entry import main
-from services.pipeline.extension import DEMO_MARKER, _take_demo_dir
+from services.pipeline.commands.demo import DEMO_MARKER, _take_demo_dir
 from services.pipeline.jobs.daily_job import daily_job_id
 from services.pipeline.settings import PipelineSettings, load_settings
 from services.scheduler.lock import DataDirLock
