@@ -9,8 +9,9 @@ storage's writer thread (``flush_async``), so no disk write ever stalls the loop
 A run holds its slot while its handler runs, not while its outcome is written: once the
 handler returns, the outcome is saved in memory, the slot is freed and the loop woken,
 and the run's task then waits for the write (``drain`` waits for it too). So a job due
-right after another starts at once instead of behind the other's fsync, and the writer
-thread coalesces back-to-back outcomes into one flush. The crash window is the one there
+right after another starts at once instead of behind the other's fsync. Writes linger
+COMMIT_LINGER_SECONDS (50 ms) before their snapshot is taken, so the outcomes and RUNNING
+marks of jobs ending and starting within that time share one write of their day file. The crash window is the one there
 always was: a crash before the outcome is on disk leaves the job RUNNING on disk, and
 recovery at the next start treats it as an interrupted run (a resumable job resumes from
 its last checkpoint, which its handler wrote durably). On disk, one job's outcome never
@@ -40,6 +41,10 @@ logger = logging.getLogger(__name__)
 _PASS_ERROR_PAUSE = 10.0  # seconds to wait after a pass that raised (seed: "sleep 10s")
 STORAGE_RETRY_SECONDS = 5.0
 """While the data dir refuses writes, how often the loop tries again."""
+COMMIT_LINGER_SECONDS = 0.05
+"""How long a run's outcome (or a pass's RUNNING marks) waits before its write, so the
+changes of jobs ending or starting within it share one write of their day file instead of
+one write each: on a busy host, fewer writes leave the loop more of the CPU."""
 MAX_SLEEP_SECONDS = 60.0
 """Longest single sleep: the wait is measured on the monotonic clock, so after this long
 the loop re-reads the wall clock (a clock stepped by NTP is noticed within a minute)."""
@@ -75,7 +80,8 @@ class JobExecutor:
         self._settling: set[asyncio.Task[ScheduledJob]] = set()  # handler done, outcome being written
         self._wake = asyncio.Event()
         self._accepting = True
-        self._saving: set[asyncio.Task[None]] = set()  # background commits under way
+        self._saving: set[asyncio.Future[None]] = set()  # background commits under way
+        self._lingering: asyncio.Task[None] | None = None  # the next write, not yet begun
         self._storage_down = False  # the loop has said the data dir refuses writes
 
     # -- state ----------------------------------------------------------------------------
@@ -155,7 +161,8 @@ class JobExecutor:
         self._manager.save(job)
         self._free_slot(job.job_id)
         try:
-            await self._manager.commit_async()
+            # shielded: a shutdown cancelling this run must not cancel the shared write
+            await asyncio.shield(self._commit_soon())
         except Exception:
             logger.exception("could not save the job's outcome; retrying at the next pass", extra=log)
             self.wake()
@@ -210,21 +217,33 @@ class JobExecutor:
             self._tasks[job.job_id] = task
             task.add_done_callback(self._run_ended)
         if started or self._manager.storage.pending_days:
-            # The RUNNING marks are snapshotted after the handlers take their first step
-            # (this task is created after theirs) and written by the writer thread, so no
-            # disk write delays a start. A crash inside that window re-runs the job
-            # without spending a retry, as if it had not started.
-            task = asyncio.create_task(self._commit_in_background(), name="commit")
-            self._saving.add(task)
-            task.add_done_callback(self._saving.discard)
+            # The RUNNING marks are snapshotted after the handlers take their first steps
+            # (COMMIT_LINGER_SECONDS later) and written by the writer thread, so no disk
+            # write delays a start. A crash inside that window re-runs the job without
+            # spending a retry, as if it had not started.
+            self._commit_soon()
         return started
 
-    async def _commit_in_background(self) -> None:
+    def _commit_soon(self) -> asyncio.Future[None]:
+        """The next write of what changed: one task, after COMMIT_LINGER_SECONDS, that
+        every caller until it starts writing shares (await it for durability)."""
+        if self._lingering is None or self._lingering.done():
+            self._lingering = asyncio.create_task(self._linger_then_commit(), name="commit")
+            self._saving.add(self._lingering)
+            self._lingering.add_done_callback(_forget_commit(self._saving))
+        return self._lingering
+
+    async def _linger_then_commit(self) -> None:
+        """Wait, then write; a failure is logged and the loop woken (it retries), and the
+        awaiting runs see it raised."""
+        await asyncio.sleep(COMMIT_LINGER_SECONDS)
+        self._lingering = None  # changes made from now on go in the next write
         try:
             await self._manager.commit_async()
         except Exception:
             logger.exception("could not save job state; retrying at the next change")
             self.wake()
+            raise
 
     def _run_ended(self, task: asyncio.Task[ScheduledJob]) -> None:
         job_id = task.get_name().removeprefix("job:")
@@ -334,6 +353,18 @@ class JobExecutor:
     async def _saved(self) -> None:
         if self._saving:
             await asyncio.gather(*self._saving, return_exceptions=True)
+
+
+def _forget_commit(saving: set[asyncio.Future[None]]) -> Any:
+    """A done callback: drop the commit from ``saving`` and mark its error as seen (it was
+    logged; the runs that awaited it got it), so asyncio does not report it again."""
+
+    def forget(task: asyncio.Future[None]) -> None:
+        saving.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return forget
 
 
 def _json_result(raw: Any) -> dict[str, Any] | None:
