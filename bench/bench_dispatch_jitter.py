@@ -5,8 +5,10 @@ dir, the 100,000 dataset jobs are written, all in the future (from tomorrow on),
 runs. A Scheduler (default max_concurrent_jobs=1) is loaded and started; 500 jobs of kind
 "noop" are added up front, due at staggered times over 10 s starting a lead later. Each
 add_job is durable (1-3 ms here, more on a busy disk), so the lead is set from 20 pilot
-adds (jobs due months ahead, which never run): twice their rate for 500, at least 3 s.
-The run still says if adding overran the lead (early jobs due before they were added).
+adds (jobs due months ahead, which never run): three times their rate for 500, at least
+3 s. A run whose adds still overran the lead (early jobs were due before they existed,
+and the adds held the loop inside the measured window) measured the bench, not the
+dispatch: it is shown, marked OVERRAN, and run again (up to MAX_REPEATS times in all).
 The noop handler records the wall clock when it is called. Jitter = handler call time -
 scheduled_time.
 
@@ -67,6 +69,7 @@ SPREAD_SECONDS = 10.0
 TIMEOUT_SECONDS = 25.0
 TARGET_P99_MS = 10.0
 DEFAULT_RUNS = 10
+MAX_REPEATS = 5  # runs repeated because their adds overran the lead, at most
 CHILD_TIMEOUT_SECONDS = 300.0
 
 
@@ -129,13 +132,13 @@ def machine_ms() -> dict[str, float]:
 
 
 def add_lead(scheduler: Scheduler) -> float:
-    """Seconds from now to the first due job: twice what PILOT_ADDS adds say N_DUE take."""
+    """Seconds from now to the first due job: three times what PILOT_ADDS adds say N_DUE take."""
     far = utc_now() + timedelta(days=200)  # in the dataset's range; never due in the bench
     started = time.perf_counter()
     for n in range(PILOT_ADDS):
         scheduler.add_job("bench", f"pilot {n}", scheduled_time=far, kind="noop")
     per_add = (time.perf_counter() - started) / PILOT_ADDS
-    return max(LEAD_SECONDS, 2.0 * per_add * N_DUE)
+    return max(LEAD_SECONDS, 3.0 * per_add * N_DUE)
 
 
 async def scheduler_jitter(data_dir: str, offsets: list[float], facts: dict[str, Any]) -> list[float]:
@@ -236,12 +239,17 @@ def stats(lateness: list[float]) -> tuple[float, float, float]:
     return percentile(lateness, 50), percentile(lateness, 99), max(lateness)
 
 
+def overran(result: dict[str, Any]) -> bool:
+    """Whether the run's adds were still going when its first jobs were due."""
+    return result["facts"]["add_s"] > result["facts"]["lead_s"]
+
+
 def report_run(n: int, runs: int, result: dict[str, Any]) -> tuple[float, float, bool]:
     """Print one run; return its scheduler p99, bare-timer p99 and whether all jobs ran."""
     facts, ours, bare = result["facts"], result["ours"], result["bare"]
     o50, o99, omax = stats(ours)
     b50, b99, bmax = stats(bare)
-    overran = " OVERRAN: early jobs were due before they were added" if facts["add_s"] > facts["lead_s"] else ""
+    late = " OVERRAN: early jobs were due before they were added" if overran(result) else ""
     missing = f" TIMEOUT: only {len(ours)} of {N_DUE} ran" if len(ours) < N_DUE else ""
     gc_pass = (
         f"gen{facts['gc_generation']} {facts['gc_ms']:.1f} ms" if facts["gc_generation"] >= 0 else "none"
@@ -253,7 +261,7 @@ def report_run(n: int, runs: int, result: dict[str, Any]) -> tuple[float, float,
     print(
         f"        load {facts['load_s']:.2f} s ({facts['loaded']} jobs), added {N_DUE} in {facts['add_s']:.2f} s "
         f"(lead {facts['lead_s']:.1f} s), "
-        f"GC after load: longest pass {gc_pass}, a full one {facts['full_gc_ms']:.1f} ms{overran}{missing}",
+        f"GC after load: longest pass {gc_pass}, a full one {facts['full_gc_ms']:.1f} ms{late}{missing}",
     )
     print(
         f"        machine from the last add to the last job: vCPU steal {facts['steal_ms']:.0f} ms, "
@@ -270,7 +278,15 @@ def main() -> None:
     print(
         f"dispatch jitter: {runs} runs, each a fresh process and data dir with {N_JOBS} jobs in {DAYS} days"
     )
-    figures = [report_run(n, runs, run_child()) for n in range(1, runs + 1)]
+    figures, repeated = [], 0
+    while len(figures) < runs:
+        result = run_child()
+        if overran(result) and repeated < MAX_REPEATS:
+            repeated += 1
+            report_run(len(figures) + 1, runs, result)
+            print(f"        run {len(figures) + 1} is run again: its adds overran the lead ({repeated} so far)")
+            continue
+        figures.append(report_run(len(figures) + 1, runs, result))
     ours_p99s = [o for o, _, _ in figures]
     worst = max(range(runs), key=lambda i: ours_p99s[i])
     worst_p99, worst_bare = figures[worst][0], figures[worst][1]
@@ -281,6 +297,7 @@ def main() -> None:
     print(
         f"{verdict(ok)}: worst scheduler jitter p99 {worst_p99:.2f} ms (run {worst + 1}) <= {TARGET_P99_MS:g} ms"
         + ("" if all_ran else " -- some runs did not run every job")
+        + (f" ({repeated} run(s) repeated: their adds overran the lead)" if repeated else "")
     )
     print(
         f"SUMMARY dispatch jitter ({runs} runs): worst scheduler p99={worst_p99:.2f} ms, "

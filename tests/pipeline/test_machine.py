@@ -302,3 +302,12 @@ def test_every_task_state_needs_a_stage() -> None:
     del table["Cleanup"]
     with pytest.raises(ValueError, match="no stage function for: Cleanup"):
         Machine(DEFINITION, table, save=lambda cp: None, clock=Clock(), hooks=PipelineRun())
+
+
+def test_a_checkpoint_carries_its_version_and_a_newer_one_is_refused() -> None:
+    from pydantic import ValidationError
+
+    assert Checkpoint().model_dump(mode="json")["version"] == 1
+    assert Checkpoint.model_validate({"state": "GenerateTTS"}).version == 1  # saved before versions
+    with pytest.raises(ValidationError, match="checkpoint version 2 is newer than this daemon reads"):
+        Checkpoint.model_validate({"version": 2, "state": "GenerateTTS"})

@@ -79,7 +79,7 @@ def test_each_chapter_is_taken_once_then_no_manga_is_available(data: Path) -> No
     second = fetcher.handler({"job_id": "job-two", "manga": "Cậu bé và con rồng"}, RecordingContext())
     assert second["status"] == "success"
     ledger = json.loads((data / "fetch_ledger.json").read_text())
-    assert ledger == {"cau-be-va-con-rong": {"1": "job-one", "2": "job-two"}}
+    assert ledger == {"version": 1, "cau-be-va-con-rong": {"1": "job-one", "2": "job-two"}}
 
 
 def test_an_unknown_manga_is_not_available(data: Path) -> None:
@@ -152,3 +152,17 @@ def test_describe_lets_no_path_through_whatever_source_json_says(credits: str) -
         assert "/srv" not in text and "video data" not in text and "~/" not in text and "/home" not in text
         assert "chapter-0002" not in text and "file:" not in text
         assert url in text and text.startswith("Kể lại chương 2") and "Cậu bé, chương 2" in text
+
+
+def test_a_manga_folder_named_version_is_skipped_with_a_warning(data: Path, caplog) -> None:
+    import logging
+    import shutil
+
+    from services.pipeline.providers.fetch.local_source import LocalFolderSource
+
+    shutil.copytree(data / "samples" / sample_chapter.SAMPLE_MANGA_ID, data / "samples" / "version")
+    source = LocalFolderSource(data / "samples", data)
+    with caplog.at_level(logging.WARNING):
+        folders = {chapter.manga_id for chapter in source.chapters()}
+    assert folders == {sample_chapter.SAMPLE_MANGA_ID}  # "version" is the ledger's own key
+    assert any("named 'version'" in record.getMessage() for record in caplog.records)

@@ -34,7 +34,7 @@ thread cannot be interrupted and is left to finish on its own, its result ignore
 
 The checkpoint is JSON (``Checkpoint.model_dump(mode="json")``)::
 
-    {"state": "GenerateTTS", "loop": false, "manga": "next", "account_id": "default",
+    {"version": 1, "state": "GenerateTTS", "loop": false, "manga": "next", "account_id": "default",
      "video_job_id": "job-abc123",
      "outputs": {"CheckQuota": {...}, "FetchManga": {...}, "GenerateScript": {...}},
      "attempts": {"GenerateTTS": [1]}, "retry_at": "2026-11-24T01:02:00+00:00",
@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from services.pipeline.engine.choice import NO_CHOICE_MATCHED, choose
 from services.pipeline.engine.definition import Definition, StateSpec
@@ -66,15 +66,22 @@ from services.pipeline.engine.policy import (
 from services.pipeline.errors import PipelineError, VideoPipelineError, error_name
 from services.pipeline.tasks.task_tokens import mint_token
 
-__all__ = ["Checkpoint", "Machine", "NoHooks", "PipelineFailed", "RunHooks", "StageFunc"]
+__all__ = ["CHECKPOINT_VERSION", "Checkpoint", "Machine", "NoHooks", "PipelineFailed", "RunHooks", "StageFunc"]
 
 logger = logging.getLogger(__name__)
 
 StageFunc = Callable[[dict[str, Any], Any], dict[str, Any] | Awaitable[dict[str, Any]]]
 
 
+CHECKPOINT_VERSION = 1
+"""The ``version`` of a saved checkpoint. One saved before the field existed loads as 1;
+one of a newer version (a newer daemon wrote it) is refused rather than misread."""
+
+
 class Checkpoint(BaseModel):
     """Where a run is: the state to run next and what the finished states returned."""
+
+    version: int = CHECKPOINT_VERSION
 
     state: str | None = None
     """The state to run next; None: the definition's StartAt."""
@@ -90,6 +97,16 @@ class Checkpoint(BaseModel):
     checkpoint saved before this field loads with none)."""
     error: dict[str, Any] | None = None
     videos: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value > CHECKPOINT_VERSION:
+            raise ValueError(
+                f"checkpoint version {value} is newer than this daemon reads ({CHECKPOINT_VERSION}): "
+                "run the version that wrote it"
+            )
+        return value
 
 
 

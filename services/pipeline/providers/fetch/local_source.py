@@ -20,20 +20,22 @@ published description, and a path of the machine has no business on YouTube.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.pipeline.json_records import read_json, update_json
+from services.pipeline.json_records import VERSION_KEY, read_json, update_json
 
 __all__ = ["Chapter", "LocalFolderSource"]
 
+logger = logging.getLogger(__name__)
+
 LEDGER = "fetch_ledger.json"
-# None: the ledger carries no "version" field yet. Its shape is pinned, as it stands, by
-# readers outside this module (tests/pipeline/test_stage_handlers.py and
-# test_worker_relaunch.py compare or walk the whole file); a manga folder could also be
-# named "version". Setting 1 here versions it, once those readers skip the key.
-LEDGER_VERSION: int | None = None
+LEDGER_VERSION = 1
+"""The ledger's ``"version"`` (``json_records``): a ledger written before it had one reads
+as version 1, unchanged. The key sits beside the manga folders' names, so a manga folder
+named ``version`` is skipped, with a warning to rename it."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ class LocalFolderSource:
         if not self.root.is_dir():
             return found
         for manga_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if manga_dir.name == VERSION_KEY:  # the ledger's own key: it cannot name a manga
+                logger.warning(
+                    "skipping the manga folder named 'version': rename it (the ledger uses the name)",
+                    extra={"stage": "FetchManga", "folder": str(manga_dir)},
+                )
+                continue
             try:
                 meta = json.loads((manga_dir / "manga.json").read_text(encoding="utf-8"))
             except FileNotFoundError:
