@@ -11,10 +11,11 @@ handler returns, the outcome is saved in memory, the slot is freed and the loop 
 and the run's task then waits for the write (``drain`` waits for it too). So a job due
 right after another starts at once instead of behind the other's fsync. Writes linger
 COMMIT_LINGER_SECONDS (50 ms) before their snapshot is taken, so the outcomes and RUNNING
-marks of jobs ending and starting within that time share one write of their day file. The crash window is the one there
-always was: a crash before the outcome is on disk leaves the job RUNNING on disk, and
-recovery at the next start treats it as an interrupted run (a resumable job resumes from
-its last checkpoint, which its handler wrote durably). On disk, one job's outcome never
+marks of jobs ending and starting within that time share one write of their day file.
+The crash window is the one there always was, 50 ms longer: a crash before the outcome is
+on disk leaves the job RUNNING on disk, and recovery at the next start treats it as an
+interrupted run (a resumable job resumes from its last checkpoint, which its handler wrote
+durably). On disk, one job's outcome never
 lands after a later job's RUNNING mark: the writer writes snapshots in the order taken.
 """
 
