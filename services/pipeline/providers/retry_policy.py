@@ -167,14 +167,7 @@ class RetryPolicy:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             hook(self._event(state))
 
-        retrying = tenacity.Retrying(
-            sleep=nap,
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=self._wait(rand),
-            retry=tenacity.retry_if_exception_type(retry_on),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
+        retrying = tenacity.Retrying(sleep=nap, before_sleep=before_sleep, **self._rules(retry_on, rand))
         return retrying(fn)
 
     async def acall(
@@ -205,15 +198,19 @@ class RetryPolicy:
             if inspect.isawaitable(result):
                 await result
 
-        retrying = tenacity.AsyncRetrying(
-            sleep=nap,
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=self._wait(rand),
-            retry=tenacity.retry_if_exception_type(retry_on),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
+        retrying = tenacity.AsyncRetrying(sleep=nap, before_sleep=before_sleep, **self._rules(retry_on, rand))
         return await retrying(attempt)
+
+    def _rules(
+        self, retry_on: type[BaseException] | tuple[type[BaseException], ...], rand: Callable[[], float]
+    ) -> dict[str, Any]:
+        """What ``call`` and ``acall`` share: when to stop, how long to wait, what to retry."""
+        return {
+            "stop": tenacity.stop_after_attempt(self.attempts),
+            "wait": self._wait(rand),
+            "retry": tenacity.retry_if_exception_type(retry_on),
+            "reraise": True,
+        }
 
     def _wait(self, rand: Callable[[], float]) -> Callable[[tenacity.RetryCallState], float]:
         """The tenacity wait strategy: :meth:`delay` of the failed attempt and its error."""
