@@ -42,6 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .api_schedules import schedule_router
 from .clock import parse_instant
 from .errors import JobValidationError, SchedulerError
 from .models import JobPriority, check_job_id, schedule_warnings
@@ -230,6 +231,8 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
     async def remove_job(job_id: str) -> dict[str, Any]:
         job = await scheduler.remove_job_async(check_job_id(job_id))
         return {"deleted": job_id, "job": job.to_dict()}
+
+    app.include_router(schedule_router(scheduler, auth))
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

@@ -7,12 +7,18 @@ disk. Each operation that writes has an ``*_async`` twin for the event loop, whi
 the writer thread instead of blocking (see ``storage.py``); the CLI's direct mode uses the
 plain ones. Storage is reached only through the ``JobStore`` protocol (``job_store.py``);
 a job to add arrives as a ``NewJob`` (``new_job.py``), which has checked its own fields.
+
+Whoever needs to follow the table (the execution history, the audit trail, the metrics)
+adds a ``JobObserver`` to ``observers``: it is called with the record before and after
+each change (None for an added or a removed job), on the loop thread, after the change
+is in memory (an add: after it is durable). An observer must be quick and must not
+raise; one that raises is logged and the change goes on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +41,10 @@ from .models import (
 from .job_store import JobStore
 from .new_job import NewJob
 
-__all__ = ["JobManager"]
+__all__ = ["JobManager", "JobObserver"]
+
+JobObserver = Callable[["ScheduledJob | None", "ScheduledJob | None"], None]
+"""Called as ``observer(before, after)`` for each change to the job table."""
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +70,15 @@ class JobManager:
         self._kinds = kinds
         self.queue = DueQueue(self.jobs.get)
         self._running: set[str] = set()
+        self.observers: list[JobObserver] = []
+
+    def _notify(self, before: ScheduledJob | None, after: ScheduledJob | None) -> None:
+        for observer in self.observers:
+            try:
+                observer(before, after)
+            except Exception:
+                job = after or before
+                logger.exception("a job observer failed", extra={"job_id": job.job_id if job else None})
 
     # -- loading and saving --------------------------------------------------------------
 
@@ -82,8 +100,11 @@ class JobManager:
 
     def save(self, job: ScheduledJob) -> ScheduledJob:
         """Put ``job`` in the table and index (durable at the next ``commit``)."""
+        before = self.jobs.get(job.job_id)
         self.storage.put(job)
         self._index(job)
+        if self.observers and before is not job:
+            self._notify(before, job)
         return job
 
     def commit(self) -> None:
@@ -96,7 +117,9 @@ class JobManager:
 
     # -- the public operations ------------------------------------------------------------
 
-    def add(self, new: NewJob) -> ScheduledJob:
+    def add(
+        self, new: NewJob, *, extra: dict[str, Any] | None = None, status: JobStatus = JobStatus.SCHEDULED
+    ) -> ScheduledJob:
         """Create a SCHEDULED job from ``new``, save it durably and return it.
 
         ``new`` has checked its own fields; here come the rules that need more: its
@@ -105,8 +128,12 @@ class JobManager:
         same create (answered with the stored job) or, with other fields, a
         JobConflictError. Raises JobValidationError (field and rule) and changes nothing if
         a rule is broken. A StorageError says whether the disk was changed.
+
+        ``extra``: more fields for the record, none of the scheduler's own (a schedule's
+        fire carries ``schedule_id``, ``fire_time`` and ``payload``). ``status``: SCHEDULED,
+        or PENDING for a job that waits until ``release`` (a fire over its schedule's cap).
         """
-        job = self._new_job(new)
+        job = self._new_job(new, extra, status)
         given_time = new.scheduled_time is not None
         if (held := self._check_new_id(job, given_time=given_time)) is not None:
             return held  # a repeat of a create already done: its first answer
@@ -119,9 +146,11 @@ class JobManager:
             raise self._undo_on_disk(job.job_id, exc, "the job was not added") from exc
         return self._added(job)
 
-    async def add_async(self, new: NewJob) -> ScheduledJob:
+    async def add_async(
+        self, new: NewJob, *, extra: dict[str, Any] | None = None, status: JobStatus = JobStatus.SCHEDULED
+    ) -> ScheduledJob:
         """``add`` for the event loop. The job is indexed (can run) once it is on disk."""
-        job = self._new_job(new)
+        job = self._new_job(new, extra, status)
         given_time = new.scheduled_time is not None
         if (held := self._check_new_id(job, given_time=given_time)) is not None:
             return held
@@ -175,15 +204,23 @@ class JobManager:
             priority=priority, max_retries=max_retries, kind=kind, job_id=job_id,
         ))
 
-    def _new_job(self, new: NewJob) -> ScheduledJob:
+    def _new_job(
+        self, new: NewJob, extra: dict[str, Any] | None = None, status: JobStatus = JobStatus.SCHEDULED
+    ) -> ScheduledJob:
         now = self._clock()
+        if status not in (JobStatus.SCHEDULED, JobStatus.PENDING):
+            raise ValueError(f"a new job is scheduled or pending, not {status.value}")
+        core = sorted(set(extra or ()) & set(ScheduledJob.model_fields))
+        if core:
+            raise JobValidationError(core[0], "is managed by the scheduler and cannot be set here")
         fields: dict[str, Any] = {
+            **(extra or {}),
             "account_id": new.account_id,
             "content": new.content,
             "scheduled_time": now if new.scheduled_time is None else new.scheduled_time,
             "priority": new.priority,
             "max_retries": new.max_retries,
-            "status": JobStatus.SCHEDULED,
+            "status": status,
             "created_at": now,
             "updated_at": now,
         }
@@ -229,6 +266,8 @@ class JobManager:
     def _added(self, job: ScheduledJob) -> ScheduledJob:
         if self.jobs.get(job.job_id) is job:  # not removed while its write was under way
             self._index(job)
+            if self.observers:
+                self._notify(None, job)
         logger.info(
             "job added",
             extra={"job_id": job.job_id, "kind": job.kind, "scheduled_time": job.scheduled_time.isoformat()},
@@ -273,6 +312,8 @@ class JobManager:
         self.storage.delete(job_id)
         self.queue.forget(job_id)
         self._running.discard(job_id)
+        if self.observers:
+            self._notify(job, None)
         return job
 
     def _undo_on_disk(self, job_id: str, exc: StorageError, outcome: str) -> StorageError:
@@ -320,6 +361,19 @@ class JobManager:
         self.save(updated)
         await self.commit_async()
         return updated
+
+    async def release_async(self, job_id: str) -> ScheduledJob:
+        """A PENDING job becomes SCHEDULED (due at once if its time has passed), durably.
+
+        Raises JobNotFoundError, or JobConflictError if the job is not pending.
+        """
+        job = self.get_job(job_id)
+        if job.status is not JobStatus.PENDING:
+            raise JobConflictError(f"job {job_id} is {job.status.value}, not pending")
+        released = job.model_copy(update={"status": JobStatus.SCHEDULED, "updated_at": self._clock()})
+        self.save(released)
+        await self.commit_async()
+        return released
 
     def get_job(self, job_id: str) -> ScheduledJob:
         """The job with this id; raises JobNotFoundError."""

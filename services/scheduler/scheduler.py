@@ -189,10 +189,15 @@ class Scheduler:
         self.executor.wake()
         return job
 
-    async def add_async(self, new: NewJob) -> ScheduledJob:
-        """``add`` for code on the event loop (the API): the write does not block the loop."""
+    async def add_async(
+        self, new: NewJob, *, extra: dict[str, Any] | None = None, status: JobStatus = JobStatus.SCHEDULED
+    ) -> ScheduledJob:
+        """``add`` for code on the event loop (the API): the write does not block the loop.
+
+        ``extra`` and ``status`` as ``JobManager.add`` (a schedule's fire uses both).
+        """
         try:
-            job = await self.manager.add_async(self._with_kind(new))
+            job = await self.manager.add_async(self._with_kind(new), extra=extra, status=status)
         finally:
             self.executor.wake()  # a failed write too: the loop notices the disk refusing
         return job
@@ -233,6 +238,13 @@ class Scheduler:
             account_id=account_id, content=content, scheduled_time=scheduled_time,
             priority=priority, max_retries=max_retries, kind=kind, job_id=job_id,
         ))
+
+    async def release_async(self, job_id: str) -> ScheduledJob:
+        """Let a PENDING job run (it becomes SCHEDULED) and wake the loop."""
+        try:
+            return await self.manager.release_async(job_id)
+        finally:
+            self.executor.wake()
 
     def remove_job(self, job_id: str) -> ScheduledJob:
         """Delete a job that is not running."""

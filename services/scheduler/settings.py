@@ -9,6 +9,15 @@
 | SHUTDOWN_GRACE_SECONDS | 30 | how long SIGTERM waits for a running job |
 | API_TIMEOUT_SECONDS | 30 | how long a command waits for the daemon's answer |
 | LOG_LEVEL | INFO | logging threshold |
+| SCHEDULER_CONFIG | config/scheduler.toml | webhooks and ``http.post`` targets (optional file) |
+| SCHEDULER_MISFIRE_GRACE_TIME | 300 | seconds a fire may be late and still count as on time |
+| SCHEDULER_MAX_INSTANCES | 3 | default cap on one schedule's unfinished runs |
+| MAX_SCHEDULE_LOOKAHEAD_DAYS | 365 | how far ahead a schedule's first fire may lie |
+| DEFAULT_MAX_RETRIES | 3 | a new schedule's max_retries when it names none |
+| DEFAULT_RETRY_DELAY | 300 | first retry delay in seconds of a schedule's runs (doubling) |
+| MAX_SCHEDULES_PER_CREATOR | 1000 | schedules one ``created_by`` may hold (429 past it) |
+| SERVICE_NAME | video-scheduler | the name ``/health`` and the metrics give |
+| SERVICE_VERSION | the package's version | the version ``/health`` and the metrics give |
 """
 
 from __future__ import annotations
@@ -44,6 +53,15 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     api_timeout_seconds: float = 30.0
     log_level: str = "INFO"
+    config_path: Path = Path("config/scheduler.toml")
+    misfire_grace_seconds: float = 300.0
+    max_instances: int = 3
+    max_lookahead_days: int = 365
+    default_max_retries: int = 3
+    default_retry_delay_seconds: float = 300.0
+    max_schedules_per_creator: int = 1000
+    service_name: str = "video-scheduler"
+    service_version: str = field(default_factory=lambda: _package_version())
     zone: tzinfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +85,25 @@ class Settings:
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", 30.0),
             api_timeout_seconds=_float(env, "API_TIMEOUT_SECONDS", 30.0) or 30.0,
             log_level=_log_level(env),
+            config_path=Path(env.get("SCHEDULER_CONFIG") or "config/scheduler.toml"),
+            misfire_grace_seconds=_float(env, "SCHEDULER_MISFIRE_GRACE_TIME", 300.0),
+            max_instances=_int(env, "SCHEDULER_MAX_INSTANCES", 3, low=1, high=1000),
+            max_lookahead_days=_int(env, "MAX_SCHEDULE_LOOKAHEAD_DAYS", 365, low=1, high=3650),
+            default_max_retries=_int(env, "DEFAULT_MAX_RETRIES", 3, low=0, high=100),
+            default_retry_delay_seconds=_float(env, "DEFAULT_RETRY_DELAY", 300.0),
+            max_schedules_per_creator=_int(env, "MAX_SCHEDULES_PER_CREATOR", 1000, low=1, high=10_000_000),
+            service_name=(env.get("SERVICE_NAME") or "video-scheduler").strip(),
+            service_version=(env.get("SERVICE_VERSION") or "").strip() or _package_version(),
         )
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("video-scheduler")
+    except PackageNotFoundError:
+        return "0.0.0"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

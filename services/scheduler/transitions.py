@@ -39,11 +39,26 @@ MAX_RETRY_DELAY = timedelta(days=1)
 """Backoff cap: 2^retry_count minutes grows past a day at the 11th retry."""
 
 
-def retry_delay(retry_count: int) -> timedelta:
-    """Backoff before retry number ``retry_count`` (1-based): 2, 4, 8, ... minutes, capped."""
+def retry_delay(retry_count: int, first_seconds: float | None = None) -> timedelta:
+    """Backoff before retry number ``retry_count`` (1-based): 2, 4, 8, ... minutes, capped.
+
+    ``first_seconds``: the first delay, doubling after it (a schedule's runs carry
+    DEFAULT_RETRY_DELAY, the seed's 300 s, as ``retry_delay_seconds``).
+    """
+    if retry_count >= 40:
+        return MAX_RETRY_DELAY
+    if first_seconds is not None:
+        return min(timedelta(seconds=first_seconds * 2 ** (retry_count - 1)), MAX_RETRY_DELAY)
     if retry_count >= 11:
         return MAX_RETRY_DELAY
     return min(timedelta(minutes=2**retry_count), MAX_RETRY_DELAY)
+
+
+def _first_delay(job: ScheduledJob) -> float | None:
+    value = (job.__pydantic_extra__ or {}).get("retry_delay_seconds")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 86400:
+        return float(value)
+    return None
 
 
 def started(job: ScheduledJob, now: datetime) -> ScheduledJob:
@@ -78,7 +93,7 @@ def failed(job: ScheduledJob, now: datetime, error: str, *, retryable: bool = Tr
             update={
                 "status": JobStatus.SCHEDULED,
                 "retry_count": count,
-                "scheduled_time": now + retry_delay(count),
+                "scheduled_time": now + retry_delay(count, _first_delay(job)),
                 "error": error,
                 "updated_at": now,
             }
