@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .clock import DEFAULT_TIMEZONE, Clock, load_timezone, utc_now
 from .errors import SchedulerError, StorageError
@@ -23,13 +23,28 @@ from .job_manager import JobManager
 from .job_store import JobStore
 from .models import JobPriority, JobStatus, ScheduledJob
 from .new_job import NewJob
+from .notifications import Notifier, NullNotifier
 from .recovery import JobRecovery
 from .settings import Settings
 from .storage import JobStorage
 
-__all__ = ["RunState", "Scheduler"]
+__all__ = ["Companion", "RunState", "Scheduler"]
 
 logger = logging.getLogger(__name__)
+
+
+class Companion(Protocol):
+    """A service that lives as long as the scheduler's loop (the schedules, the notifier).
+
+    ``start`` runs after the loop starts; ``stop`` after the running jobs are drained and
+    saved, in the reverse order of ``companions``.
+    """
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class RunState(str, enum.Enum):
@@ -90,6 +105,10 @@ class Scheduler:
         self._loop_task: asyncio.Task[None] | None = None
         self.default_kind = "log"
         self.settings: Settings | None = None
+        self.notifier: Notifier = NullNotifier()
+        """Where messages for a person go (``notifications.py``); nobody by default."""
+        self.companions: list[Companion] = []
+        """Services started with the loop and stopped after it (see ``Companion``)."""
         for extension in extensions:
             extension.install(self)
 
@@ -148,6 +167,8 @@ class Scheduler:
         self._require(RunState.LOADED, action="start")
         self.state = RunState.RUNNING
         self._loop_task = asyncio.create_task(self.executor.run(), name="scheduler-loop")
+        for companion in self.companions:
+            await companion.start()
 
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Take no new work, give running jobs the grace period, save, and return."""
@@ -160,8 +181,16 @@ class Scheduler:
         grace = self.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         await self.executor.drain(grace)
         await self.manager.commit_async()
+        await self._stop_companions()
         self.state = RunState.STOPPED
         logger.info("scheduler stopped")
+
+    async def _stop_companions(self) -> None:
+        for companion in reversed(self.companions):
+            try:
+                await companion.stop()
+            except Exception:
+                logger.exception("a companion failed to stop", extra={"companion": companion.name})
 
     async def run_once(self) -> None:
         """Process what is due now (and what becomes due while it runs), then return."""
