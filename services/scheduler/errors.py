@@ -6,6 +6,9 @@
     ├── JobValidationError         bad input: a field and the rule it broke (exit 2, HTTP 422)
     ├── JobNotFoundError           no job with that id (exit 1, HTTP 404)
     ├── JobConflictError           the job's state forbids the change (exit 1, HTTP 409)
+    ├── ScheduleNotFoundError      no schedule with that id (exit 1, HTTP 404)
+    ├── ScheduleConflictError      the schedule's state or name forbids the change (exit 1, HTTP 409)
+    ├── CreatorLimitError          a creator holds MAX_SCHEDULES_PER_CREATOR already (exit 1, HTTP 429)
     ├── StorageError               the data dir could not be read or written (exit 1, HTTP 500)
     │   └── DiskFullError          its disk has no space left (exit 1, HTTP 507)
     ├── DataDirMissingError        a read asked for a data dir that does not exist (exit 1, HTTP 404)
@@ -28,7 +31,10 @@ __all__ = [
     "JobNotFoundError",
     "JobValidationError",
     "LockHeldError",
+    "CreatorLimitError",
     "OutcomeUnknownError",
+    "ScheduleConflictError",
+    "ScheduleNotFoundError",
     "SchedulerError",
     "StorageError",
 ]
@@ -154,3 +160,33 @@ class DaemonUnavailableError(SchedulerError):
 
     http_status = 503
     code = "daemon_unavailable"
+
+
+class ScheduleNotFoundError(SchedulerError):
+    """No schedule has this id."""
+
+    http_status = 404
+    code = "schedule_not_found"
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"no such schedule: {schedule_id} (list them with: schedule list)")
+        self.schedule_id = schedule_id
+
+
+class ScheduleConflictError(SchedulerError):
+    """The change conflicts with the schedule's state or another schedule (a taken name)."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class CreatorLimitError(SchedulerError):
+    """A creator already holds as many schedules as MAX_SCHEDULES_PER_CREATOR allows."""
+
+    http_status = 429
+    code = "too_many_schedules"
+
+    def __init__(self, creator: str, limit: int) -> None:
+        super().__init__(
+            f"{creator} already has {limit} schedules (MAX_SCHEDULES_PER_CREATOR); delete some first"
+        )

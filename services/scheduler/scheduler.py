@@ -25,6 +25,7 @@ from .models import JobPriority, JobStatus, ScheduledJob
 from .new_job import NewJob
 from .notifications import Notifier, NullNotifier
 from .recovery import JobRecovery
+from .schedules import ScheduleDefaults, ScheduleService
 from .settings import Settings
 from .storage import JobStorage
 
@@ -109,6 +110,9 @@ class Scheduler:
         """Where messages for a person go (``notifications.py``); nobody by default."""
         self.companions: list[Companion] = []
         """Services started with the loop and stopped after it (see ``Companion``)."""
+        self.schedules = ScheduleService(self, ScheduleDefaults(timezone=timezone))
+        """The recurring schedules and their execution history (``schedules.py``)."""
+        self.companions.append(self.schedules)
         for extension in extensions:
             extension.install(self)
 
@@ -131,6 +135,7 @@ class Scheduler:
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
         scheduler.settings = settings
+        scheduler.schedules.defaults = ScheduleDefaults.from_settings(settings)
         for extension in extensions:
             extension.install(scheduler)
         return scheduler
@@ -158,6 +163,7 @@ class Scheduler:
             self.manager.commit()
         except StorageError as exc:  # a full disk: start anyway; the loop retries the write
             logger.error("cannot save the recovered jobs yet: %s", exc.message)
+        self.schedules.load()
         self.state = RunState.LOADED
         logger.info("jobs loaded", extra={"jobs": count, "recovered": len(recovered)})
         return count
