@@ -7,6 +7,7 @@
     ├── JobNotFoundError           no job with that id (exit 1, HTTP 404)
     ├── JobConflictError           the job's state forbids the change (exit 1, HTTP 409)
     ├── ScheduleNotFoundError      no schedule with that id (exit 1, HTTP 404)
+    ├── ExecutionNotFoundError     no execution with that id (exit 1, HTTP 404)
     ├── ScheduleConflictError      the schedule's state or name forbids the change (exit 1, HTTP 409)
     ├── CreatorLimitError          a creator holds MAX_SCHEDULES_PER_CREATOR already (exit 1, HTTP 429)
     ├── StorageError               the data dir could not be read or written (exit 1, HTTP 500)
@@ -32,6 +33,7 @@ __all__ = [
     "JobValidationError",
     "LockHeldError",
     "CreatorLimitError",
+    "ExecutionNotFoundError",
     "OutcomeUnknownError",
     "ScheduleConflictError",
     "ScheduleNotFoundError",
@@ -190,3 +192,13 @@ class CreatorLimitError(SchedulerError):
         super().__init__(
             f"{creator} already has {limit} schedules (MAX_SCHEDULES_PER_CREATOR); delete some first"
         )
+
+
+class ExecutionNotFoundError(SchedulerError):
+    """No execution has this id."""
+
+    http_status = 404
+    code = "execution_not_found"
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"no such execution: {execution_id} (list them with: executions)")

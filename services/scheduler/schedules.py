@@ -580,7 +580,7 @@ class ScheduleService:
         how many of its runs are unfinished and waiting."""
         data = schedule.to_dict()
         for name in ("misfire_grace_time", "max_instances", "max_retries", "retry_delay_seconds"):
-            data[name] = self._policy(schedule, name)
+            data[name] = int(self._policy(schedule, name))
         data["timezone"] = schedule.zone_name(self.defaults.timezone)
         when = self.next_run_time(schedule)
         data["next_run_time"] = None if when is None else when.astimezone(self._zone(schedule)).isoformat()
@@ -850,19 +850,15 @@ class ScheduleService:
 
     def _audit(self, action: str, before: Schedule | None, after: Schedule | None, *, actor: str | None = None,
                target_id: str | None = None, reason: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        """One audit line for a change to a schedule (``audit.AuditLog.record``; never raises)."""
         if self.audit is None:
             return
         target = target_id or (after or before).schedule_id  # type: ignore[union-attr]
-        details = dict(extra or {})
-        if reason:
-            details["reason"] = reason
-        try:
-            self.audit.record(action, "schedule", target,
-                              None if before is None else before.to_dict(),
-                              None if after is None else after.to_dict(),
-                              actor=actor, details=details or None)
-        except Exception:
-            logger.exception("audit record failed", extra={"schedule_id": target})
+        new: dict[str, Any] | None = None if after is None else after.to_dict()
+        if extra or reason:
+            new = {**(new or {}), **(extra or {}), **({"reason": reason} if reason else {})}
+        self.audit.record(action, target, before=None if before is None else before.to_dict(), after=new,
+                          target="schedule", actor=actor)
 
 
 def _schedule_of(job: ScheduledJob) -> str | None:
