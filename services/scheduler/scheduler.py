@@ -23,8 +23,9 @@ from .job_manager import JobManager
 from .job_store import JobStore
 from .models import JobPriority, JobStatus, ScheduledJob
 from .new_job import NewJob
-from .notifications import Notifier, NullNotifier
+from .notifications import JobFailedAlert, Notifier, NullNotifier, WebhookNotifier
 from .recovery import JobRecovery
+from .scheduler_config import load_scheduler_config
 from .schedules import ScheduleDefaults, ScheduleService
 from .settings import Settings
 from .storage import JobStorage
@@ -135,6 +136,12 @@ class Scheduler:
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
         scheduler.settings = settings
+        notifier = WebhookNotifier(  # the [[webhooks]] of SCHEDULER_CONFIG; none: it sends nothing
+            load_scheduler_config(settings.config_path).webhooks, service=settings.service_name, clock=clock
+        )
+        scheduler.notifier = notifier
+        scheduler.companions.insert(0, notifier)  # started first, stopped last: the others may notify
+        scheduler.manager.observers.append(JobFailedAlert(scheduler))
         scheduler.schedules.defaults = ScheduleDefaults.from_settings(settings)
         for extension in extensions:
             extension.install(scheduler)
