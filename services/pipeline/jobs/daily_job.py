@@ -23,6 +23,7 @@ from typing import Any
 from services.pipeline.engine.context import RunContext
 from services.pipeline.engine.definition import Definition
 from services.pipeline.engine.machine import Checkpoint, Machine
+from services.pipeline.jobs.run_alerts import RunAlerts
 from services.pipeline.jobs.run_document import PipelineRun
 from services.pipeline.jobs.video_job import next_youtube_reset, stage_of
 from services.pipeline.jobs.video_records import video_outcome
@@ -88,10 +89,12 @@ class DailyJobs:
         saved = (job.model_extra or {}).get("pipeline")
         start = Checkpoint(state=self.definition.start_at, manga="next", loop=True, account_id=job.account_id)
         checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
+        alerts = RunAlerts(self.scheduler.notifier, job.job_id)
 
         async def save(cp: Checkpoint) -> None:
             await self.scheduler.update_fields(job.job_id, {"pipeline": cp.model_dump(mode="json")})
             await self._track_video(cp)
+            alerts.saw(cp)
 
         async def on_video(output: dict[str, Any], cp: Checkpoint) -> None:
             await self._record_video(job, output)

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 from services.pipeline.engine.context import RunContext
 from services.pipeline.engine.definition import Definition
 from services.pipeline.engine.machine import Checkpoint, Machine, StageFunc
+from services.pipeline.jobs.run_alerts import RunAlerts
 from services.pipeline.jobs.run_document import PipelineRun
 from services.pipeline.providers import registry
 from services.pipeline.settings import PipelineSettings, load_settings
@@ -180,11 +181,13 @@ class VideoJobs:
             account_id=job.account_id,
         )
         checkpoint = Checkpoint.model_validate(saved) if isinstance(saved, dict) else start
+        alerts = RunAlerts(self.scheduler.notifier, job.job_id)
 
         async def save(cp: Checkpoint) -> None:
             await self.scheduler.update_fields(
                 job.job_id, {"pipeline": cp.model_dump(mode="json"), "stage": stage_of(cp)}
             )
+            alerts.saw(cp)
 
         context = self.context()
         machine = Machine(
