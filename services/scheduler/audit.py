@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import copy
 import json
 import logging
 import os
@@ -111,6 +112,8 @@ class AuditLog:
         up to ``max_retry_seconds``).
     :param stop_timeout_seconds: how long ``close`` / ``stop`` wait for a failing disk
         before giving up on the lines still queued (they are logged as not written).
+    :param idle_seconds: the writer thread ends after this long with nothing to write (and
+        closes its file); the next line starts another.
 
     It is a ``Companion`` (``name``, ``start``, ``stop``) and its ``observe`` is a
     ``JobObserver``. ``record`` may be called from any thread.
@@ -128,6 +131,7 @@ class AuditLog:
         retry_seconds: float = 0.5,
         max_retry_seconds: float = 30.0,
         stop_timeout_seconds: float = 10.0,
+        idle_seconds: float = 30.0,
     ) -> None:
         self.audit_dir = Path(data_dir) / _FOLDER
         self.zone = zone
@@ -136,6 +140,7 @@ class AuditLog:
         self.retry_seconds = retry_seconds
         self.max_retry_seconds = max_retry_seconds
         self.stop_timeout_seconds = stop_timeout_seconds
+        self.idle_seconds = idle_seconds
         # shared with the writer thread: hold _cond
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Line] = []  # recorded, not yet on disk, in order
@@ -196,7 +201,7 @@ class AuditLog:
         except Exception:
             job = after or before
             logger.exception("could not record a job change in the audit trail",
-                             extra={"job_id": job.job_id if job else None})
+                             extra={"job_id": getattr(job, "job_id", None)})
 
     def record(
         self,
@@ -225,8 +230,9 @@ class AuditLog:
         try:
             kind = target or action.partition(".")[0]
             old, new = _plain(before), _plain(after)
-            self._enqueue(action, kind, str(target_id), old, new, list(changed) if changed is not None else None,
-                          clean_actor(actor) if actor is not None else None, reduce=True)
+            fields = list(changed) if changed is not None else None
+            who = clean_actor(actor) if actor is not None else None
+            self._enqueue(action, kind, str(target_id), old, new, fields, who, reduce=True)
         except Exception:
             logger.exception("could not record a change in the audit trail", extra={"action": action})
 
@@ -325,13 +331,14 @@ class AuditLog:
             thread.join(timeout=1.0)  # past a write still hanging in the kernel, give up on it
         with self._cond:
             left = len(self._queue)
-            if self._thread is thread:  # not one a record made meanwhile has started
+            failed = []
+            if self._thread is None or self._thread is thread:  # none a record has started meanwhile
                 self._thread = None
                 self._closing = self._abandon = False
-                failed = self._fail_waiters(f"cannot write the audit trail in {self.audit_dir}: it was closed")
-            else:
-                failed = []
-        atexit.unregister(self._close_at_exit)
+                if left:
+                    failed = self._fail_waiters(
+                        StorageError(f"cannot write the audit trail in {self.audit_dir}: it was closed"))
+                atexit.unregister(self._close_at_exit)
         if left:
             logger.error("audit lines not written when the audit trail closed",
                          extra={"audit_dir": str(self.audit_dir), "lines": left, "error": self.write_failure})
@@ -361,9 +368,10 @@ class AuditLog:
             while True:
                 with self._cond:
                     while not self._queue and not self._closing:
-                        self._cond.wait()
+                        if not self._cond.wait(self.idle_seconds) and not self._queue:
+                            return self._leave()  # idle: the next line starts a writer again
                     if not self._queue or self._abandon:
-                        return
+                        return self._leave()
                     batch = list(self._queue)
                     self._retry_now = False
                 error = self._attempt(batch)
@@ -373,10 +381,20 @@ class AuditLog:
                 with self._cond:
                     self._cond.wait_for(lambda: self._retry_now or self._abandon, timeout=delay)
                     if self._abandon:
-                        return
+                        return self._leave()
                 delay = min(delay * 2, self.max_retry_seconds)
-        finally:
-            self._close_fd()
+        except BaseException:
+            logger.exception("the audit writer stopped; the next line starts another")
+            with self._cond:
+                self._leave()
+            raise
+
+    def _leave(self) -> None:
+        """The writer's last act (hold ``_cond``): after it, another writer may start at once."""
+        self._close_fd()
+        if self._thread is threading.current_thread():
+            self._thread = None
+            atexit.unregister(self._close_at_exit)
 
     def _attempt(self, batch: list[_Line]) -> Exception | None:
         """Write ``batch`` (the head of the queue); return the failure, if any."""
@@ -386,31 +404,38 @@ class AuditLog:
             self._dir_ready = False
             self._dir_synced.clear()
             self.write_failure = str(exc)
-            self._log_failure(exc, len(batch))
+            with self._cond:
+                left = len(self._queue)
+            self._log_failure(exc, left)
             error = storage_error("write the audit trail", self.audit_dir, exc, disk_changed=False) \
                 if isinstance(exc, OSError) else StorageError(f"cannot write the audit trail: {exc}")
             with self._cond:
-                failed = self._fail_waiters(error.message)
+                failed = self._fail_waiters(error)
             for future, waiter_error in failed:
                 _resolve(future, waiter_error)
             return exc
+        return None
+
+    def _written(self, lines: list[_Line]) -> None:
+        """``lines`` (the head of the queue) are fsynced: take them off, answer the flushes."""
         with self._cond:
-            del self._queue[: len(batch)]
-            self._durable = batch[-1].seq
+            del self._queue[: len(lines)]
+            self._durable = lines[-1].seq
             done = [future for seq, future in self._waiters if seq <= self._durable]
             self._waiters = [(seq, future) for seq, future in self._waiters if seq > self._durable]
         if self.write_failure is not None:
             logger.warning("audit trail writes resumed", extra={"audit_dir": str(self.audit_dir),
-                                                                "lines": len(batch)})
+                                                                "lines": len(lines)})
             self.write_failure = None
             self._failure_kinds.clear()
         for future in done:
             _resolve(future, None)
-        return None
 
-    def _fail_waiters(self, message: str) -> list[tuple[concurrent.futures.Future[None], Exception]]:
-        """Take every waiter with the error to hand it (hold ``_cond``; resolve outside)."""
-        failed = [(future, StorageError(message)) for _, future in self._waiters]
+    def _fail_waiters(self, error: StorageError) -> list[tuple[concurrent.futures.Future[None], Exception]]:
+        """Take every waiter with a copy of ``error`` to raise (hold ``_cond``; resolve outside)."""
+        failed: list[tuple[concurrent.futures.Future[None], Exception]] = [
+            (future, copy.copy(error)) for _, future in self._waiters
+        ]
         self._waiters = []
         return failed
 
@@ -440,6 +465,7 @@ class AuditLog:
             while end < len(batch) and batch[end].day == day:
                 end += 1
             self._append(day, b"".join(line.data for line in batch[start:end]))
+            self._written(batch[start:end])  # durable now: a later day's failure must not repeat them
             start = end
 
     def _prepare_dir(self) -> None:
@@ -582,7 +608,8 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
         try:
             entry = json.loads(piece)
         except ValueError:
-            logger.warning("skipping an audit line that does not parse", extra={"path": str(path), "line": number})
+            logger.warning("skipping an audit line that does not parse",
+                           extra={"path": str(path), "line": number})
             continue
         if isinstance(entry, dict):
             entries.append(entry)
