@@ -22,13 +22,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) run_scheduler.py demo --dir $(DEMO_DIR)
 
-# espeak-ng (Debian) is optional for the product, but the tests exercise it: install it here.
+# espeak-ng (Debian) is optional for the product, but the tests exercise it: install it here;
+# chromium too, which tests/scheduler/test_status_page.py drives (never `playwright install`).
 system-deps:
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "installing espeak-ng (Debian package) for the tests"; \
 	  $$SUDO apt-get install -y -q espeak-ng >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q espeak-ng >/dev/null; }; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing chromium (Debian package) for the status page's browser test"; \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q

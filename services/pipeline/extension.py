@@ -29,6 +29,7 @@ from services.pipeline.jobs.daily_job import DailyJobs
 from services.pipeline.jobs.video_job import VideoJobs
 from services.pipeline.settings import PipelineSettings, load_settings
 from services.pipeline.stages import backend_names
+from services.pipeline.status_sections import PipelineStatus
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.settings import SettingsError
 
@@ -52,6 +53,7 @@ class PipelineExtension:
         """Register ``pipeline.video`` (add-job's default kind from now on) and ``pipeline.daily``."""
         VideoJobs(scheduler, settings=self.load_settings).install()
         DailyJobs(scheduler, settings=self.load_settings).install()
+        PipelineStatus(scheduler, settings=self.load_settings).install()  # the status page's quota, published
         try:
             logger.info("pipeline backends", extra={"backends": backend_names(self.load_settings())})
         except SettingsError as exc:  # the stages will fail with it too; `doctor` explains

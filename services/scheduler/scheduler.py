@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,6 +111,8 @@ class Scheduler:
         """Where messages for a person go (``notifications.py``); nobody by default."""
         self.companions: list[Companion] = []
         """Services started with the loop and stopped after it (see ``Companion``)."""
+        self.status_sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        """Sections of the status page's data by name, added by extensions (``status_page.py``)."""
         self.schedules = ScheduleService(self, ScheduleDefaults(timezone=timezone))
         """The recurring schedules and their execution history (``schedules.py``)."""
         self.companions.append(self.schedules)
