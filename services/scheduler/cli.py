@@ -10,6 +10,7 @@ same checks apply: a ``NewJob`` checks the fields, one JobManager the rest. Exit
 create, so a create whose answer was lost (the daemon did not answer in time) can be sent
 again without making a second job: the repeat answers with the first one's job. Commands
 that only read (``list``, ``show``, the pipeline's ``quota``) never create the data dir.
+The schedule commands (``schedule …``, ``executions``, ``stats``) are ``cli_schedules.py``.
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
 
     run = sub.add_parser("run", parents=[common], help="run the scheduler daemon in the foreground")
     run.add_argument("--once", action="store_true", help="process what is due now, then exit")
+    from .cli_schedules import add_schedule_commands  # here: that module builds on this one
+
+    add_schedule_commands(sub, common)  # schedule ..., executions, stats
     for extension in extensions:
         extension.add_commands(sub, common)
     return parser
@@ -127,6 +131,7 @@ def main(
         if args.command is None:
             raise _UsageError(f"a command is required: {_command_names(parser)}")
         args.out = out
+        args.extensions = tuple(extensions)
         settings = Settings.from_env(env, data_dir=getattr(args, "data_dir", None))
         if args.command == "run":
             return _run(settings, once=args.once, extensions=extensions)
@@ -134,12 +139,12 @@ def main(
             code = int(args.run(args, settings))
         else:
             configure_logging("WARNING", sys.stderr)
-            command = _COMMANDS[args.command]
+            command = getattr(args, "with_backend", None) or _COMMANDS[args.command]  # cli_schedules' own
             code = _with_backend(
                 settings,
                 lambda backend: command(backend, args, settings),
                 extensions,
-                writes=args.command == "add-job",
+                writes=getattr(args, "writes", args.command == "add-job"),
             )
         out.flush()
         return code

@@ -5,6 +5,12 @@ errors the CLI maps to exit codes, so a command behaves the same with or without
 Every path segment it builds is percent-quoted (a job id is checked for its shape before,
 but the quoting does not depend on that). A change (create, remove) the daemon does not
 answer in time raises OutcomeUnknownError: the daemon may have made it.
+
+The schedule calls (``create_schedule`` ... ``execution_stats``) speak the routes of
+``api_schedules.py`` and answer with their JSON bodies as they are (a schedule as
+``ScheduleService.describe`` gives it, a page, a stats object); the CLI's direct mode
+(``cli_schedules.DirectSchedules``) answers with the same shapes. ``actor`` goes out as
+the route's ``X-Created-By`` / ``X-Performed-By`` / ``X-Triggered-By`` header.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from .errors import (
     JobNotFoundError,
     JobValidationError,
     OutcomeUnknownError,
+    ScheduleConflictError,
+    ScheduleNotFoundError,
     SchedulerError,
     StorageError,
 )
@@ -54,7 +62,21 @@ class DaemonClient:
         """Close the connection pool."""
         self._http.close()
 
-    def _call(self, method: str, path: str, *, job_id: str | None = None, **kwargs: Any) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        job_id: str | None = None,
+        schedule_id: str | None = None,
+        check: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One request; its JSON body, or the typed error its error body names.
+
+        ``job_id`` / ``schedule_id``: what the request is about (a 404 is then that thing
+        not found). ``check``: the command to name when a change's outcome is unknown.
+        """
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
@@ -63,8 +85,9 @@ class DaemonClient:
             late = f"the daemon did not answer within {self._timeout:g} s (is it stopped or overloaded?)"
             if method == "GET":
                 raise SchedulerError(f"{late}; nothing was changed") from exc
-            check = f"check with `show {job_id}`" if job_id else "check with `list`"
-            raise OutcomeUnknownError(f"{late}; the outcome is unknown: {check}") from exc
+            if check is None:
+                check = f"show {job_id}" if job_id else "list"
+            raise OutcomeUnknownError(f"{late}; the outcome is unknown: check with `{check}`") from exc
         except httpx.HTTPError as exc:
             raise SchedulerError(f"daemon API request failed: {exc}") from exc
         try:
@@ -80,8 +103,12 @@ class DaemonClient:
             raise JobValidationError(body["field"], message.partition(": ")[2] or message)
         if response.status_code == 422:
             raise JobValidationError("request", message)
+        if response.status_code == 404 and schedule_id is not None:
+            raise ScheduleNotFoundError(schedule_id)
         if response.status_code == 404 and job_id is not None:
             raise JobNotFoundError(job_id)
+        if response.status_code == 409 and schedule_id is not None:
+            raise ScheduleConflictError(message)
         if response.status_code == 409:
             raise JobConflictError(message)
         if response.status_code == 507:
@@ -132,3 +159,83 @@ class DaemonClient:
         """DELETE /api/v1/jobs/{id}."""
         body = self._call("DELETE", self._job_path(job_id), job_id=job_id)
         return ScheduledJob.model_validate(body["job"])
+
+    # -- schedules (api_schedules.py) -------------------------------------------------------
+
+    @staticmethod
+    def _schedule_path(schedule_id: str, action: str = "") -> str:
+        return f"/api/v1/schedules/{quote(schedule_id, safe='')}{action}"
+
+    def create_schedule(self, spec: dict[str, Any], actor: str) -> dict[str, Any]:
+        """POST /api/v1/schedules (``spec``: a ScheduleSpec body); the new schedule."""
+        name = spec.get("name", "")
+        try:
+            return self._call("POST", "/api/v1/schedules", json=spec, headers={"X-Created-By": actor},
+                              check=f"schedule show {name!r}" if name else "schedule list")
+        except JobConflictError as exc:  # a taken name
+            raise ScheduleConflictError(exc.message) from None
+
+    def list_schedules(
+        self,
+        *,
+        tag: str | None = None,
+        status: str | None = None,
+        created_by: str | None = None,
+        schedule_type: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """GET /api/v1/schedules: ``{"schedules": [...], "count", "total", "limit", "offset"}``."""
+        given = {"tag": tag, "status": status, "created_by": created_by, "schedule_type": schedule_type,
+                 "name": name, "limit": limit, "offset": offset}
+        return self._call("GET", "/api/v1/schedules", params={k: v for k, v in given.items() if v is not None})
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """GET /api/v1/schedules/{id}."""
+        return self._call("GET", self._schedule_path(schedule_id), schedule_id=schedule_id)
+
+    def _change(
+        self, method: str, schedule_id: str, action: str, header: str, actor: str, *, check: str = "", **kwargs: Any
+    ) -> Any:
+        return self._call(method, self._schedule_path(schedule_id, action), schedule_id=schedule_id,
+                          headers={header: actor}, check=check or f"schedule show {schedule_id}", **kwargs)
+
+    def update_schedule(self, schedule_id: str, changes: dict[str, Any], actor: str) -> dict[str, Any]:
+        """PUT /api/v1/schedules/{id} (``changes``: a ScheduleUpdate body); the schedule."""
+        return self._change("PUT", schedule_id, "", "X-Performed-By", actor, json=changes)
+
+    def delete_schedule(self, schedule_id: str, actor: str) -> dict[str, Any]:
+        """DELETE /api/v1/schedules/{id}: ``{"deleted": id, "schedule": …}``."""
+        return self._change("DELETE", schedule_id, "", "X-Performed-By", actor)
+
+    def pause_schedule(self, schedule_id: str, reason: str | None, actor: str) -> dict[str, Any]:
+        """POST /api/v1/schedules/{id}/pause; the schedule."""
+        return self._change("POST", schedule_id, "/pause", "X-Performed-By", actor, json={"reason": reason})
+
+    def resume_schedule(self, schedule_id: str, reason: str | None, actor: str) -> dict[str, Any]:
+        """POST /api/v1/schedules/{id}/resume; the schedule."""
+        return self._change("POST", schedule_id, "/resume", "X-Performed-By", actor, json={"reason": reason})
+
+    def trigger_schedule(self, schedule_id: str, actor: str) -> dict[str, Any]:
+        """POST /api/v1/schedules/{id}/trigger: ``{"execution_id", "job", "schedule"}``."""
+        return self._change("POST", schedule_id, "/trigger", "X-Triggered-By", actor,
+                            check=f"executions --schedule {schedule_id}")
+
+    def backfill_schedule(self, schedule_id: str, start: datetime, end: datetime, actor: str) -> dict[str, Any]:
+        """POST /api/v1/schedules/{id}/backfill: the fires of [start, end] added and found."""
+        body = {"start": start.isoformat(), "end": end.isoformat()}
+        return self._change("POST", schedule_id, "/backfill", "X-Triggered-By", actor, json=body,
+                            check=f"executions --schedule {schedule_id}")
+
+    def list_executions(
+        self, *, schedule_id: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> dict[str, Any]:
+        """GET /api/v1/executions, newest fire first: ``{"executions": [...], "count", "has_more", …}``."""
+        given = {"schedule_id": schedule_id, "status": status, "limit": limit, "offset": offset}
+        return self._call("GET", "/api/v1/executions", params={k: v for k, v in given.items() if v is not None})
+
+    def execution_stats(self, schedule_id: str, days: int = 30) -> dict[str, Any]:
+        """GET /api/v1/executions/stats/{id}?days=: counts, success rate, p50/p95."""
+        path = f"/api/v1/executions/stats/{quote(schedule_id, safe='')}"
+        return self._call("GET", path, schedule_id=schedule_id, params={"days": days})
