@@ -24,11 +24,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import queue
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ from typing import Any
 from .atomic_file import fsync_dir
 
 __all__ = ["EXECUTION_FORMAT_VERSION", "ExecutionHistory", "execution_day", "percentile"]
+
+_Line = tuple[str, str, tuple[date, int]]
+"""A line for the writer: its day file's name, the JSON line, and its key (day, order)."""
 
 logger = logging.getLogger(__name__)
 
@@ -61,23 +66,26 @@ def percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    # nearest rank: the ceil(fraction * n)-th value (rounded first: 0.07 * 100 is 7.000000000000001)
+    rank = max(0, min(len(ordered) - 1, math.ceil(round(fraction * len(ordered), 9)) - 1))
     return ordered[rank]
 
 
 class _Appender(threading.Thread):
     """The one thread that appends lines to the day files and fsyncs them."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, written: Callable[[list[tuple[date, int]]], None]) -> None:
         super().__init__(name="execution-history-writer", daemon=True)
         self.folder = folder
-        self.lines: queue.SimpleQueue[tuple[str, str] | threading.Event | None] = queue.SimpleQueue()
+        self.lines: queue.SimpleQueue[_Line | threading.Event | None] = queue.SimpleQueue()
         self.failure: str | None = None
+        self.written = written
+        """Called (on this thread) with the keys of the lines just appended and fsynced."""
 
     def run(self) -> None:
         while True:
             item = self.lines.get()
-            batch: list[tuple[str, str]] = []
+            batch: list[_Line] = []
             marks: list[threading.Event] = []
             stop = False
             while True:
@@ -98,9 +106,9 @@ class _Appender(threading.Thread):
             if stop:
                 return
 
-    def _append(self, batch: list[tuple[str, str]]) -> None:
+    def _append(self, batch: list[_Line]) -> None:
         by_file: dict[str, list[str]] = {}
-        for name, line in batch:
+        for name, line, _ in batch:
             by_file.setdefault(name, []).append(line)
         try:
             created = not self.folder.exists()
@@ -121,6 +129,7 @@ class _Appender(threading.Thread):
             if self.failure is not None:
                 logger.info("execution history writable again", extra={"folder": str(self.folder)})
             self.failure = None
+            self.written([key for _, _, key in batch])
         except OSError as exc:
             if self.failure is None:
                 logger.error(
@@ -131,7 +140,7 @@ class _Appender(threading.Thread):
             for item in batch:  # retried with the next batch (order kept: they go first)
                 self._retry.append(item)
 
-    _retry: list[tuple[str, str]]
+    _retry: list[_Line]
 
 
 class ExecutionHistory:
@@ -144,13 +153,18 @@ class ExecutionHistory:
         self.folder = Path(data_dir) / "executions"
         self._days: OrderedDict[date, dict[str, dict[str, Any]]] = OrderedDict()
         self._writer: _Appender | None = None
-        self._pending_retry: list[tuple[str, str]] = []
+        self._pending_retry: list[_Line] = []
+        self._seq = 0
+        self._unwritten: dict[date, dict[int, dict[str, Any]]] = {}
+        """Records handed to the writer and not yet on disk, by day and order: a day read
+        from its file meanwhile folds them in, so a change is in view at once."""
+        self._unwritten_lock = threading.Lock()
 
     # -- writing ---------------------------------------------------------------------------
 
     def _appender(self) -> _Appender:
         if self._writer is None or not self._writer.is_alive():
-            self._writer = _Appender(self.folder)
+            self._writer = _Appender(self.folder, self._written)
             self._writer._retry = self._pending_retry
             self._writer.start()
         return self._writer
@@ -167,13 +181,25 @@ class ExecutionHistory:
         retry = writer._retry
         while retry:  # lines a failed write left: before this one, in their order
             writer.lines.put(retry.pop(0))
-        writer.lines.put((f"executions_{day.isoformat()}.jsonl", line + "\n"))
+        self._seq += 1
+        with self._unwritten_lock:
+            self._unwritten.setdefault(day, {})[self._seq] = dict(record)
+        writer.lines.put((f"executions_{day.isoformat()}.jsonl", line + "\n", (day, self._seq)))
         held = self._days.get(day)
         if held is not None:
             merged = {**held.get(execution_id, {}), **record}
             held[execution_id] = merged
             return merged
         return dict(record)
+
+    def _written(self, keys: list[tuple[date, int]]) -> None:
+        with self._unwritten_lock:
+            for day, seq in keys:
+                held = self._unwritten.get(day)
+                if held is not None:
+                    held.pop(seq, None)
+                    if not held:
+                        del self._unwritten[day]
 
     async def flush(self) -> None:
         """Wait until every record made before the call is appended and fsynced."""
@@ -215,6 +241,8 @@ class ExecutionHistory:
             self._days.move_to_end(day)
             return held
         records: dict[str, dict[str, Any]] = {}
+        with self._unwritten_lock:  # taken before the file is read: a line written meanwhile is in both
+            unwritten = sorted(self._unwritten.get(day, {}).items())
         path = self.folder / f"executions_{day.isoformat()}.jsonl"
         with contextlib.suppress(FileNotFoundError):
             with path.open(encoding="utf-8") as handle:
@@ -228,7 +256,10 @@ class ExecutionHistory:
                         continue
                     line.pop("v", None)
                     records[execution_id] = {**records.get(execution_id, {}), **line}
-        # lines recorded but not yet written (the writer is behind): not lost from view
+        # lines recorded but not yet written (the writer is behind): not lost from view. Folded
+        # last, in order, they give what the file will hold (a line in both folds to the same)
+        for _, record in unwritten:
+            records[record["execution_id"]] = {**records.get(record["execution_id"], {}), **record}
         self._days[day] = records
         while len(self._days) > CACHED_DAYS:
             self._days.popitem(last=False)

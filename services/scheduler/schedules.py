@@ -237,6 +237,10 @@ class ScheduleService:
         await self.history.flush()
         self.history.close()
 
+    def wake(self) -> None:
+        """Ask the loop to look at the clock now (the clock moved, a test stepped it)."""
+        self._wake.set()
+
     @property
     def alive(self) -> bool:
         """The schedule loop is running."""
@@ -341,10 +345,15 @@ class ScheduleService:
         for fire in plan.run:
             await self._add_run(schedule, fire, zone, now, triggered_by="schedule", late=fire in plan.late)
         last = fires[-1]
-        updated = schedule.model_copy(update={
+        # the record as it is now: while the runs were added, one may have ended (and counted a
+        # failure, or paused the schedule), or a request paused, changed or deleted it
+        current = self.store.schedules.get(schedule_id)
+        if current is None:
+            return
+        updated = current.model_copy(update={
             "last_fire_time": last,
             "last_fire_wall": wall_text(last, zone),
-            "fires": schedule.fires + len(fires),
+            "fires": current.fires + len(fires),
         })
         self.store.put(updated)
         self._plan(updated, now)
@@ -693,9 +702,14 @@ class ScheduleService:
         if held is None:
             return await self.create(spec, created_by=created_by), "created"
         given = spec.model_dump(exclude={"paused"})
-        if all(getattr(held, key) == value for key, value in given.items()):
+        changed = {key: value for key, value in given.items() if getattr(held, key) != value}
+        if not changed:
             return held, "unchanged"
-        update = ScheduleUpdate.model_validate({k: v for k, v in given.items()})
+        # only what differs: an unchanged timing must not restart the schedule (a one-time
+        # schedule that fired would fire again, or be refused as being in the past)
+        if "schedule_type" in changed:  # a new type takes its timing fields whole
+            changed.update({name: given[name] for name in ("cron_expression", "interval_seconds", "run_at")})
+        update = ScheduleUpdate.model_validate(changed)
         return await self.update(held.schedule_id, update), "updated"
 
     async def update(self, schedule_id: str, changes: ScheduleUpdate | dict[str, Any]) -> Schedule:
