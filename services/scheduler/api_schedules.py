@@ -345,6 +345,38 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         today = local_date(scheduler.clock(), service._zone(schedule))
         return service.history.stats(schedule_id, today=today, days=days)
 
+    @router.get("/health/detailed", responses=_errors())
+    async def health_detailed() -> dict[str, Any]:
+        """Each part's state: storage, lock, loops, next fire, disk, and the extensions' checks."""
+        import os
+        import shutil
+
+        from .lock import read_holder
+
+        holder = read_holder(scheduler.data_dir) or {}
+        usage = shutil.disk_usage(scheduler.data_dir)
+        nxt = service.next_due()
+        failure = scheduler.storage.write_failure
+        checks: dict[str, Any] = {}
+        for name, check in getattr(scheduler, "health_checks", {}).items():
+            try:
+                checks[name] = check()
+            except Exception as exc:  # a check that fails is a finding, not a 500
+                checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        parts = {
+            "storage": {"ok": failure is None, "writable": failure is None, "error": failure},
+            "history": {"ok": service.history.write_failure is None, "error": service.history.write_failure},
+            "lock": {"ok": holder.get("pid") == os.getpid(), "holder_pid": holder.get("pid"), "role": holder.get("role")},
+            "dispatch_loop": {"ok": scheduler.is_ready, "state": scheduler.state.value},
+            "schedule_loop": {"ok": service.alive},
+            "next_fire": {"ok": True, "at": None if nxt is None else nxt[0].isoformat(),
+                          "schedule_id": None if nxt is None else nxt[1]},
+            "disk": {"ok": usage.free > 200 * 1024 * 1024, "free_bytes": usage.free, "total_bytes": usage.total},
+            "backends": {"ok": all(c.get("ok", True) for c in checks.values() if isinstance(c, dict)), "checks": checks},
+        }
+        ok = all(part["ok"] for part in parts.values())
+        return {"status": "ok" if ok else "degraded", "parts": parts}
+
     @router.get("/api/v1/executions/{execution_id}", response_model=ExecutionOut, responses=_errors(404))
     async def get_execution(execution_id: str) -> dict[str, Any]:
         record = service.history.get(execution_id)

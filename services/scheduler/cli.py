@@ -45,7 +45,7 @@ from .output import EXIT_BROKEN_PIPE, Output, OutputFailed, printable
 from .scheduler import Scheduler
 from .settings import Settings
 
-__all__ = ["main"]
+__all__ = ["main", "read_jobs", "with_backend"]
 
 PROG = "run_scheduler.py"
 LOCK_WAIT_SECONDS = 30.0  # how long a command waits for another command (or a starting daemon)
@@ -202,6 +202,16 @@ def read_jobs(settings: Settings) -> list[ScheduledJob]:
 
     _with_backend(settings, read, writes=False)
     return jobs
+
+
+def with_backend(
+    settings: Settings, command: Any, extensions: Sequence[Extension] = (), *, writes: bool = True
+) -> int:
+    """Run ``command(backend) -> exit code`` with the data dir's one writer: a loaded
+    ``Scheduler`` on the files when the lock is free (its jobs loaded; call
+    ``backend.schedules.load()`` for the schedules), else a ``DaemonClient`` to the daemon.
+    For commands of packages built on the scheduler (the pipeline's ``daily``)."""
+    return _with_backend(settings, command, extensions, writes=writes)
 
 
 def _with_backend(

@@ -139,13 +139,6 @@ class _Definition(BaseModel):
     pause_after_failures: Failures | None = None
     paused: bool = False
 
-    @model_validator(mode="before")
-    @classmethod
-    def _nfc(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = {key: normalize_text(value) for key, value in data.items()}
-        return data
-
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
@@ -159,8 +152,18 @@ class _Definition(BaseModel):
         return list(dict.fromkeys(value))
 
 
+def _nfc_fields(data: Any) -> Any:
+    """Text as it is stored (``models.normalize_text``): applied to what a client sends, not
+    to what is loaded back (already stored that way)."""
+    if isinstance(data, dict):
+        data = {key: normalize_text(value) for key, value in data.items()}
+    return data
+
+
 class ScheduleSpec(_Definition):
     """A create's body. ``created_by`` comes from the request (X-Created-By), not the body."""
+
+    _nfc = model_validator(mode="before")(classmethod(lambda cls, data: _nfc_fields(data)))
 
 
 class ScheduleUpdate(BaseModel):
@@ -189,6 +192,8 @@ class ScheduleUpdate(BaseModel):
     max_instances: Instances | None = None
     pause_after_failures: Failures | None = None
 
+    _nfc = model_validator(mode="before")(classmethod(lambda cls, data: _nfc_fields(data)))
+
 
 def _new_schedule_id() -> str:
     return str(uuid.uuid4())
@@ -215,6 +220,19 @@ class Schedule(_Definition):
     its timing changes): catch-up starts after the later of it and ``last_fire_time``."""
     failures_in_a_row: int = 0
     fires: int = 0
+    next_fire_time: AwareDatetime | None = None
+    """The next fire as last computed, and ``next_fire_key`` the timing it was computed
+    from: a start reuses it when the key still matches (computing 10,000 cron fires
+    costs more than the rest of the start)."""
+    next_fire_key: str | None = None
+
+    def timing_key(self) -> str:
+        """What the next fire depends on, as one string."""
+        return "|".join(str(v) for v in (
+            self.schedule_type.value, self.cron_expression, self.interval_seconds, self.run_at, self.start_date,
+            self.end_date, self.timezone, self.created_at, self.last_fire_time, self.last_fire_wall, self.cursor,
+            self.fires, self.paused,
+        ))
 
     @model_validator(mode="after")
     def _utc(self) -> Schedule:

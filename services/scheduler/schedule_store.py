@@ -92,6 +92,17 @@ class ScheduleStore:
         self._records[schedule.schedule_id] = schedule.to_dict()
         self._changes += 1
 
+    def note_next(self, schedule_id: str, when: Any, key: str) -> None:
+        """Keep a schedule's computed next fire in its record (durable at the next flush)."""
+        record = self._records.get(schedule_id)
+        if record is None:
+            return
+        text = None if when is None else when.isoformat()
+        if record.get("next_fire_time") == text and record.get("next_fire_key") == key:
+            return
+        self._records[schedule_id] = {**record, "next_fire_time": text, "next_fire_key": key}
+        self._changes += 1
+
     def delete(self, schedule_id: str) -> Schedule | None:
         """Remove a schedule (durable at the next flush); return it, or None."""
         self._records.pop(schedule_id, None)

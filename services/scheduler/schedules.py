@@ -214,7 +214,7 @@ class ScheduleService:
         self._next.clear()
         now = self.clock()
         for schedule in self.store.schedules.values():
-            self._plan(schedule, now)
+            self._plan(schedule, now, reuse=True)
         self.loaded = True
         logger.info("schedules loaded", extra={"schedules": len(self.store.schedules), "problems": len(self.store.problems)})
         return len(self.store.schedules)
@@ -309,9 +309,19 @@ class ScheduleService:
         return next_fire(schedule, self._cursor(schedule), self._zone(schedule),
                          last_wall=schedule.last_fire_wall, horizon=horizon)
 
-    def _plan(self, schedule: Schedule, now: datetime) -> None:
-        """Put the schedule's next fire in the heap (or take it out: paused, finished)."""
-        when = self._compute_next(schedule)
+    def _plan(self, schedule: Schedule, now: datetime, *, reuse: bool = False) -> None:
+        """Put the schedule's next fire in the heap (or take it out: paused, finished).
+
+        ``reuse`` (at load): take the stored ``next_fire_time`` if it was computed from the
+        timing the schedule has now. A newly computed one is noted in the file's record.
+        """
+        key = schedule.timing_key()
+        if reuse and schedule.next_fire_key == key:
+            when = schedule.next_fire_time
+        else:
+            when = self._compute_next(schedule)
+            if schedule.next_fire_key != key or schedule.next_fire_time != when:
+                self.store.note_next(schedule.schedule_id, when, key)
         if when is None:
             self._next.pop(schedule.schedule_id, None)
             return
@@ -677,7 +687,7 @@ class ScheduleService:
         await self._saved()
         self._audit("schedule.create", None, schedule)
         self._plan(schedule, now)
-        logger.info("schedule created", extra={"schedule_id": schedule.schedule_id, "name": schedule.name,
+        logger.info("schedule created", extra={"schedule_id": schedule.schedule_id, "schedule_name": schedule.name,
                                                 "type": schedule.schedule_type.value, "created_by": creator})
         return schedule
 

@@ -42,7 +42,7 @@ def test_demo_refuses_a_data_dir_that_holds_jobs_and_notes(tmp_path: Path, capsy
     before = tree(data_dir)
     code, out, err = run(capsys, "demo", "--dir", str(data_dir))
     assert (code, out) == (2, "")
-    assert err.startswith(f"error: --dir {data_dir}: not a folder the demo made (it holds jobs, my_notes.txt")
+    assert err.startswith(f"error: --dir {data_dir}: not a folder the demo made (it holds audit, jobs, my_notes.txt")
     assert err.count("\n") == 1
     assert tree(data_dir) == before
 
@@ -99,22 +99,34 @@ def test_demo_settings_ignore_the_environment_and_leave_it_alone(tmp_path: Path,
     assert dict(os.environ) == before
 
 
-def test_daily_twice_adds_one_run(tmp_path: Path, capsys) -> None:
+def test_daily_makes_one_schedule_and_updates_it(tmp_path: Path, capsys) -> None:
     data_dir = tmp_path / "data"
-    first = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "08:00")
-    second = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "08:00")
-    assert first[0] == second[0] == 0 and first[1] == second[1], (first, second)
-    other = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "09:30")
-    code, out, err = run(capsys, "--data-dir", str(data_dir), "list", "--json")
-    dailies = [j for j in json.loads(out) if j["kind"] == "pipeline.daily"]
-    if other[0] == 0:  # 09:30 fell on another Vietnam day than 08:00 (run late in the day)
-        assert len(dailies) == 2
-    else:
-        assert other[0] == 1 and "already exists" in other[2] and len(dailies) == 1
-    assert dailies[0]["job_id"] == first[1].strip() or dailies[1]["job_id"] == first[1].strip()
+    first = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "08:00", "--json")
+    second = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "08:00", "--json")
+    assert first[0] == second[0] == 0, (first, second)
+    made, again = json.loads(first[1]), json.loads(second[1])
+    assert (made["outcome"], again["outcome"]) == ("created", "unchanged")
+    assert made["schedule"]["schedule_id"] == again["schedule"]["schedule_id"]
+    assert made["schedule"]["next_run_time"].endswith("+07:00") and "T08:00:00" in made["schedule"]["next_run_time"]
+    moved = run(capsys, "--data-dir", str(data_dir), "daily", "--at", "09:30", "--json")
+    assert json.loads(moved[1])["outcome"] == "updated"
+    stored = json.loads((data_dir / "schedules.json").read_text(encoding="utf-8"))["schedules"]
+    (schedule,) = stored.values()
+    assert (schedule["name"], schedule["cron_expression"], schedule["timezone"]) == ("daily-default", "30 9 * * *", "Asia/Ho_Chi_Minh")
+    assert not (data_dir / "jobs").exists() or not list((data_dir / "jobs").glob("*.json"))  # a schedule, no job yet
+    assert run(capsys, "--data-dir", str(data_dir), "daily", "--at", "25:00")[0] == 2
 
 
-async def test_the_run_that_adds_tomorrows_and_daily_agree_on_the_id(tmp_path: Path) -> None:
+def test_the_example_schedule_is_what_daily_makes() -> None:
+    from datetime import time as dt_time
+
+    from services.pipeline.jobs.daily_job import daily_schedule_spec
+
+    example = json.loads((Path(__file__).parents[2] / "config" / "schedules.example").read_text(encoding="utf-8"))
+    assert example["schedules"] == [daily_schedule_spec("default", dt_time(8, 0))]
+
+
+async def test_an_old_daily_job_leaves_the_daily_schedule_once(tmp_path: Path) -> None:
     from datetime import time as dt_time
 
     from services.pipeline.extension import PipelineExtension
@@ -126,14 +138,15 @@ async def test_the_run_that_adds_tomorrows_and_daily_agree_on_the_id(tmp_path: P
     scheduler.load()
     when = next_daily_time(dt_time(8, 0), clock())
     today = scheduler.add_job("kenh", "daily", when, kind=DAILY_KIND, job_id=daily_job_id("kenh", when))
-    clock.advance(hours=1)  # the run has started: tomorrow's is added
-    await DailyJobs(scheduler, stages={})._schedule_next(today)
-    (tomorrow,) = [j for j in scheduler.list_jobs() if j.job_id != today.job_id]
-    assert tomorrow.job_id == daily_job_id("kenh", tomorrow.scheduled_time)
-    # `daily` for that day, as the command sends it: the same job, no second run
-    again = scheduler.add_job("kenh", "daily", tomorrow.scheduled_time, kind=DAILY_KIND,
-                              job_id=daily_job_id("kenh", tomorrow.scheduled_time))
-    assert again is tomorrow and len(scheduler.list_jobs()) == 2
+    clock.advance(hours=1)
+    runner = DailyJobs(scheduler, stages={})
+    await runner._schedule_next(today)
+    await runner._schedule_next(today)  # idempotent: still one schedule
+    (schedule,) = scheduler.schedules.store.schedules.values()
+    assert (schedule.name, schedule.cron_expression, schedule.account_id) == ("daily-kenh", "0 8 * * *", "kenh")
+    next_fire = scheduler.schedules.next_run_time(schedule)
+    assert next_fire == datetime(2026, 12, 2, 1, 0, tzinfo=timezone.utc)  # tomorrow 08:00 in Vietnam
+    assert [j.job_id for j in scheduler.list_jobs()] == [today.job_id]  # no self-re-added job
 
 
 def test_an_account_typed_decomposed_finds_its_settings_table(settings_path: Path) -> None:

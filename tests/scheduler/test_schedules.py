@@ -662,7 +662,7 @@ def test_schedules_json_round_trips_every_field_readably(data_dir: Path) -> None
                                     "name": "once", "schedule_type": "one_time", "interval_seconds": None,
                                     "run_at": "2026-07-01T00:00:00Z"})
     # every field is given a value that is not its default, on one of the three
-    assert set(Schedule.model_fields) - {"cron_expression", "run_at", "schedule_id"} <= item.model_fields_set
+    assert set(Schedule.model_fields) - {"cron_expression", "run_at", "schedule_id", "next_fire_time", "next_fire_key"} <= item.model_fields_set
     store = ScheduleStore(data_dir)
     for schedule_ in (item, cron, once):
         store.put(schedule_)

@@ -7,14 +7,16 @@ FetchManga gave it), parked in lifecycle status ``pending`` (the loop never runs
 job itself) while the daily run advances its ``stage``, and ended ``completed`` or
 ``failed`` with the video. So the day files and the quota see every video.
 
-The daily job keeps its own checkpoint (``pipeline``) and resumes after a restart. When it
-ends it adds the next day's run at the same Vietnam time (until recurring schedules
-arrive), unless one is already waiting.
+The daily job keeps its own checkpoint (``pipeline``) and resumes after a restart. The
+runs come from a cron schedule (``daily_schedule_spec``, made by the ``daily`` command);
+a daily job left by an older version, which re-added itself each day, makes that
+schedule when it ends instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, time, timedelta
@@ -30,12 +32,13 @@ from services.pipeline.jobs.video_records import video_outcome
 from services.pipeline.settings import PipelineSettings, load_settings
 from services.pipeline.stages import embedded_stages, pipeline_definition
 from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
-from services.scheduler.errors import JobConflictError
+from services.scheduler.errors import SchedulerError
 from services.scheduler.models import JobStatus, ScheduledJob, normalize_text
-from services.scheduler.new_job import NewJob
 from services.scheduler.scheduler import Scheduler
 
-__all__ = ["DAILY_KIND", "DailyJobs", "daily_job_id", "next_daily_time"]
+__all__ = ["DAILY_KIND", "DailyJobs", "daily_job_id", "daily_schedule_spec", "next_daily_time"]
+
+logger = logging.getLogger(__name__)
 
 DAILY_KIND = "pipeline.daily"
 DAILY_MAX_RUNNING_MINUTES = 24 * 60
@@ -52,6 +55,33 @@ def daily_job_id(account_id: str, when: datetime) -> str:
     """
     day = when.astimezone(VIETNAM_TZ).date().isoformat()
     return str(uuid.uuid5(DAILY_NAMESPACE, f"{DAILY_KIND}/{normalize_text(account_id)}/{day}"))
+
+
+DAILY_SCHEDULE_PREFIX = "daily-"
+
+
+def daily_schedule_spec(account_id: str, at: time) -> dict[str, Any]:
+    """The daily run of ``account_id`` as a schedule: a cron at ``at`` Vietnam time.
+
+    ``config/schedules.example`` holds this for the account ``default`` at 08:00 (a test
+    keeps the two equal); ``daily`` creates or updates it. One run at a time
+    (``max_instances`` 1), and after downtime only the latest missed day runs.
+    """
+    return {
+        "name": f"{DAILY_SCHEDULE_PREFIX}{account_id}",
+        "description": f"the day's videos for {account_id}: the quota loop at {at:%H:%M} Vietnam time",
+        "schedule_type": "cron",
+        "cron_expression": f"{at.minute} {at.hour} * * *",
+        "timezone": "Asia/Ho_Chi_Minh",
+        "target_command": DAILY_KIND,
+        "command_payload": {},
+        "account_id": account_id,
+        "tags": ["pipeline", "daily"],
+        "priority": 5,
+        "max_retries": 3,
+        "coalesce": "latest",
+        "max_instances": 1,
+    }
 
 
 def next_daily_time(at: time, now: datetime) -> datetime:
@@ -156,29 +186,14 @@ class DailyJobs:
             await self.scheduler.update_fields(video.job_id, {"stage": stage})
 
     async def _schedule_next(self, daily: ScheduledJob) -> None:
-        """Add tomorrow's run at the same Vietnam time, unless one is already waiting."""
-        waiting = [
-            j
-            for j in self.scheduler.jobs_snapshot(DAILY_KIND)
-            if j.status is JobStatus.SCHEDULED
-            and j.job_id != daily.job_id
-            and j.account_id == daily.account_id
-        ]
-        if waiting:
+        """After a run that no schedule made (a daily job added by an older version, which
+        re-added itself each day): make its account's daily schedule at the same Vietnam
+        time, so the days go on as before. A run a schedule made needs nothing: the
+        schedule fires tomorrow."""
+        if (daily.model_extra or {}).get("schedule_id"):
             return
         at = daily.scheduled_time.astimezone(VIETNAM_TZ).time().replace(second=0, microsecond=0)
-        when = next_daily_time(at, self.scheduler.clock())
         try:
-            await self.scheduler.add_async(
-                NewJob(
-                    account_id=daily.account_id,
-                    content=daily.content,
-                    scheduled_time=when,
-                    priority=daily.priority,
-                    max_retries=daily.max_retries,
-                    kind=DAILY_KIND,
-                    job_id=daily_job_id(daily.account_id, when),
-                )
-            )
-        except JobConflictError:  # that day has its run already (added by hand at another time)
-            pass
+            await self.scheduler.schedules.upsert(daily_schedule_spec(daily.account_id, at), created_by="pipeline")
+        except SchedulerError as exc:
+            logger.error("could not make the daily schedule", extra={"job_id": daily.job_id, "error": exc.message})
