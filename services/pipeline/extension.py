@@ -27,6 +27,7 @@ from services.pipeline.commands.quota import quota_command
 from services.pipeline.commands.youtube_auth import youtube_auth_command
 from services.pipeline.jobs.daily_job import DailyJobs
 from services.pipeline.jobs.video_job import VideoJobs
+from services.pipeline.metrics import install_metrics
 from services.pipeline.settings import PipelineSettings, load_settings
 from services.pipeline.stages import backend_names
 from services.pipeline.status_sections import PipelineStatus
@@ -50,10 +51,12 @@ class PipelineExtension:
         self.load_settings = settings
 
     def install(self, scheduler: Scheduler) -> None:
-        """Register ``pipeline.video`` (add-job's default kind from now on) and ``pipeline.daily``."""
+        """Register ``pipeline.video`` (add-job's default kind from now on) and ``pipeline.daily``,
+        and add the quota and state-duration metrics to the scheduler's (``pipeline/metrics.py``)."""
         VideoJobs(scheduler, settings=self.load_settings).install()
         DailyJobs(scheduler, settings=self.load_settings).install()
         PipelineStatus(scheduler, settings=self.load_settings).install()  # the status page's quota, published
+        install_metrics(scheduler, self.load_settings)
         try:
             logger.info("pipeline backends", extra={"backends": backend_names(self.load_settings())})
         except SettingsError as exc:  # the stages will fail with it too; `doctor` explains

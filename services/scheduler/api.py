@@ -17,6 +17,7 @@ the loop.
 | GET /api/v1/jobs/{id} | 200, the job; 404 |
 | DELETE /api/v1/jobs/{id} | 200, ``{"deleted": id, "job": {...}}``; 404; 409 if running |
 | GET /health, /ready, /live | status probes (no token needed) |
+| GET /openapi.json | the OpenAPI document of all of the above (no token needed) |
 
 A create may name its job: ``job_id`` in the body, or an ``Idempotency-Key`` header (the
 job's id is then derived from the key). Sent again (a client retrying after a timeout),
@@ -27,6 +28,14 @@ create due more than 24 h ago is stored but will expire: the answer carries
 ``"warnings": [...]``. A full disk answers 507 (``disk_full``), nothing changed.
 
 ``/api/v1/*`` needs ``Authorization: Bearer <token>`` (the token file in the data dir).
+
+The OpenAPI document tells the truth about every route, the schedules router's too
+(``api_models`` says how a router keeps it so): the bearer scheme, each route's bodies and
+parameters as the route reads them, and every status it can answer with its body. The
+app adds 401 to each route behind the token and 422 (as ``ErrorBody``, not FastAPI's own
+shape) to each with a parameter or a body. A wrong method answers 405 with ``Allow``
+listing every method the path has. The create body's schema depends on the day (the
+one-year window of ``scheduled_time``), so the document is rebuilt once a UTC day.
 """
 
 from __future__ import annotations
@@ -35,19 +44,42 @@ import json
 import logging
 import secrets
 import uuid
-from typing import Any
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from .api_models import (
+    JOB_ID_SCHEMA,
+    CreatedJob,
+    DeletedJob,
+    ErrorBody,
+    Health,
+    Job,
+    JobList,
+    Liveness,
+    Readiness,
+    answer,
+    documented,
+    enum_schema,
+    error_responses,
+    new_job_body_schema,
+)
 from .api_schedules import schedule_router
 from .clock import parse_instant
 from .errors import JobValidationError, SchedulerError
-from .models import JobPriority, check_job_id, schedule_warnings
+from .metrics import metrics_router
+from .models import JobPriority, JobStatus, check_job_id, schedule_warnings
 from .new_job import NewJob
 from .scheduler import Scheduler
+from .status_page import status_router
 
 __all__ = ["IDEMPOTENCY_NAMESPACE", "JOB_FIELDS", "MAX_BODY_BYTES", "MAX_BODY_DEPTH", "create_app"]
 
@@ -71,6 +103,33 @@ _HTTP_CODES = {
 }
 
 
+_JobIdPath = documented(str, JOB_ID_SCHEMA)  # checked by check_job_id: its typed error and message
+_StatusQuery = Annotated[
+    documented(str | None, enum_schema([s.value for s in JobStatus], "only jobs in this status")), Query()
+]
+_AccountQuery = Annotated[
+    documented(str | None, {"type": "string", "description": "only this account's jobs (compared in NFC)"}), Query()
+]
+_IdempotencyHeader = Annotated[
+    documented(str | None, {
+        "type": "string",
+        "description": "names the create: its job id is uuid5 of the key, so the same create sent again "
+        "answers 200 with the job the first one made (a body's job_id wins)",
+    }),
+    Header(alias="Idempotency-Key"),
+]
+_NEW_JOB_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewJobBody"}}},
+}
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+"""The first part of a FastAPI validation error's ``loc``: where, not which field."""
+_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+
+DatedSchema = Callable[[datetime], dict[str, Any]]
+"""Builds a component schema that depends on the day, from now (see ``api_models``)."""
+
+
 class _Unauthorized(Exception):
     pass
 
@@ -86,6 +145,20 @@ class _BadBody(JobValidationError):
 
 def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers or None)
+
+
+def _invalid(field: str, rule: str) -> JSONResponse:
+    """422 ``invalid_request`` naming ``field`` (a body key, a parameter, or ``body``)."""
+    return JSONResponse({"error": "invalid_request", "message": f"{field}: {rule}", "field": field}, status_code=422)
+
+
+def _unreadable(cause: BaseException) -> str:
+    """Why a body could not be parsed, as a rule (the words of ``_json_object``)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"is not valid UTF-8 (byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "nests too deep to parse"
+    return "is not valid JSON"
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -113,6 +186,16 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
+def _json_integer(value: Any) -> Any:
+    """``value``, a JSON number without a fraction (``3.0``, ``3e0``) read as the integer it is.
+
+    JSON (and JSON Schema's ``integer``) does not tell 3 from 3.0; Python's parser does.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _shallow(text: str) -> bool:
     """Whether brackets outside strings never open more than MAX_BODY_DEPTH deep (no parse)."""
     level, in_string, escaped = 0, False, False
@@ -138,9 +221,12 @@ def _shallow(text: str) -> bool:
 def create_app(scheduler: Scheduler, token: str) -> FastAPI:
     """The API app over ``scheduler``, guarded by ``token``."""
     app = FastAPI(title="video-scheduler", docs_url=None, redoc_url=None)
+    bearer = HTTPBearer(auto_error=False, description="the token in DATA_DIR/api_token")
 
-    async def require_token(authorization: str | None = Header(default=None)) -> None:
-        scheme, _, given = (authorization or "").partition(" ")
+    async def require_token(
+        request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer)
+    ) -> None:
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), token):
             raise _Unauthorized
 
@@ -156,20 +242,29 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        body = {"error": "invalid_request", "message": f"{where}: {first.get('msg', 'invalid request')}"}
-        return JSONResponse(body, status_code=422)
+        if first.get("type") == "json_invalid":  # a route whose body FastAPI parses
+            return _invalid("body", f"is not valid JSON: {first.get('ctx', {}).get('error', 'cannot parse')}")
+        loc = list(first.get("loc", ()))
+        if loc and loc[0] in _LOCATIONS:
+            loc = loc[1:]
+        return _invalid(".".join(str(part) for part in loc) or "body", first.get("msg", "invalid request"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI could not read a body it parses for a route (the jobs route reads its own)
+            return _invalid("body", _unreadable(exc.__cause__))
         if exc.status_code == 404:
             message = f"no such path: {request.method} {request.url.path}"
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}"
+            # Starlette names the methods of the first route on the path only
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         else:
             message = str(exc.detail)
-        return _error(exc.status_code, code, message, **(exc.headers or {}))
+        return _error(exc.status_code, code, message, **headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -178,10 +273,22 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
 
     auth = [Depends(require_token)]
 
-    @app.post("/api/v1/jobs", status_code=201, dependencies=auth)
-    async def add_job(
-        request: Request, idempotency_key: str | None = Header(default=None, alias="Idempotency-Key")
-    ) -> JSONResponse:
+    @app.post(
+        "/api/v1/jobs",
+        status_code=201,
+        dependencies=auth,
+        response_model=None,
+        responses={
+            201: answer(CreatedJob, "the new job"),
+            200: answer(
+                CreatedJob, "a repeated create (same job_id or Idempotency-Key, same fields): the job the "
+                "first one made", **{"Idempotent-Replayed": "always `true`"},
+            ),
+            **error_responses(409, 500, 507),
+        },
+        openapi_extra={"requestBody": _NEW_JOB_BODY},
+    )
+    async def add_job(request: Request, idempotency_key: _IdempotencyHeader = None) -> JSONResponse:
         body = await _json_object(request)
         unknown = sorted(set(body) - JOB_FIELDS)
         if unknown:
@@ -203,8 +310,8 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
             account_id=body.get("account_id"),
             content=body.get("content"),
             scheduled_time=when,
-            priority=body.get("priority", JobPriority.NORMAL),
-            max_retries=body.get("max_retries", 3),
+            priority=_json_integer(body.get("priority", JobPriority.NORMAL)),
+            max_retries=_json_integer(body.get("max_retries", 3)),
             kind=body.get("kind"),  # None: the scheduler's default kind
             job_id=job_id,
         )
@@ -218,23 +325,36 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
             return JSONResponse(answer, status_code=200, headers={"Idempotent-Replayed": "true"})
         return JSONResponse(answer, status_code=201)
 
-    @app.get("/api/v1/jobs", dependencies=auth)
-    async def list_jobs(account_id: str | None = None, status: str | None = None) -> dict[str, Any]:
+    @app.get("/api/v1/jobs", dependencies=auth, response_model=None, responses={200: answer(JobList, "the jobs")})
+    async def list_jobs(account_id: _AccountQuery = None, status: _StatusQuery = None) -> dict[str, Any]:
         jobs = [job.to_dict() for job in scheduler.list_jobs(account_id, status)]
         return {"jobs": jobs, "count": len(jobs)}
 
-    @app.get("/api/v1/jobs/{job_id}", dependencies=auth)
-    async def get_job(job_id: str) -> dict[str, Any]:
+    @app.get(
+        "/api/v1/jobs/{job_id}",
+        dependencies=auth,
+        response_model=None,
+        responses={200: answer(Job, "the job"), **error_responses(404)},
+    )
+    async def get_job(job_id: _JobIdPath) -> dict[str, Any]:
         return scheduler.get_job(check_job_id(job_id)).to_dict()
 
-    @app.delete("/api/v1/jobs/{job_id}", dependencies=auth)
-    async def remove_job(job_id: str) -> dict[str, Any]:
+    @app.delete(
+        "/api/v1/jobs/{job_id}",
+        dependencies=auth,
+        response_model=None,
+        responses={200: answer(DeletedJob, "the job, removed"), **error_responses(404, 409, 500, 507)},
+    )
+    async def remove_job(job_id: _JobIdPath) -> dict[str, Any]:
         job = await scheduler.remove_job_async(check_job_id(job_id))
         return {"deleted": job_id, "job": job.to_dict()}
 
-    app.include_router(schedule_router(scheduler, auth))
+    schedules = schedule_router(scheduler, auth)
+    app.include_router(schedules)
+    app.include_router(status_router(scheduler, auth))  # GET / (the page) and /api/v1/status
+    app.include_router(metrics_router(scheduler))  # GET /metrics, no token (scrapers on loopback)
 
-    @app.get("/health")
+    @app.get("/health", response_model=None, responses={200: answer(Health, "the daemon's state")})
     async def health() -> dict[str, Any]:
         failure = scheduler.storage.write_failure
         return {
@@ -246,13 +366,76 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
             "by_status": scheduler.counts_by_status(),
         }
 
-    @app.get("/ready")
+    @app.get(
+        "/ready",
+        response_model=None,
+        responses={200: answer(Readiness, "ready"), 503: answer(Readiness, "not ready (loading or stopping)")},
+    )
     async def ready() -> JSONResponse:
         ok = scheduler.is_ready
         return JSONResponse({"ready": ok, "state": scheduler.state.value}, status_code=200 if ok else 503)
 
-    @app.get("/live")
+    @app.get("/live", response_model=None, responses={200: answer(Liveness, "alive")})
     async def live() -> dict[str, str]:
         return {"status": "alive"}
 
+    dated: dict[str, DatedSchema] = {
+        "NewJobBody": lambda now: new_job_body_schema(scheduler.registry.kinds(), now),
+        **_dated_schemas(schedules),
+    }
+    app.openapi = _document(app, scheduler.clock, dated)  # type: ignore[method-assign]
     return app
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path (Starlette's Allow names one route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route_methods
+    return sorted(methods)
+
+
+def _dated_schemas(router: APIRouter) -> dict[str, DatedSchema]:
+    return dict(getattr(router, "dated_schemas", None) or {})
+
+
+def _document(app: FastAPI, clock: Callable[[], datetime], dated: dict[str, DatedSchema]) -> Callable[[], dict]:
+    """``app.openapi``: FastAPI's document, made true to the handlers, rebuilt once a UTC day."""
+    built: dict[date, dict[str, Any]] = {}
+
+    def openapi() -> dict[str, Any]:
+        now = clock()
+        if now.date() not in built:
+            built.clear()
+            built[now.date()] = _true_document(app, now, dated)
+        return built[now.date()]
+
+    return openapi
+
+
+def _true_document(app: FastAPI, now: datetime, dated: dict[str, DatedSchema]) -> dict[str, Any]:
+    document = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update({name: build(now) for name, build in dated.items()})
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    unauthorized = error_responses(401)[401]
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            invalid = responses.get("422")
+            if invalid is not None and _VALIDATION_REF in json.dumps(invalid):
+                # the handler above answers ErrorBody, not FastAPI's {"detail": [...]}
+                responses["422"] = {"description": "a parameter or the body broke a rule", "content": error}
+            if "requestBody" in operation and "422" not in responses:
+                responses["422"] = {"description": "the body broke a rule: `field` names it", "content": error}
+            if operation.get("security") and "401" not in responses:
+                responses["401"] = {
+                    "description": unauthorized["description"], "headers": unauthorized["headers"], "content": error
+                }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in schemas and f"#/components/schemas/{unused}" not in json.dumps(document["paths"]):
+            del schemas[unused]
+    return document

@@ -3,6 +3,10 @@
 One process, one asyncio loop. SIGTERM/SIGINT only flip a flag and wake the loop; the
 stop is then done in order: take no new work, give running jobs the grace period, save,
 close the API, release the lock, exit 0.
+
+Under systemd (``Type=notify``) it says how it is doing through ``systemd_notify``: STATUS
+lines while loading, READY=1 once the jobs are loaded, the loop runs and the API listens,
+STOPPING=1 at the signal, and WATCHDOG=1 pings from the loop while the scheduler is healthy.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .handlers import HandlerRegistry
 from .lock import DataDirLock, read_holder
 from .scheduler import RunState, Scheduler
 from .settings import Settings
+from .systemd_notify import SystemdNotifier, Watchdog
 
 __all__ = ["serve"]
 
@@ -64,12 +69,17 @@ async def serve(
     registry: HandlerRegistry | None = None,
     once: bool = False,
     extensions: Sequence[Extension] = (),
+    notifier: SystemdNotifier | None = None,
 ) -> int:
     """Run the daemon until a signal (or, with ``once``, until nothing is due).
 
     Returns 0 after a clean stop, 1 if the HTTP API died under it. Raises LockHeldError
     if another daemon holds the data dir (a CLI command holding it is waited for).
+
+    :param notifier: where systemd hears of readiness, status and stop (default: the one
+        NOTIFY_SOCKET names, a no-op without it).
     """
+    notifier = SystemdNotifier() if notifier is None else notifier
     lock = DataDirLock(settings.data_dir, "daemon")
     deadline = time.monotonic() + CLI_LOCK_WAIT_SECONDS
     waiting = False
@@ -90,6 +100,11 @@ async def serve(
 
     def on_signal(signum: int) -> None:
         logger.info("signal received; stopping", extra={"signal": signal.Signals(signum).name})
+        if not stop.is_set():
+            notifier.stopping(
+                f"stopping on {signal.Signals(signum).name}: finishing running jobs "
+                f"(grace {settings.shutdown_grace_seconds:g} s)"
+            )
         stop.set()
         if scheduler is not None:
             scheduler.executor.stop_accepting()
@@ -97,8 +112,9 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
+        notifier.status(f"loading jobs from {settings.data_dir}")
         scheduler = Scheduler.from_settings(settings, registry=registry, extensions=extensions)
-        scheduler.load()
+        jobs = scheduler.load()
         logger.info(
             "scheduler started",
             extra={
@@ -114,15 +130,21 @@ async def serve(
         if once:
             await scheduler.run_once()
             return 0
-        return await _serve_forever(settings, scheduler, lock, stop)
+        return await _serve_forever(settings, scheduler, lock, stop, notifier, jobs)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         lock.release()
+        notifier.close()
 
 
 async def _serve_forever(
-    settings: Settings, scheduler: Scheduler, lock: DataDirLock, stop: asyncio.Event
+    settings: Settings,
+    scheduler: Scheduler,
+    lock: DataDirLock,
+    stop: asyncio.Event,
+    notifier: SystemdNotifier,
+    jobs: int,
 ) -> int:
     token = ensure_token(settings.data_dir)
     sock = _listen(settings.api_port)
@@ -133,6 +155,7 @@ async def _serve_forever(
     server = _EmbeddedServer(config)
     api_task = asyncio.create_task(server.serve(sockets=[sock]), name="http-api")
     exit_code = 0
+    watchdog_task: asyncio.Task[None] | None = None
     try:
         await scheduler.start()
         while not server.started and not api_task.done():
@@ -141,16 +164,26 @@ async def _serve_forever(
             raise SchedulerError("the HTTP API failed to start")
         lock.update(api_port=port, ready=True)
         logger.info("daemon ready", extra={"api": f"http://127.0.0.1:{port}"})
+        notifier.ready(f"ready: {jobs} jobs, API http://127.0.0.1:{port}")
+        if notifier.watchdog_interval is not None:
+            watchdog = Watchdog(notifier, notifier.watchdog_interval, lambda: scheduler.is_ready)
+            watchdog_task = asyncio.create_task(watchdog.run(), name="systemd-watchdog")
         stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
         done, _ = await asyncio.wait({stop_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
         stop_task.cancel()
+        # systemd stops watching once the service deactivates; a long grace must not ping.
+        await _cancel(watchdog_task)
+        watchdog_task = None
         if api_task in done:
             logger.error("the HTTP API stopped unexpectedly; shutting down")
+            notifier.stopping("stopping: the HTTP API stopped unexpectedly")
             exit_code = 1
         # The API keeps serving while running jobs finish, so commands are not refused.
         await scheduler.stop()
         lock.update(ready=False)
+        notifier.status("stopped: jobs saved")
     finally:
+        await _cancel(watchdog_task)
         server.should_exit = True
         with contextlib.suppress(Exception):
             await api_task
@@ -158,3 +191,17 @@ async def _serve_forever(
         if scheduler.state is not RunState.STOPPED:
             await scheduler.stop(0)
     return exit_code
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait until it has ended; a failure it ended with is logged.
+
+    ``asyncio.wait`` rather than ``await task``: a cancellation of the caller itself still
+    propagates instead of being taken for the task's.
+    """
+    if task is None:
+        return
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("task %s failed", task.get_name(), exc_info=task.exception(), extra={"task": task.get_name()})

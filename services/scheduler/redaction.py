@@ -20,6 +20,7 @@ Pure functions, no I/O; the input is left as it was.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -40,12 +41,14 @@ _QUERY_SECRET = re.compile(
     r"|key|sig|auth|code|access_key|x-amz-signature|x-amz-credential)=)[^&#\s'\"]+"
 )
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}")
+_HINT = re.compile(r"://|=|(?i:bearer|basic|token)")
 _WEBHOOK_PATH = re.compile(
     r"(?i)(https?://(?:hooks\.slack\.com/(?:services|workflows|triggers)"
     r"|(?:[\w-]+\.)?discord(?:app)?\.com/api/webhooks))/[^\s'\"]+"
 )
 
 
+@functools.lru_cache(maxsize=4096)  # records repeat the same few hundred keys
 def is_secret_key(name: str) -> bool:
     """Whether the value under ``name`` is taken for a secret (case and ``-``/``_`` ignored).
 
@@ -59,17 +62,12 @@ def is_secret_key(name: str) -> bool:
 
 def scrub_text(text: str) -> str:
     """``text`` with the secrets it carries replaced (see the module docstring)."""
-    if "://" not in text and "=" not in text and not _maybe_auth(text):
+    if _HINT.search(text) is None:
         return text  # the common case: no URL, no parameter, no credential
     text = _URL_USERINFO.sub(rf"\1:{REDACTED}@", text)
     text = _WEBHOOK_PATH.sub(rf"\1/{REDACTED}", text)
     text = _QUERY_SECRET.sub(rf"\1{REDACTED}", text)
     return _AUTH_SCHEME.sub(rf"\1\2{REDACTED}", text)
-
-
-def _maybe_auth(text: str) -> bool:
-    lowered = text.lower()
-    return "bearer" in lowered or "basic" in lowered or "token" in lowered
 
 
 def redact(value: Any, *, max_chars: int = MAX_STRING_CHARS) -> Any:

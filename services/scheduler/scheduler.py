@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from .audit import AuditLog
 from .clock import DEFAULT_TIMEZONE, Clock, load_timezone, utc_now
 from .errors import SchedulerError, StorageError
 from .execution import JobExecutor
@@ -113,9 +114,14 @@ class Scheduler:
         """Services started with the loop and stopped after it (see ``Companion``)."""
         self.status_sections: dict[str, Callable[[], dict[str, Any]]] = {}
         """Sections of the status page's data by name, added by extensions (``status_page.py``)."""
+        self.audit = AuditLog(self.data_dir, self.zone, clock=clock)
+        """Every change to a job or a schedule, as JSON lines under ``audit/`` (``audit.py``)."""
+        self.audit.attach(self.manager)
+        self.companions.append(self.audit)
         self.schedules = ScheduleService(self, ScheduleDefaults(timezone=timezone))
         """The recurring schedules and their execution history (``schedules.py``)."""
-        self.companions.append(self.schedules)
+        self.schedules.audit = self.audit
+        self.companions.append(self.schedules)  # stopped before the audit log it writes to
         for extension in extensions:
             extension.install(self)
 
@@ -138,8 +144,12 @@ class Scheduler:
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
         scheduler.settings = settings
+        config = load_scheduler_config(settings.config_path)
+        from .http_post_kind import HttpPostKind  # here: importing the package loads no httpx
+
+        HttpPostKind(config.targets).register(scheduler.registry)  # [targets] of SCHEDULER_CONFIG
         notifier = WebhookNotifier(  # the [[webhooks]] of SCHEDULER_CONFIG; none: it sends nothing
-            load_scheduler_config(settings.config_path).webhooks, service=settings.service_name, clock=clock
+            config.webhooks, service=settings.service_name, clock=clock
         )
         scheduler.notifier = notifier
         scheduler.companions.insert(0, notifier)  # started first, stopped last: the others may notify

@@ -64,7 +64,7 @@ def test_at_with_offset_is_taken_as_given(cli) -> None:
         (["--account", "a", "--content", "x", "--max-retries", "two"], "error: max_retries: must be an integer >= 0, got 'two'"),
         (["--account", "a", "--content", "x", "--at", "soon"], "error: scheduled_time (--at): must be ISO-8601"),
         (["--account", "a", "--content", "x", "--at", "2099-01-01T00:00"], "error: scheduled_time: must be within 1 year"),
-        (["--account", "a", "--content", "x", "--kind", "shell"], "error: kind: must be one of: log"),
+        (["--account", "a", "--content", "x", "--kind", "shell"], "error: kind: must be one of: http.post, log"),
         (["--content", "x"], "error: usage: the following arguments are required: --account"),
     ],
     ids=["content501", "account", "empty", "priority", "retries-neg", "retries-text", "at-text", "at-far", "kind", "usage"],

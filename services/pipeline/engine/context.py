@@ -105,6 +105,13 @@ class RunContext:
         """A snapshot of the Scheduler's in-memory table (see ``StageContext.jobs``)."""
         return self._scheduler.jobs_snapshot(kind)
 
+    def state_finished(self, state: str, seconds: float) -> None:
+        """The machine's word that Task ``state`` returned after ``seconds``: a metric."""
+        # imported here: the metrics read the stages' quota, and the stages import this module
+        from services.pipeline.metrics import record_state_duration
+
+        record_state_duration(self._scheduler, state, seconds)
+
     def update_job(self, job_id: str, fields: dict[str, Any]) -> None:
         if self._loop is None:
             raise RuntimeError("this context has no event loop to save the job on")

@@ -155,7 +155,9 @@ class Machine:
     :param save: makes a checkpoint durable; awaited after every state with a copy it may keep.
     :param clock: the wall clock (aware UTC).
     :param sleep: waits out a retry delay (``asyncio.sleep``; tests pass a fake).
-    :param context: passed to every stage as its second argument.
+    :param context: passed to every stage as its second argument. If it has a
+        ``state_finished(state, seconds)`` method, that is told each Task state whose stage
+        returned and how long it ran by ``clock`` (``RunContext`` feeds the metrics).
     :param hooks: what the job kind adds (``RunHooks``); default nothing.
     """
 
@@ -241,6 +243,8 @@ class Machine:
         event = self._event(cp, spec)
         log = {"stage": state, "job_id": cp.video_job_id}
         logger.info("state started", extra=log)
+        report = getattr(self.context, "state_finished", None)
+        started = self._clock() if report is not None else None
         try:
             output = await self._call(state, event, spec.timeout_seconds)
         except asyncio.CancelledError:
@@ -248,12 +252,21 @@ class Machine:
         except Exception as exc:  # every stage failure goes through Retry/Catch
             await self._failed(cp, exc)
             return
+        if report is not None and started is not None:
+            self._report(report, state, (self._clock() - started).total_seconds())
         cp.outputs[state] = output
         cp.attempts.pop(state, None)
         await self.hooks.after_task(state, output, cp)
         cp.state = next_after_success(state, spec, output)
         await self._save(cp.model_copy(deep=True))
         logger.info("state finished", extra={**log, "next": cp.state})
+
+    @staticmethod
+    def _report(report: Callable[[str, float], Any], state: str, seconds: float) -> None:
+        try:
+            report(state, max(seconds, 0.0))
+        except Exception:  # a metric must not fail the video
+            logger.exception("state_finished failed", extra={"stage": state})
 
     async def _call(self, state: str, event: dict[str, Any], timeout: int | None) -> dict[str, Any]:
         stage = self.stages[state]
