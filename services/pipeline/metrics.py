@@ -69,7 +69,7 @@ class QuotaCollector(Collector):
         start = datetime.combine(today, time(0), tzinfo=VIETNAM_TZ).astimezone(timezone.utc)
         end = start + timedelta(days=1)  # Vietnam keeps no DST: a day is 24 h
         # only today's jobs reach the count: it is the same, and a scrape stays cheap
-        todays = [job for job in self._scheduler.jobs_snapshot(VIDEO_KIND) ]
+        todays = [job for job in self._scheduler.jobs_snapshot(VIDEO_KIND) if start <= job.scheduled_time < end]
         used = count_for_day(todays, today)
         used_family.add_metric([], used)
         yield used_family
