@@ -250,6 +250,7 @@ class ScheduleService:
 
     async def _run(self) -> None:
         while not self._stopping:
+            self._wake.clear()  # before the pass: a wake during it (a change, a stop) is kept
             now = self.clock()
             try:
                 for schedule_id in self._pop_due(now):
@@ -268,7 +269,6 @@ class ScheduleService:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         except TimeoutError:
