@@ -244,7 +244,10 @@ def _open_backend(
             try:
                 scheduler = Scheduler.from_settings(settings, extensions=extensions)
                 scheduler.manager.load()
-                yield scheduler
+                try:
+                    yield scheduler
+                finally:  # the audit lines of the command's changes are on disk before it returns
+                    scheduler.audit.close()
             finally:
                 lock.release()
             return
