@@ -33,7 +33,8 @@ __all__ = ["MAX_CATCH_UP_FIRES", "CatchUp", "catch_up", "due_fires", "next_fire"
 
 MAX_CATCH_UP_FIRES = 1000
 """At most this many past fires are enumerated at once (a minutely schedule down for a week
-has 10,080): the rest are counted as misfires without a record each."""
+has 10,080): a longer catch-up is handled in parts of this many, one per pass, and
+``catch_up`` is told which part it has (``latest`` runs the last part's last fire only)."""
 _UTC = timezone.utc
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -134,10 +135,20 @@ class CatchUp:
     """Fires older than the misfire grace when found: misfires, counted (run or not)."""
 
 
-def catch_up(fires: list[datetime], now: datetime, grace: timedelta, coalesce: Coalesce) -> CatchUp:
-    """Pick the runs among due ``fires`` (oldest first) by ``coalesce``; mark the late ones."""
+def catch_up(
+    fires: list[datetime], now: datetime, grace: timedelta, coalesce: Coalesce, *, first: bool = True, last: bool = True
+) -> CatchUp:
+    """Pick the runs among due ``fires`` (oldest first) by ``coalesce``; mark the late ones.
+
+    ``first`` / ``last``: whether ``fires`` begin / end the catch-up (False for a part of a
+    longer one, see MAX_CATCH_UP_FIRES): ``earliest`` runs a fire of the first part only,
+    ``latest`` of the last part only, so a catch-up in parts still runs once.
+    """
     late = frozenset(fire for fire in fires if now - fire > grace)
-    if len(fires) <= 1 or coalesce is Coalesce.ALL:
+    if coalesce is Coalesce.ALL or (len(fires) <= 1 and first and last):
         return CatchUp(tuple(fires), (), late)
+    wanted = last if coalesce is Coalesce.LATEST else first
+    if not fires or not wanted:
+        return CatchUp((), tuple(fires), late)
     chosen = fires[-1] if coalesce is Coalesce.LATEST else fires[0]
     return CatchUp((chosen,), tuple(fire for fire in fires if fire != chosen), late)

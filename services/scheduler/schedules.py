@@ -180,6 +180,8 @@ class ScheduleService:
         self._active: dict[str, set[str]] = {}
         self._waiting: dict[str, deque[str]] = {}
         self._followups: set[asyncio.Task[Any]] = set()
+        self._catching_up: set[str] = set()
+        """Schedules whose catch-up is longer than one part (MAX_CATCH_UP_FIRES) and under way."""
         self._zones: dict[str, tzinfo] = {}
         self.misfires_total = 0
         """Fires found later than their grace since the daemon started."""
@@ -340,8 +342,13 @@ class ScheduleService:
             self._plan(schedule, now)
             return
         grace = timedelta(seconds=self._policy(schedule, "misfire_grace_time"))
-        plan = catch_up(fires, now, grace, schedule.coalesce)
-        late_count = len(plan.late) + (1 if more else 0)
+        continued = schedule_id in self._catching_up  # an earlier pass had the catch-up's first part
+        if more:
+            self._catching_up.add(schedule_id)
+        else:
+            self._catching_up.discard(schedule_id)
+        plan = catch_up(fires, now, grace, schedule.coalesce, first=not continued, last=not more)
+        late_count = len(plan.late)  # the fires past this part come in the next pass, counted there
         if late_count:
             self.misfires_total += late_count
             logger.warning(

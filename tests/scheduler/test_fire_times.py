@@ -187,6 +187,22 @@ def test_catch_up_after_a_six_hour_outage(coalesce: Coalesce, runs: tuple[dateti
     assert plan.late == frozenset(OUTAGE[:-1])  # all but the fire at NOW are older than the grace
 
 
+@pytest.mark.parametrize(
+    ("coalesce", "first", "last", "runs"),
+    [
+        (Coalesce.LATEST, True, False, ()), (Coalesce.LATEST, False, False, ()), (Coalesce.LATEST, False, True, (-1,)),
+        (Coalesce.EARLIEST, True, False, (0,)), (Coalesce.EARLIEST, False, False, ()),
+        (Coalesce.EARLIEST, False, True, ()), (Coalesce.ALL, False, False, tuple(range(24))),
+    ],
+)
+def test_catch_up_in_parts_runs_once_for_the_whole(coalesce, first: bool, last: bool, runs: tuple[int, ...]) -> None:
+    plan = catch_up(OUTAGE, NOW, GRACE, coalesce, first=first, last=last)
+    assert plan.run == tuple(OUTAGE[i] for i in runs)
+    assert len(plan.run) + len(plan.not_run) == len(OUTAGE) and plan.late == frozenset(OUTAGE[:-1])
+    one = catch_up(OUTAGE[-1:], NOW, GRACE, coalesce, first=first, last=last)  # a last part of one fire
+    assert len(one.run) == (1 if coalesce is Coalesce.ALL or (last if coalesce is Coalesce.LATEST else first) else 0)
+
+
 def test_catch_up_fires_within_the_grace_are_not_late() -> None:
     fires = [NOW - timedelta(seconds=300), NOW - timedelta(seconds=60), NOW]
     assert catch_up(fires, NOW, GRACE, Coalesce.LATEST) == CatchUp((NOW,), tuple(fires[:2]), frozenset())

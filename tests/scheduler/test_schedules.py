@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.scheduler import schedules as schedules_module
 from services.scheduler.errors import CreatorLimitError, JobValidationError, ScheduleConflictError
 from services.scheduler.execution_history import ExecutionHistory
 from services.scheduler.handlers import default_registry
@@ -95,12 +96,24 @@ def build(data_dir: Path, kinds: Kinds) -> Callable[..., Scheduler]:
     return factory
 
 
+def asleep(service: ScheduleService) -> bool:
+    """The schedule loop waits in its sleep with no wake pending (its pass is over)."""
+    if service._task is None or service._wake.is_set():
+        return False
+    awaited = service._task.get_coro()
+    while awaited is not None:
+        if getattr(awaited, "__qualname__", "") == "ScheduleService._sleep":
+            return True
+        awaited = getattr(awaited, "cr_await", None)
+    return False
+
+
 async def settle(scheduler: Scheduler, clock: FakeClock, timeout: float = 5.0, *, runs: bool = True) -> None:
     """Let the schedule loop and the executor do everything due at ``clock.now``.
 
-    The schedule loop is idle when it sleeps (it clears its wake event on the way in,
-    after its pass) with nothing due; the executor when nothing runs or is ready.
-    ``runs=False``: wait for the schedule loop only (runs held by a gate go on).
+    The schedule loop is idle when it sleeps with nothing due (``asleep``); the executor
+    when nothing runs or is ready. ``runs=False``: wait for the schedule loop only (runs
+    held by a gate go on).
     """
     service = scheduler.schedules
     loop = asyncio.get_running_loop()
@@ -112,7 +125,7 @@ async def settle(scheduler: Scheduler, clock: FakeClock, timeout: float = 5.0, *
         await asyncio.sleep(0.005)
         due = service.next_due()
         busy = (
-            service._wake.is_set()
+            not asleep(service)
             or (due is not None and due[0] <= clock.now)
             or (runs and (scheduler.executor.running_job_ids or scheduler.manager.get_ready_jobs(clock.now)))
             or service._followups
@@ -338,8 +351,12 @@ async def test_immediate_runs_once_at_creation(build) -> None:
 # -- misfires after downtime ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("parts", [1, 3], ids=["in-one-part", "in-three-parts"])
 @pytest.mark.parametrize("coalesce", ["latest", "earliest", "all"])
-async def test_misfires_after_a_six_hour_outage(build, coalesce: str) -> None:
+async def test_misfires_after_a_six_hour_outage(build, monkeypatch, coalesce: str, parts: int) -> None:
+    """24 fires missed; with ``parts`` 3 the catch-up lists at most 10 fires a pass, and still runs as one."""
+    if parts > 1:
+        monkeypatch.setattr(schedules_module, "MAX_CATCH_UP_FIRES", 10)
     clock = FakeClock(T0)
     scheduler = build(clock)
     await scheduler.start()
