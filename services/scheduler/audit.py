@@ -37,8 +37,11 @@ and in the schedule service, for each change it makes::
     await scheduler.audit.record_async("schedule.pause", schedule_id, before=old, after=new)
 
 Changes made before ``start`` (recovery at ``load``, the CLI working on the files) are
-recorded too: the writer starts with the first line; ``close()`` (or the process's exit)
-writes what is left. ``read_audit`` reads the lines back, newest first.
+recorded too: the writer starts with the first line and ends after ``idle_seconds`` with
+nothing to write; ``close()`` (or the process's exit) writes what is left. A change the
+manager undoes after a failed write is two lines (a ``job.remove`` whose disk write failed
+is followed by the ``job.add`` that puts the job back). ``read_audit`` reads the lines
+back, newest first.
 """
 
 from __future__ import annotations
