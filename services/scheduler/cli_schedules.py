@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -209,6 +208,8 @@ class DirectSchedules:
 
 def cli_actor() -> str:
     """Who the CLI's changes are made by: ``cli:<login name>``."""
+    import getpass  # here: it loads termios, which no other command needs
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no login name in the environment nor the password file
