@@ -228,6 +228,9 @@ class Scheduler:
             self.executor.stop_accepting()
             await self.executor.drain(self.shutdown_grace_seconds)
             await self.manager.commit_async()
+            await self.schedules.history.flush()  # the companions never started: write what they hold
+            self.schedules.history.close()
+            self.audit.close()
             self.state = RunState.STOPPED
 
     @property
