@@ -20,6 +20,9 @@ SEALED_ENV = (
     # the scheduler's settings and what the stages read
     "DATA_DIR", "SCHEDULER_TIMEZONE", "API_PORT", "MAX_CONCURRENT_JOBS", "SHUTDOWN_GRACE_SECONDS",
     "LOG_LEVEL", "DAILY_QUOTA", "VIDEO_FORMAT", "SAMPLES_DIR", "API_TIMEOUT_SECONDS",
+    "SCHEDULER_CONFIG", "SCHEDULER_MISFIRE_GRACE_TIME", "SCHEDULER_MAX_INSTANCES", "MAX_SCHEDULE_LOOKAHEAD_DAYS",
+    "DEFAULT_MAX_RETRIES", "DEFAULT_RETRY_DELAY", "MAX_SCHEDULES_PER_CREATOR", "SERVICE_NAME", "SERVICE_VERSION",
+    "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
     # what the client libraries read on their own
     "OAUTHLIB_INSECURE_TRANSPORT", "OAUTHLIB_RELAX_TOKEN_SCOPE",
     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
@@ -41,6 +44,7 @@ def sealed(folder: Path) -> Iterator[None]:
     for name in SEALED_ENV:
         os.environ.pop(name, None)
     os.environ["PIPELINE_SETTINGS_FILE"] = str(folder / "no-settings-file.toml")
+    os.environ["SCHEDULER_CONFIG"] = str(folder / "no-scheduler-config.toml")  # not the checkout's own
     try:
         yield
     finally:

@@ -221,6 +221,11 @@ class Scheduler:
         """Process what is due now (and what becomes due while it runs), then return."""
         self._require(RunState.LOADED, action="run once")
         self.state = RunState.RUNNING
+        # the companions but the schedule loop (a single pass fires nothing): the notifier
+        # sends what the runs raise, and every writer is flushed before returning
+        for companion in self.companions:
+            if companion is not self.schedules:
+                await companion.start()
         try:
             await self.executor.run(until_idle=True)
         finally:
@@ -228,9 +233,7 @@ class Scheduler:
             self.executor.stop_accepting()
             await self.executor.drain(self.shutdown_grace_seconds)
             await self.manager.commit_async()
-            await self.schedules.history.flush()  # the companions never started: write what they hold
-            self.schedules.history.close()
-            self.audit.close()
+            await self._stop_companions()
             self.state = RunState.STOPPED
 
     @property
