@@ -70,6 +70,7 @@ from .api_models import (
     documented,
     enum_schema,
     error_responses,
+    json_integer,
     new_job_body_schema,
 )
 from .api_schedules import schedule_router
@@ -186,16 +187,6 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def _json_integer(value: Any) -> Any:
-    """``value``, a JSON number without a fraction (``3.0``, ``3e0``) read as the integer it is.
-
-    JSON (and JSON Schema's ``integer``) does not tell 3 from 3.0; Python's parser does.
-    """
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def _shallow(text: str) -> bool:
     """Whether brackets outside strings never open more than MAX_BODY_DEPTH deep (no parse)."""
     level, in_string, escaped = 0, False, False
@@ -310,8 +301,8 @@ def create_app(scheduler: Scheduler, token: str) -> FastAPI:
             account_id=body.get("account_id"),
             content=body.get("content"),
             scheduled_time=when,
-            priority=_json_integer(body.get("priority", JobPriority.NORMAL)),
-            max_retries=_json_integer(body.get("max_retries", 3)),
+            priority=json_integer(body.get("priority", JobPriority.NORMAL)),
+            max_retries=json_integer(body.get("max_retries", 3)),
             kind=body.get("kind"),  # None: the scheduler's default kind
             job_id=job_id,
         )

@@ -18,6 +18,8 @@ against a real daemon to hold it to that). The pieces here make that cheap for a
   plain dict or a ``JSONResponse`` (give the route ``response_model=None`` so FastAPI does
   not re-validate what it returns): ``responses={200: answer(Schedule, "the schedule"),
   **error_responses(404)}``.
+- ``json_integer``: a JSON number without a fraction (``36.0``) as the int it is; JSON
+  Schema's ``integer`` admits it, so a strict int field must too.
 - Parameters whose parsing the route does itself (so its typed error and message stay)
   are documented with ``documented(str, schema)`` (``Annotated[..., WithJsonSchema]``):
   e.g. ``job_id: documented(str, JOB_ID_SCHEMA)``. A query filter that takes one of a
@@ -72,6 +74,7 @@ __all__ = [
     "enum_schema",
     "error_responses",
     "instant_schema",
+    "json_integer",
     "new_job_body_schema",
     "text_schema",
 ]
@@ -135,6 +138,18 @@ def answer(model: type[BaseModel], description: str, **headers: str) -> dict[str
 def documented(kind: Any, schema: dict[str, Any]) -> Any:
     """``kind`` as a parameter type documented by ``schema`` (FastAPI checks only ``kind``)."""
     return Annotated[kind, WithJsonSchema(schema)]
+
+
+def json_integer(value: Any) -> Any:
+    """``value``, a JSON number without a fraction (``3.0``, ``3e0``) read as the integer it is.
+
+    JSON Schema's ``integer`` admits 3.0 (schemathesis sends it); Python's parser makes it a
+    float, which a strict int field refuses. Call it on a body's integers, or put it before
+    a strict field: ``Annotated[Count, BeforeValidator(json_integer)]``.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def enum_schema(values: Iterable[str], description: str) -> dict[str, Any]:
