@@ -117,6 +117,7 @@ class SystemdNotifier:
         """Seconds between watchdog pings, or None when systemd watches nothing."""
         self._sock: socket.socket | None = None
         self._failing = False
+        self._stopping = False
 
     @property
     def enabled(self) -> bool:
@@ -132,11 +133,18 @@ class SystemdNotifier:
         return self.send(notify_message(status=status))
 
     def stopping(self, status: str | None = None) -> bool:
-        """``STOPPING=1``: the daemon has begun to stop."""
+        """``STOPPING=1``: the daemon has begun to stop (no watchdog ping is sent after it)."""
+        self._stopping = True
         return self.send(notify_message(stopping=True, status=status))
 
     def watchdog(self) -> bool:
-        """``WATCHDOG=1``: still alive."""
+        """``WATCHDOG=1``: still alive; nothing once ``stopping`` was said.
+
+        systemd stops watching a unit that deactivates, and a ping the loop had already
+        scheduled when the stop signal came would only blur the last word, STOPPING=1.
+        """
+        if self._stopping:
+            return False
         return self.send(notify_message(watchdog=True))
 
     def mainpid(self, pid: int) -> bool:

@@ -165,6 +165,14 @@ def test_datagrams_reach_the_socket_named_by_notify_socket(receiver: Receiver) -
     notifier.close()
 
 
+def test_no_watchdog_ping_after_stopping(receiver: Receiver) -> None:
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(receiver.path)})
+    assert notifier.watchdog()
+    assert notifier.stopping()
+    assert notifier.watchdog() is False
+    assert receiver.drain() == [b"WATCHDOG=1", b"STOPPING=1"]
+
+
 def test_an_abstract_socket_name_works(tmp_path: Path) -> None:
     name = f"video-scheduler-test-{os.getpid()}-{tmp_path.name}"
     rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -242,12 +250,16 @@ async def test_a_hung_event_loop_sends_no_pings(receiver: Receiver) -> None:
     watchdog = Watchdog(notifier, 0.01, healthy=lambda: True)
     task = asyncio.create_task(watchdog.run(), name="systemd-watchdog")
     try:
-        while watchdog.pings < 3:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):
+            while watchdog.pings < 3:
+                await asyncio.sleep(0.01)
         receiver.drain()
         time.sleep(0.3)  # the loop hangs: 30 intervals pass with no chance to run
         assert receiver.drain() == []
-        await asyncio.sleep(0.1)  # it runs again: so do the pings
+        pings = watchdog.pings
+        async with asyncio.timeout(10):  # it runs again: so do the pings
+            while watchdog.pings == pings:
+                await asyncio.sleep(0.01)
         assert receiver.drain()
     finally:
         task.cancel()
