@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .actor import acting_as
+from .api_models import error_responses
 from .clock import local_date
 from .errors import ExecutionNotFoundError
 from .schedule_model import Coalesce, ScheduleSpec, ScheduleStatus, ScheduleType, ScheduleUpdate
@@ -50,21 +51,6 @@ __all__ = ["schedule_router"]
 
 MAX_PAGE = 500
 MAX_BULK = 500
-
-
-class ErrorBody(BaseModel):
-    """The API's one error shape."""
-
-    error: str
-    message: str
-    field: str | None = None
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    words = {400: "Bad request", 401: "Missing or wrong bearer token", 404: "No such schedule or execution",
-             409: "Conflict (a taken name)", 422: "Invalid body or query", 429: "Creator over MAX_SCHEDULES_PER_CREATOR",
-             500: "Storage failure", 507: "Disk full"}
-    return {code: {"model": ErrorBody, "description": words[code]} for code in (*codes, 401, 422)}
 
 
 class ScheduleOut(BaseModel):
@@ -198,7 +184,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
     def one(schedule_id: str) -> dict[str, Any]:
         return service.describe(service.get(schedule_id))
 
-    @router.post("/api/v1/schedules", status_code=201, response_model=ScheduleOut, responses=_errors(404, 409, 429))
+    @router.post("/api/v1/schedules", status_code=201, response_model=ScheduleOut, responses=error_responses(404, 409, 429))
     async def create_schedule(
         spec: ScheduleSpec, x_created_by: str | None = Header(default=None, max_length=200)
     ) -> JSONResponse:
@@ -207,7 +193,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         await durable()
         return JSONResponse(service.describe(schedule), status_code=201)
 
-    @router.get("/api/v1/schedules", response_model=SchedulePage, responses=_errors())
+    @router.get("/api/v1/schedules", response_model=SchedulePage, responses=error_responses())
     async def list_schedules(
         tag: str | None = Query(default=None, max_length=50),
         status: ScheduleStatus | None = None,
@@ -224,7 +210,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         page = [service.describe(s) for s in found]
         return {"schedules": page, "count": len(page), "total": total, "limit": limit, "offset": offset}
 
-    @router.post("/api/v1/schedules/bulk/create", responses=_errors())
+    @router.post("/api/v1/schedules/bulk/create", responses=error_responses())
     async def bulk_create(
         body: BulkCreate, x_created_by: str | None = Header(default=None, max_length=200)
     ) -> dict[str, Any]:
@@ -234,7 +220,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         created = sum(1 for r in results if r["ok"])
         return {"created": created, "failed": len(results) - created, "results": results}
 
-    @router.post("/api/v1/schedules/bulk/operation", responses=_errors())
+    @router.post("/api/v1/schedules/bulk/operation", responses=error_responses())
     async def bulk_operation(
         body: BulkOperationBody, x_performed_by: str | None = Header(default=None, max_length=200)
     ) -> dict[str, Any]:
@@ -243,11 +229,11 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         await durable()
         return answer
 
-    @router.get("/api/v1/schedules/{schedule_id}", response_model=ScheduleOut, responses=_errors(404))
+    @router.get("/api/v1/schedules/{schedule_id}", response_model=ScheduleOut, responses=error_responses(404))
     async def get_schedule(schedule_id: str) -> dict[str, Any]:
         return one(schedule_id)
 
-    @router.put("/api/v1/schedules/{schedule_id}", response_model=ScheduleOut, responses=_errors(404, 409))
+    @router.put("/api/v1/schedules/{schedule_id}", response_model=ScheduleOut, responses=error_responses(404, 409))
     async def update_schedule(
         schedule_id: str, changes: ScheduleUpdate, x_performed_by: str | None = Header(default=None, max_length=200)
     ) -> dict[str, Any]:
@@ -256,7 +242,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         await durable()
         return service.describe(schedule)
 
-    @router.delete("/api/v1/schedules/{schedule_id}", response_model=Deleted, responses=_errors(404))
+    @router.delete("/api/v1/schedules/{schedule_id}", response_model=Deleted, responses=error_responses(404))
     async def delete_schedule(
         schedule_id: str, x_performed_by: str | None = Header(default=None, max_length=200)
     ) -> dict[str, Any]:
@@ -267,7 +253,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         answer["status"] = ScheduleStatus.COMPLETED.value if not schedule.paused else answer["status"]
         return {"deleted": schedule_id, "schedule": answer}
 
-    @router.post("/api/v1/schedules/{schedule_id}/pause", response_model=ScheduleOut, responses=_errors(404))
+    @router.post("/api/v1/schedules/{schedule_id}/pause", response_model=ScheduleOut, responses=error_responses(404))
     async def pause_schedule(
         schedule_id: str,
         body: Reason | None = Body(default=None),
@@ -278,7 +264,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         await durable()
         return service.describe(schedule)
 
-    @router.post("/api/v1/schedules/{schedule_id}/resume", response_model=ScheduleOut, responses=_errors(404))
+    @router.post("/api/v1/schedules/{schedule_id}/resume", response_model=ScheduleOut, responses=error_responses(404))
     async def resume_schedule(
         schedule_id: str,
         body: Reason | None = Body(default=None),
@@ -290,7 +276,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         return service.describe(schedule)
 
     @router.post("/api/v1/schedules/{schedule_id}/trigger", status_code=202, response_model=Triggered,
-                 responses=_errors(404, 409))
+                 responses=error_responses(404, 409))
     async def trigger_schedule(
         schedule_id: str, x_triggered_by: str | None = Header(default=None, max_length=200)
     ) -> JSONResponse:
@@ -300,7 +286,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         body = {"execution_id": job.job_id, "job": job.to_dict(), "schedule": one(schedule_id)}
         return JSONResponse(body, status_code=202)
 
-    @router.post("/api/v1/schedules/{schedule_id}/backfill", responses=_errors(404))
+    @router.post("/api/v1/schedules/{schedule_id}/backfill", responses=error_responses(404))
     async def backfill_schedule(
         schedule_id: str, body: Backfill, x_triggered_by: str | None = Header(default=None, max_length=200)
     ) -> dict[str, Any]:
@@ -309,7 +295,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         await durable()
         return answer
 
-    @router.get("/api/v1/schedules/{schedule_id}/executions", response_model=ExecutionPage, responses=_errors(404))
+    @router.get("/api/v1/schedules/{schedule_id}/executions", response_model=ExecutionPage, responses=error_responses(404))
     async def schedule_executions(
         schedule_id: str,
         status: ExecutionStatus | None = None,
@@ -325,7 +311,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         )
         return {"executions": records, "count": len(records), "has_more": more, "limit": limit, "offset": offset}
 
-    @router.get("/api/v1/executions", response_model=ExecutionPage, responses=_errors())
+    @router.get("/api/v1/executions", response_model=ExecutionPage, responses=error_responses())
     async def list_executions(
         schedule_id: str | None = Query(default=None, max_length=64),
         status: ExecutionStatus | None = None,
@@ -334,18 +320,18 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
     ) -> dict[str, Any]:
         return _executions(schedule_id, status, limit, offset)
 
-    @router.get("/api/v1/executions/running", response_model=RunningPage, responses=_errors())
+    @router.get("/api/v1/executions/running", response_model=RunningPage, responses=error_responses())
     async def running_executions() -> dict[str, Any]:
         found = service.running()
         return {"executions": found, "count": len(found)}
 
-    @router.get("/api/v1/executions/stats/{schedule_id}", responses=_errors(404))
+    @router.get("/api/v1/executions/stats/{schedule_id}", responses=error_responses(404))
     async def execution_stats(schedule_id: str, days: int = Query(default=30, ge=1, le=366)) -> dict[str, Any]:
         schedule = service.get(schedule_id)
         today = local_date(scheduler.clock(), service._zone(schedule))
         return service.history.stats(schedule_id, today=today, days=days)
 
-    @router.get("/health/detailed", responses=_errors())
+    @router.get("/health/detailed", responses=error_responses())
     async def health_detailed() -> dict[str, Any]:
         """Each part's state: storage, lock, loops, next fire, disk, and the extensions' checks."""
         import os
@@ -377,7 +363,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         ok = all(part["ok"] for part in parts.values())
         return {"status": "ok" if ok else "degraded", "parts": parts}
 
-    @router.get("/api/v1/executions/{execution_id}", response_model=ExecutionOut, responses=_errors(404))
+    @router.get("/api/v1/executions/{execution_id}", response_model=ExecutionOut, responses=error_responses(404))
     async def get_execution(execution_id: str) -> dict[str, Any]:
         record = service.history.get(execution_id)
         if record is None:

@@ -24,10 +24,12 @@ import re
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any
+from zoneinfo import available_timezones
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -92,13 +94,25 @@ Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 Kind = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[\w.:-]+$")]
 Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.@+:/-]+$")]
 AccountId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[\w.@+-]+$")]
-SchedulePriority = Annotated[int, Field(strict=True, ge=1, le=10)]
-Seconds = Annotated[int, Field(strict=True, ge=1, le=MAX_INTERVAL_SECONDS)]
-Retries = Annotated[int, Field(strict=True, ge=0, le=100)]
-Instances = Annotated[int, Field(strict=True, ge=1, le=1000)]
-Grace = Annotated[int, Field(strict=True, ge=0, le=MAX_INTERVAL_SECONDS)]
-Failures = Annotated[int, Field(strict=True, ge=1, le=1000)]
-RetryDelay = Annotated[int, Field(strict=True, ge=0, le=86400)]
+def _whole_number(value: Any) -> Any:
+    """A JSON number without a fraction (``36.0``) as the integer it is: JSON Schema's
+    ``integer`` admits it. Anything else (``"36"``, ``true``, ``36.5``) is left for the
+    strict field to refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+_Whole = BeforeValidator(_whole_number)
+SchedulePriority = Annotated[int, Field(strict=True, ge=1, le=10), _Whole]
+Seconds = Annotated[int, Field(strict=True, ge=1, le=MAX_INTERVAL_SECONDS), _Whole]
+Retries = Annotated[int, Field(strict=True, ge=0, le=100), _Whole]
+Instances = Annotated[int, Field(strict=True, ge=1, le=1000), _Whole]
+Grace = Annotated[int, Field(strict=True, ge=0, le=MAX_INTERVAL_SECONDS), _Whole]
+Failures = Annotated[int, Field(strict=True, ge=1, le=1000), _Whole]
+RetryDelay = Annotated[int, Field(strict=True, ge=0, le=86400), _Whole]
+
+
+_ZONE_NAMES = sorted(available_timezones())
+"""The IANA zones ``timezone`` may name (tzdata's): the API's document lists them."""
 
 
 def job_priority(priority: int) -> JobPriority:
@@ -125,7 +139,9 @@ class _Definition(BaseModel):
     run_at: AwareDatetime | None = None
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
-    timezone: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(
+        default=None, min_length=1, max_length=64, json_schema_extra={"enum": [*_ZONE_NAMES, None]}
+    )
     target_command: Kind
     command_payload: dict[str, Any] = Field(default_factory=dict)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
@@ -179,7 +195,9 @@ class ScheduleUpdate(BaseModel):
     run_at: AwareDatetime | None = None
     start_date: AwareDatetime | None = None
     end_date: AwareDatetime | None = None
-    timezone: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(
+        default=None, min_length=1, max_length=64, json_schema_extra={"enum": [*_ZONE_NAMES, None]}
+    )
     target_command: Kind | None = None
     command_payload: dict[str, Any] | None = None
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)

@@ -86,6 +86,25 @@ def _operations(document: dict) -> list[str]:
     return [f"{m.upper()} {path}" for path, item in document["paths"].items() for m in item if m in methods]
 
 
+SEMANTIC_422 = r"""
+# A schedule's create and update bodies have rules JSON Schema cannot state: which timing
+# field goes with which schedule_type, the cron grammar, a first fire within
+# MAX_SCHEDULE_LOOKAHEAD_DAYS, a run_at not in the past, a command_payload that fits its
+# target_command's model. The server answers those with the documented 422 naming the
+# field; every other check (and every other route) keeps schemathesis' defaults.
+[[operations]]
+include-path-regex = '^/api/v1/schedules(/\{schedule_id\})?$'
+include-method-regex = '^(POST|PUT)$'
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422", "429"]
+
+[[operations]]
+include-path-regex = '^/api/v1/schedules/(bulk/create|\{schedule_id\}/backfill)$'
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "404", "409", "422", "429"]
+"""
+"""schemathesis' config for this run (``schemathesis.toml`` in its working folder)."""
+
+
 def test_schemathesis_finds_no_failure_on_any_route(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     proc = _start_daemon(data_dir)
@@ -93,14 +112,12 @@ def test_schemathesis_finds_no_failure_on_any_route(tmp_path: Path) -> None:
         port = _wait_ready(proc, data_dir)
         base = f"http://127.0.0.1:{port}"
         operations = _operations(httpx.get(f"{base}/openapi.json", timeout=10).json())
+        (tmp_path / "schemathesis.toml").write_text(SEMANTIC_422, encoding="utf-8")
         run = subprocess.run(
             [
                 str(SCHEMATHESIS), "run", f"{base}/openapi.json",
                 "--checks", "all",
                 "-H", f"Authorization: Bearer {read_token(data_dir)}",
-                # a new connection per request: the daemon's keep-alive answers wait on
-                # Nagle (about 40 ms each), which would triple the run's time
-                "-H", "Connection: close",
                 "--max-examples", str(MAX_EXAMPLES),
                 "--generation-deterministic",  # the same cases every run, no example database
                 "--workers", "1",
