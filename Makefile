@@ -87,6 +87,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_add_job.py
 	$(PY) bench/bench_cold_start.py
 	$(PY) bench/bench_dispatch_jitter.py
+	$(PY) bench/bench_schedules.py
 	$(PY) bench/render.py
 
 clean:
