@@ -3,6 +3,7 @@ resumes and is triggered, all seen only through the HTTP API."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -84,3 +85,25 @@ def test_a_minutely_cron_schedule_fires_pauses_resumes_and_triggers(api: httpx.C
     assert stats["succeeded"] >= 2 and stats["success_rate"] == 1.0
     assert api.get("/api/v1/schedules/no-such-id").status_code == 404
     assert httpx.get(f"{api.base_url}/api/v1/schedules").status_code == 401
+
+
+def test_daily_makes_its_schedule_through_a_running_daemon(tmp_path: Path) -> None:
+    from tests.scheduler.test_processes import cli
+
+    data_dir = tmp_path / "data"
+    daemon = Daemon(data_dir)
+    holder = daemon.wait_ready()
+    try:
+        first = cli(data_dir, "daily", "--at", "07:15", "--account", "kenh-a", "--json")
+        again = cli(data_dir, "daily", "--at", "07:15", "--account", "kenh-a", "--json")
+        assert first.returncode == again.returncode == 0, (first.stderr, again.stderr)
+        assert [json.loads(r.stdout)["outcome"] for r in (first, again)] == ["created", "unchanged"]
+        token = (data_dir / "api_token").read_text().strip()
+        listed = httpx.get(f"http://127.0.0.1:{holder['api_port']}/api/v1/schedules",
+                           params={"name": "daily-kenh-a"}, headers={"Authorization": f"Bearer {token}"}).json()
+        (schedule,) = listed["schedules"]
+        assert (schedule["cron_expression"], schedule["target_command"], schedule["created_by"]) == (
+            "15 7 * * *", "pipeline.daily", "cli:daily")
+    finally:
+        code, _, err = daemon.terminate()
+    assert code == 0, err

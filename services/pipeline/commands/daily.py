@@ -73,12 +73,11 @@ def upsert_schedule(backend: Any, spec: dict[str, Any], *, actor: str) -> tuple[
         finally:
             service.history.close()
             backend.audit.close()
-    headers = {"X-Created-By": actor, "X-Performed-By": actor}
-    found = backend._call("GET", "/api/v1/schedules", params={"name": spec["name"], "limit": 1})
+    found = backend.list_schedules(name=spec["name"], limit=1)  # the daemon's API
     held = (found.get("schedules") or [None])[0]
     if held is None:
-        return backend._call("POST", "/api/v1/schedules", json=spec, headers=headers), "created"
+        return backend.create_schedule(spec, actor), "created"
     changes = {key: value for key, value in spec.items() if key != "paused" and held.get(key) != value}
     if not changes:
         return held, "unchanged"
-    return backend._call("PUT", f"/api/v1/schedules/{held['schedule_id']}", json=changes, headers=headers), "updated"
+    return backend.update_schedule(held["schedule_id"], changes, actor), "updated"
