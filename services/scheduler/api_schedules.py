@@ -337,10 +337,11 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         import os
         import shutil
 
+        from .atomic_file import mount_point
         from .lock import read_holder
 
         holder = read_holder(scheduler.data_dir) or {}
-        usage = shutil.disk_usage(scheduler.data_dir)
+        usage = shutil.disk_usage(mount_point(scheduler.data_dir))  # the data dir may not exist yet
         nxt = service.next_due()
         failure = scheduler.storage.write_failure
         checks: dict[str, Any] = {}
