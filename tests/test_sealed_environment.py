@@ -22,7 +22,9 @@ def test_a_test_reads_neither_the_repo_settings_file_nor_a_setting_variable(tmp_
     assert settings_file() != ROOT / "config" / "settings.toml"
     assert settings_file() != pipeline_settings.DEFAULT_SETTINGS_FILE
     assert not settings_file().exists()
-    assert [name for name in SEALED_ENV if name in os.environ] == ["PIPELINE_SETTINGS_FILE"]
+    # the two file settings point at files that do not exist; no other setting is set
+    assert [name for name in SEALED_ENV if name in os.environ] == ["PIPELINE_SETTINGS_FILE", "SCHEDULER_CONFIG"]
+    assert not Path(os.environ["SCHEDULER_CONFIG"]).exists()
     assert load_settings().upload_target == "local"
 
 
@@ -46,7 +48,7 @@ def test_a_subprocess_inherits_the_seal() -> None:
     )
     path, leaked = json.loads(shown.stdout)
     assert path == os.environ["PIPELINE_SETTINGS_FILE"] and not Path(path).exists()
-    assert leaked == ["PIPELINE_SETTINGS_FILE"]
+    assert leaked == ["PIPELINE_SETTINGS_FILE", "SCHEDULER_CONFIG"]
 
 
 def test_the_seal_hides_the_machine_and_undoes_what_a_test_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
