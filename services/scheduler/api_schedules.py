@@ -202,13 +202,14 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         name: str | None = Query(default=None, max_length=200),
         limit: int = Query(default=50, ge=1, le=MAX_PAGE),
         offset: int = Query(default=0, ge=0, le=10_000_000),
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         found, total = service.list(
             tag=tag, status=status.value if status else None, created_by=created_by,
             schedule_type=schedule_type.value if schedule_type else None, name=name, limit=limit, offset=offset,
         )
         page = [service.describe(s) for s in found]
-        return {"schedules": page, "count": len(page), "total": total, "limit": limit, "offset": offset}
+        # a JSONResponse: FastAPI would validate 100 answers against the model again (5 ms)
+        return JSONResponse({"schedules": page, "count": len(page), "total": total, "limit": limit, "offset": offset})
 
     @router.post("/api/v1/schedules/bulk/create", responses=error_responses())
     async def bulk_create(

@@ -191,6 +191,10 @@ class ScheduleService:
         """Durations in seconds of runs ended since start, newest last (the last 10,000)."""
         self.duration_listeners: list[Callable[[str, float], None]] = []
         self.loaded = False
+        self._order: list[Schedule] = []
+        self._order_version = -1
+        self._done: set[str] = set()
+        """Schedules with no fire left (as ``_plan`` last found): ``status_of`` needs no cronsim."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -326,7 +330,12 @@ class ScheduleService:
                 self.store.note_next(schedule.schedule_id, when, key)
         if when is None:
             self._next.pop(schedule.schedule_id, None)
+            if schedule.paused:
+                self._done.discard(schedule.schedule_id)
+            else:
+                self._done.add(schedule.schedule_id)
             return
+        self._done.discard(schedule.schedule_id)
         self._next[schedule.schedule_id] = when
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, schedule.schedule_id))
@@ -534,6 +543,8 @@ class ScheduleService:
         if schedule is None or job.status not in (JobStatus.COMPLETED, JobStatus.FAILED):
             return
         count = 0 if job.status is JobStatus.COMPLETED else schedule.failures_in_a_row + 1
+        if count == schedule.failures_in_a_row == 0:
+            return  # a success after a success: nothing to write (schedules.json is rewritten whole)
         updated = schedule.model_copy(update={"failures_in_a_row": count})
         limit = schedule.pause_after_failures
         if limit is not None and count >= limit and not schedule.paused:
@@ -590,9 +601,11 @@ class ScheduleService:
     def status_of(self, schedule: Schedule) -> ScheduleStatus:
         if schedule.paused:
             return ScheduleStatus.PAUSED
-        if schedule.schedule_id in self._next or self._compute_next(schedule) is not None:
+        if schedule.schedule_id in self._next:
             return ScheduleStatus.ACTIVE
-        return ScheduleStatus.COMPLETED
+        if schedule.schedule_id in self._done or self._compute_next(schedule) is None:
+            return ScheduleStatus.COMPLETED
+        return ScheduleStatus.ACTIVE
 
     def next_run_time(self, schedule: Schedule) -> datetime | None:
         if schedule.paused:
@@ -627,16 +640,25 @@ class ScheduleService:
         offset: int = 0,
     ) -> tuple[list[Schedule], int]:
         """Schedules matching every filter given, by name then id; and how many matched."""
+        order = self._in_order()
+        if tag is None and created_by is None and schedule_type is None and name is None and status is None:
+            return order[offset:offset + limit], len(order)
         matched = [
-            s for s in self.store.schedules.values()
+            s for s in order
             if (tag is None or tag in s.tags)
             and (created_by is None or s.created_by == created_by)
             and (schedule_type is None or s.schedule_type.value == schedule_type)
             and (name is None or s.name == name)
             and (status is None or self.status_of(s).value == status)
         ]
-        matched.sort(key=lambda s: (s.name, s.schedule_id))
         return matched[offset:offset + limit], len(matched)
+
+    def _in_order(self) -> list[Schedule]:
+        """Every schedule by name then id, sorted once per change of the set."""
+        if self._order_version != self.store.version:
+            self._order = sorted(self.store.schedules.values(), key=lambda s: (s.name, s.schedule_id))
+            self._order_version = self.store.version
+        return self._order
 
     def _validate(self, spec: ScheduleSpec | Schedule, now: datetime, *, new: bool) -> None:
         check_definition(spec)
@@ -772,6 +794,7 @@ class ScheduleService:
         schedule = self.get(schedule_id)
         self.store.delete(schedule_id)
         self._next.pop(schedule_id, None)
+        self._done.discard(schedule_id)
         await self._saved()
         for job_id in list(self._waiting.pop(schedule_id, ())):
             try:
