@@ -30,6 +30,8 @@ answered once it is on disk, its audit line included.
 from __future__ import annotations
 
 import enum
+import os
+import shutil
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -39,10 +41,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .actor import acting_as
 from .api_models import error_responses
+from .atomic_file import mount_point
 from .clock import local_date
 from .errors import ExecutionNotFoundError
+from .lock import read_holder
 from .schedule_model import Coalesce, ScheduleSpec, ScheduleStatus, ScheduleType, ScheduleUpdate
-from .schedules import EXECUTION_STATUSES
+from .schedules import BULK_OPERATIONS, EXECUTION_STATUSES
 
 if TYPE_CHECKING:
     from .scheduler import Scheduler
@@ -153,10 +157,10 @@ class BulkCreate(BaseModel):
     schedules: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BULK)
 
 
-class BulkOperationName(str, enum.Enum):
-    PAUSE = "pause"
-    RESUME = "resume"
-    DELETE = "delete"
+BulkOperationName = enum.Enum(  # type: ignore[misc]
+    "BulkOperationName", {name.upper(): name for name in BULK_OPERATIONS}, type=str
+)
+"""What a bulk operation does (``schedules.BULK_OPERATIONS``)."""
 
 
 class BulkOperationBody(BaseModel):
@@ -250,9 +254,7 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
         with acting_as(x_performed_by or "api"):
             schedule = await service.delete(schedule_id)
         await durable()
-        answer = service.describe(schedule)
-        answer["status"] = ScheduleStatus.COMPLETED.value if not schedule.paused else answer["status"]
-        return {"deleted": schedule_id, "schedule": answer}
+        return {"deleted": schedule_id, "schedule": service.describe(schedule)}
 
     @router.post("/api/v1/schedules/{schedule_id}/pause", response_model=ScheduleOut, responses=error_responses(404))
     async def pause_schedule(
@@ -335,12 +337,6 @@ def schedule_router(scheduler: Scheduler, auth: list[Any]) -> APIRouter:
     @router.get("/health/detailed", responses=error_responses())
     async def health_detailed() -> dict[str, Any]:
         """Each part's state: storage, lock, loops, next fire, disk, and the extensions' checks."""
-        import os
-        import shutil
-
-        from .atomic_file import mount_point
-        from .lock import read_holder
-
         holder = read_holder(scheduler.data_dir) or {}
         usage = shutil.disk_usage(mount_point(scheduler.data_dir))  # the data dir may not exist yet
         nxt = service.next_due()

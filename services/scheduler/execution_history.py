@@ -48,6 +48,8 @@ EXECUTION_FORMAT_VERSION = 1
 _DAY_FILE = re.compile(r"^executions_(\d{4}-\d{2}-\d{2})\.jsonl$")
 _ID_DAY = re.compile(r"^[0-9a-f-]{36}-(\d{4})(\d{2})(\d{2})T")
 CACHED_DAYS = 16
+RETRY_SECONDS = 2.0
+"""While the folder refuses writes, how often the writer tries the waiting lines again."""
 
 
 def execution_day(execution_id: str) -> date | None:
@@ -74,18 +76,28 @@ def percentile(values: list[float], fraction: float) -> float | None:
 class _Appender(threading.Thread):
     """The one thread that appends lines to the day files and fsyncs them."""
 
-    def __init__(self, folder: Path, written: Callable[[list[tuple[date, int]]], None]) -> None:
+    def __init__(
+        self, folder: Path, written: Callable[[list[tuple[date, int]]], None], pending: list[_Line]
+    ) -> None:
         super().__init__(name="execution-history-writer", daemon=True)
         self.folder = folder
         self.lines: queue.SimpleQueue[_Line | threading.Event | None] = queue.SimpleQueue()
         self.failure: str | None = None
         self.written = written
         """Called (on this thread) with the keys of the lines just appended and fsynced."""
+        self.pending = pending
+        """Lines a failed write left, oldest first: written before any newer one (shared with
+        the next writer, should this one end with them)."""
 
     def run(self) -> None:
         while True:
-            item = self.lines.get()
-            batch: list[_Line] = []
+            wait = RETRY_SECONDS if self.pending else None  # lines waiting: try again that often
+            try:
+                item: _Line | threading.Event | None = self.lines.get(timeout=wait)
+            except queue.Empty:
+                item = threading.Event()  # nothing new: a mark nobody waits on, to retry
+            batch: list[_Line] = self.pending[:]
+            self.pending.clear()
             marks: list[threading.Event] = []
             stop = False
             while True:
@@ -137,10 +149,7 @@ class _Appender(threading.Thread):
                     extra={"folder": str(self.folder), "error": exc.strerror or str(exc)},
                 )
             self.failure = exc.strerror or str(exc)
-            for item in batch:  # retried with the next batch (order kept: they go first)
-                self._retry.append(item)
-
-    _retry: list[_Line]
+            self.pending[:0] = batch  # retried first, in their order
 
 
 class ExecutionHistory:
@@ -153,7 +162,7 @@ class ExecutionHistory:
         self.folder = Path(data_dir) / "executions"
         self._days: OrderedDict[date, dict[str, dict[str, Any]]] = OrderedDict()
         self._writer: _Appender | None = None
-        self._pending_retry: list[_Line] = []
+        self._pending: list[_Line] = []
         self._seq = 0
         self._unwritten: dict[date, dict[int, dict[str, Any]]] = {}
         """Records handed to the writer and not yet on disk, by day and order: a day read
@@ -164,8 +173,7 @@ class ExecutionHistory:
 
     def _appender(self) -> _Appender:
         if self._writer is None or not self._writer.is_alive():
-            self._writer = _Appender(self.folder, self._written)
-            self._writer._retry = self._pending_retry
+            self._writer = _Appender(self.folder, self._written, self._pending)
             self._writer.start()
         return self._writer
 
@@ -178,9 +186,6 @@ class ExecutionHistory:
         execution_id = record["execution_id"]
         line = json.dumps({"v": EXECUTION_FORMAT_VERSION, **record}, ensure_ascii=False, separators=(",", ":"))
         writer = self._appender()
-        retry = writer._retry
-        while retry:  # lines a failed write left: before this one, in their order
-            writer.lines.put(retry.pop(0))
         self._seq += 1
         with self._unwritten_lock:
             self._unwritten.setdefault(day, {})[self._seq] = dict(record)

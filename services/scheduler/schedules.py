@@ -36,6 +36,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +70,7 @@ from .schedule_store import ScheduleStore
 if TYPE_CHECKING:
     from .scheduler import Scheduler
 
-__all__ = ["BulkOperation", "ScheduleDefaults", "ScheduleService", "execution_id_for"]
+__all__ = ["BULK_OPERATIONS", "EXECUTION_STATUSES", "ScheduleDefaults", "ScheduleService", "execution_id_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +93,8 @@ MAX_BACKFILL_FIRES = 1000
 _ACTIVE = (JobStatus.SCHEDULED, JobStatus.RUNNING)
 
 
-class BulkOperation(str):
-    """The operations of ``bulk_operation``: pause, resume, delete."""
-
-    NAMES = ("pause", "resume", "delete")
+BULK_OPERATIONS = ("pause", "resume", "delete")
+"""What ``bulk_operation`` does to each schedule."""
 
 
 def execution_id_for(schedule_id: str, fire: datetime, zone: tzinfo, *, trigger: bool = False) -> str:
@@ -109,27 +108,17 @@ def execution_id_for(schedule_id: str, fire: datetime, zone: tzinfo, *, trigger:
     return f"{text}-t{secrets.token_hex(2)}" if trigger else text
 
 
+@dataclass(frozen=True)
 class ScheduleDefaults:
     """The daemon-wide defaults a schedule's unset policy fields take (the seed's env vars)."""
 
-    def __init__(
-        self,
-        *,
-        timezone: str = "Asia/Ho_Chi_Minh",
-        misfire_grace_seconds: float = 300.0,
-        max_instances: int = 3,
-        max_lookahead_days: int = 365,
-        max_retries: int = 3,
-        retry_delay_seconds: float = 300.0,
-        max_schedules_per_creator: int = 1000,
-    ) -> None:
-        self.timezone = timezone
-        self.misfire_grace_seconds = misfire_grace_seconds
-        self.max_instances = max_instances
-        self.max_lookahead_days = max_lookahead_days
-        self.max_retries = max_retries
-        self.retry_delay_seconds = retry_delay_seconds
-        self.max_schedules_per_creator = max_schedules_per_creator
+    timezone: str = "Asia/Ho_Chi_Minh"
+    misfire_grace_seconds: float = 300.0
+    max_instances: int = 3
+    max_lookahead_days: int = 365
+    max_retries: int = 3
+    retry_delay_seconds: float = 300.0
+    max_schedules_per_creator: int = 1000
 
     @classmethod
     def from_settings(cls, settings: Any) -> ScheduleDefaults:
@@ -142,6 +131,15 @@ class ScheduleDefaults:
             retry_delay_seconds=settings.default_retry_delay_seconds,
             max_schedules_per_creator=settings.max_schedules_per_creator,
         )
+
+    def policy(self, name: str) -> Any:
+        """The default of a schedule's policy field ``name``."""
+        return {
+            "misfire_grace_time": self.misfire_grace_seconds,
+            "max_instances": self.max_instances,
+            "max_retries": self.max_retries,
+            "retry_delay_seconds": self.retry_delay_seconds,
+        }[name]
 
 
 class ScheduleService:
@@ -402,14 +400,7 @@ class ScheduleService:
 
     def _policy(self, schedule: Schedule, name: str) -> Any:
         value = getattr(schedule, name)
-        if value is not None:
-            return value
-        return {
-            "misfire_grace_time": self.defaults.misfire_grace_seconds,
-            "max_instances": self.defaults.max_instances,
-            "max_retries": self.defaults.max_retries,
-            "retry_delay_seconds": self.defaults.retry_delay_seconds,
-        }[name]
+        return self.defaults.policy(name) if value is None else value
 
     async def _add_run(
         self,
@@ -684,7 +675,7 @@ class ScheduleService:
             zone = load_timezone(spec.timezone or self.defaults.timezone)
             if next_fire(probe, max(now, spec.start_date or now), zone, horizon=lookahead) is None:
                 raise JobValidationError(
-                    spec.schedule_type.value == "cron" and "cron_expression" or "interval_seconds",
+                    "cron_expression" if spec.schedule_type is ScheduleType.CRON else "interval_seconds",
                     f"never fires within {self.defaults.max_lookahead_days} days (MAX_SCHEDULE_LOOKAHEAD_DAYS)"
                     + (" of its start_date" if spec.start_date else "") + (" before its end_date" if spec.end_date else ""),
                 )
@@ -870,8 +861,8 @@ class ScheduleService:
 
     async def bulk_operation(self, schedule_ids: list[str], operation: str, reason: str | None = None) -> dict[str, Any]:
         """pause / resume / delete each id; one result per id (an unknown id is reported, not fatal)."""
-        if operation not in BulkOperation.NAMES:
-            raise JobValidationError("operation", f"must be one of: {', '.join(BulkOperation.NAMES)}")
+        if operation not in BULK_OPERATIONS:
+            raise JobValidationError("operation", f"must be one of: {', '.join(BULK_OPERATIONS)}")
         results = []
         for schedule_id in schedule_ids:
             try:

@@ -9,6 +9,7 @@ the same folder with the same clock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -832,7 +833,7 @@ async def test_a_duplicate_name_is_a_conflict(build) -> None:
 
 async def test_max_schedules_per_creator(build) -> None:
     service = build(FakeClock(T0)).schedules
-    service.defaults.max_schedules_per_creator = 2
+    service.defaults = dataclasses.replace(service.defaults, max_schedules_per_creator=2)
     for n in range(2):
         await service.create(spec(name=f"a{n}", schedule_type="interval", interval_seconds=60), created_by="alice")
     with pytest.raises(CreatorLimitError, match=r"^alice already has 2 schedules \(MAX_SCHEDULES_PER_CREATOR\)"):
