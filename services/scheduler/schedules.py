@@ -599,7 +599,8 @@ class ScheduleService:
         return ScheduleStatus.ACTIVE
 
     def next_run_time(self, schedule: Schedule) -> datetime | None:
-        if schedule.paused:
+        """The next fire as planned (the heap's), None when paused or finished."""
+        if schedule.paused or schedule.schedule_id in self._done:
             return None
         when = self._next.get(schedule.schedule_id)
         return when if when is not None else self._compute_next(schedule)
