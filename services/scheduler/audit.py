@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextvars
 import copy
 import json
 import logging
@@ -148,6 +149,8 @@ class AuditLog:
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Line] = []  # recorded, not yet on disk, in order
         self._seq = 0  # the last line recorded
+        # the last line recorded by the current task (or thread): what flush(own=True) waits for
+        self._own_last: contextvars.ContextVar[int] = contextvars.ContextVar(f"audit_own_last_{id(self)}", default=0)
         self._durable = 0  # the last line fsynced
         self._waiters: list[tuple[int, concurrent.futures.Future[None]]] = []
         self._thread: threading.Thread | None = None
@@ -264,19 +267,26 @@ class AuditLog:
             self._seq += 1
             self._queue.append(_Line(self._seq, self._clock(), who, action, target, target_id[:_MAX_ID_CHARS],
                                      before, after, changed, reduce))
+            self._own_last.set(self._seq)
             self._ensure_writer()
             self._cond.notify()
 
     # -- durability -----------------------------------------------------------------------
 
-    async def flush(self) -> None:
+    async def flush(self, *, own: bool = False) -> None:
         """Return once every line recorded before this call is fsynced.
+
+        ``own``: only the lines recorded so far by the calling task (its context), and
+        those before them: what an API request awaits, so it does not also wait for the
+        lines other tasks queue meanwhile (the loop's RUNNING and COMPLETED marks) to
+        reach the disk in the writer's next batch. A line recorded in a task the caller
+        started is not its own: such callers flush everything.
 
         Raises StorageError (DiskFullError on a full disk) if the writer's attempt to write
         them fails; they stay queued and are written again. The write goes on if the
         awaiting task is cancelled.
         """
-        future = self._flush_future()
+        future = self._flush_future(self._own_last.get() if own else None)
         if future is not None:
             await asyncio.wrap_future(future)
 
@@ -286,12 +296,13 @@ class AuditLog:
         if future is not None:
             future.result(timeout)
 
-    def _flush_future(self) -> concurrent.futures.Future[None] | None:
+    def _flush_future(self, upto: int | None = None) -> concurrent.futures.Future[None] | None:
         with self._cond:
-            if self._durable >= self._seq:
+            upto = self._seq if upto is None else upto
+            if self._durable >= upto:
                 return None
             future: concurrent.futures.Future[None] = concurrent.futures.Future()
-            self._waiters.append((self._seq, future))
+            self._waiters.append((upto, future))
             self._retry_now = True
             self._ensure_writer()
             self._cond.notify()

@@ -411,10 +411,15 @@ class ScheduleService:
         *,
         triggered_by: str,
         late: bool = False,
-        trigger: bool = False,
+        execution_id: str | None = None,
     ) -> ScheduledJob | None:
-        """Add the job of one fire (PENDING when over the cap, unless triggered); None if it exists."""
-        execution_id = execution_id_for(schedule.schedule_id, fire, zone, trigger=trigger)
+        """Add the job of one fire (PENDING when over the cap); None if it exists.
+
+        A trigger passes its own ``execution_id`` (``execution_id_for(..., trigger=True)``):
+        its job runs at once, over the cap or not.
+        """
+        trigger = execution_id is not None
+        execution_id = execution_id or execution_id_for(schedule.schedule_id, fire, zone)
         manager = self.scheduler.manager
         if execution_id in manager.jobs:
             return None  # this wall-clock fire already has its job: run once
@@ -830,11 +835,23 @@ class ScheduleService:
         """Run the schedule now, paused or not, over its cap or not; return the job it made."""
         schedule = self.get(schedule_id)
         now = self.clock()
+        zone = self._zone(schedule)
         who = clean_actor(triggered_by or current_actor())
-        job = await self._add_run(schedule, now, self._zone(schedule), now, triggered_by=f"trigger:{who}", trigger=True)
-        if job is None:  # a trigger's id is random: only a collision in the same second
+        execution_id = execution_id_for(schedule_id, now, zone, trigger=True)
+        if execution_id in self.scheduler.manager.jobs:  # random: only a collision in the same second
             raise ScheduleConflictError(f"schedule {schedule_id} was triggered twice at once; try again")
-        self._audit("schedule.trigger", None, None, target_id=schedule_id, extra={"job_id": job.job_id})
+        # Its audit line is queued before the job's write, so the two fsyncs overlap (the
+        # job.add line is queued the same way); a write that fails is followed by its own line.
+        self._audit("schedule.trigger", None, None, actor=who, target_id=schedule_id, extra={"job_id": execution_id})
+        try:
+            job = await self._add_run(schedule, now, zone, now, triggered_by=f"trigger:{who}",
+                                      execution_id=execution_id)
+        except SchedulerError as exc:
+            self._audit("schedule.trigger_failed", None, None, actor=who, target_id=schedule_id,
+                        extra={"job_id": execution_id, "error": exc.message})
+            raise
+        if job is None:  # checked above with no await between: cannot happen, but never a None job
+            raise ScheduleConflictError(f"schedule {schedule_id} was triggered twice at once; try again")
         return job
 
     async def backfill(self, schedule_id: str, start: datetime, end: datetime, *, triggered_by: str | None = None) -> dict[str, Any]:

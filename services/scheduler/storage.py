@@ -21,6 +21,13 @@ another. ``flush`` blocks until its snapshot is on disk; ``flush_async`` awaits 
 the daemon's event loop never waits for an fsync. Either returns only when every change
 made before the call is durable (a failed earlier snapshot is written again).
 
+Group commit: ``flush_async`` calls that arrive while an async write is on its way wait
+for it and then share one snapshot, so a burst of changes to today's file (four clients
+triggering schedules, each job then marked RUNNING and COMPLETED) costs one rewrite per
+round instead of one per change. Every change bumps a sequence number; a snapshot
+carries the number it covers, and a flush returns once a snapshot covering its own
+number (and everything queued before it) is on disk.
+
 On load a file that does not parse is moved aside as ``<name>.corrupt-<timestamp>``; a
 record that fails validation is logged, copied to ``jobs/rejected/`` and kept verbatim in
 its day file whenever that day is rewritten, so nothing is silently dropped.
@@ -32,6 +39,7 @@ Storage does no locking between processes: the caller holds the data-dir lock (s
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import os
@@ -47,8 +55,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from .clock import Clock, local_date, local_day_bounds, utc_now
 from .atomic_file import TEMP_SUFFIX, fsync_dir, storage_error, write_atomic
+from .clock import Clock, local_date, local_day_bounds, utc_now
 from .errors import JobValidationError, StorageError
 from .gc_pause import gc_paused
 from .models import ScheduledJob
@@ -89,6 +97,7 @@ class _Snapshot:
     second: list[tuple[Path, bytes | None]]
     days: frozenset[date]
     departed: dict[date, set[str]]
+    seq: int = 0  # the storage's change number when it was taken
     failed: bool = field(default=False)
 
 
@@ -129,8 +138,11 @@ class JobStorage:
         self._queued: list[_Snapshot] = []  # handed to the writer, not yet written
         # job_id -> its serialized entry; a write re-serializes only the jobs that changed
         self._fragments: dict[str, bytes] = {}
-        # day -> its job ids in file order; dropped when a job joins, leaves or changes time
+        # day -> its job ids in file order, built on first write, kept in order by put/delete
         self._order: dict[date, list[str]] = {}
+        self._seq = 0  # bumped by every put and delete (under _sync)
+        self._durable_seq = 0  # every change numbered up to this is on disk
+        self._inflight: asyncio.Task[int] | None = None  # the async write others may join
         self.write_failure: str | None = None
         """Why the last write failed (None once a write succeeded): the daemon starts no
         job and retries while it is set."""
@@ -163,10 +175,11 @@ class JobStorage:
         self._fragments.pop(job_id, None)
         if old_day != new_day:
             if old_day is not None:
-                self._order.pop(old_day, None)
-            self._order.pop(new_day, None)
+                self._unorder(old_day, job_id)
+            self._reorder(new_day, job_id)
         elif previous is None or previous.scheduled_time != job.scheduled_time:
-            self._order.pop(new_day, None)
+            self._unorder(new_day, job_id)
+            self._reorder(new_day, job_id)
         with self._sync:
             if old_day != new_day:
                 if old_day is not None:
@@ -176,6 +189,7 @@ class JobStorage:
                 self._members[new_day].add(job_id)
                 self._home[job_id] = new_day
             self._dirty.add(new_day)
+            self._seq += 1
 
     def delete(self, job_id: str) -> ScheduledJob | None:
         """Remove a job from memory and mark its day dirty; return it, or None if absent."""
@@ -184,9 +198,10 @@ class JobStorage:
         day = self._home.pop(job_id, None)
         if day is not None:
             self._members[day].discard(job_id)
-            self._order.pop(day, None)
+            self._unorder(day, job_id)
             with self._sync:
                 self._dirty.add(day)
+                self._seq += 1
         return job
 
     def flush(self) -> int:
@@ -197,40 +212,81 @@ class JobStorage:
         """
         written = 0
         for _ in range(_FLUSH_ROUNDS):
-            snapshot, ahead = self._take_snapshot()
+            snapshot, ahead, taken = self._take_snapshot()
             if snapshot is None and not ahead:
+                self._made_durable(taken)
                 return written
             written += _writer_thread().submit(self._write, snapshot).result()
             if not any(earlier.failed for earlier in ahead):
+                self._made_durable(taken)
                 return written
         raise self._still_failing()
 
     async def flush_async(self) -> int:
         """``flush`` for the event loop: awaits the writer thread instead of blocking.
 
-        The write goes on if the awaiting task is cancelled (its snapshot is already taken),
-        and a failure still marks its days dirty again.
+        Joins the async write already on its way when that write covers this caller's
+        changes; otherwise waits for it and then leads the next one, which takes every
+        change made meanwhile (group commit, see the module docstring). The write goes on
+        if the awaiting task is cancelled (its snapshot is already taken), and a failure
+        still marks its days dirty again. Returns how many files this call's own write
+        wrote (0 when it joined another's).
         """
+        with self._sync:
+            target = self._seq
+        while True:
+            inflight = self._inflight
+            if inflight is None or inflight.done():
+                if self._durable_seq >= target:
+                    return 0
+                inflight = self._inflight = asyncio.ensure_future(self._flush_rounds())
+                inflight.add_done_callback(self._write_done)
+                return await asyncio.shield(inflight)
+            try:
+                await asyncio.shield(inflight)
+            except StorageError:
+                if self._durable_seq >= target:
+                    return 0
+                # its leader reports that failure; this caller tries again with its own write
+            if self._durable_seq >= target:
+                return 0
+
+    def _write_done(self, task: asyncio.Task[int]) -> None:
+        if self._inflight is task:
+            self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved: the leader (or nobody, if it was cancelled) reports it
+
+    async def _flush_rounds(self) -> int:
+        """Hand snapshots to the writer until every change taken is on disk (the lead write)."""
         written = 0
         for _ in range(_FLUSH_ROUNDS):
-            snapshot, ahead = self._take_snapshot()
+            snapshot, ahead, taken = self._take_snapshot()
             if snapshot is None and not ahead:
+                self._made_durable(taken)
                 return written
             future = asyncio.wrap_future(_writer_thread().submit(self._write, snapshot))
-            written += await asyncio.shield(future)
+            written += await future
             if not any(earlier.failed for earlier in ahead):
+                self._made_durable(taken)
                 return written
         raise self._still_failing()
 
     def _still_failing(self) -> StorageError:
         return StorageError(f"cannot write job files in {self.jobs_dir}: earlier writes keep failing")
 
-    def _take_snapshot(self) -> tuple[_Snapshot | None, list[_Snapshot]]:
-        """Take the dirty days' contents (None if nothing changed) and the snapshots ahead."""
+    def _made_durable(self, seq: int) -> None:
+        """Every change numbered up to ``seq`` is on disk (its snapshot and those ahead were written)."""
+        with self._sync:
+            self._durable_seq = max(self._durable_seq, seq)
+
+    def _take_snapshot(self) -> tuple[_Snapshot | None, list[_Snapshot], int]:
+        """Take the dirty days' contents (None if nothing changed), the snapshots ahead,
+        and the change number the two cover together."""
         with self._sync:
             ahead = list(self._queued)
             if not self._dirty:
-                return None, ahead
+                return None, ahead, self._seq
             dirty = sorted(self._dirty)
             departed = {day: set(ids) for day, ids in self._departed.items() if ids}
             snapshot = _Snapshot(
@@ -238,11 +294,12 @@ class JobStorage:
                 second=[self._day_contents(day, ()) for day in dirty if day in departed],
                 days=frozenset(dirty),
                 departed=departed,
+                seq=self._seq,
             )
             self._dirty.clear()
             self._departed.clear()
             self._queued.append(snapshot)
-        return snapshot, ahead
+        return snapshot, ahead, snapshot.seq
 
     def _write(self, snapshot: _Snapshot | None) -> int:
         """On the writer thread: put a snapshot on disk; on failure mark its days dirty."""
@@ -475,6 +532,26 @@ class JobStorage:
             members = (self.jobs[i] for i in self._members.get(day, ()))
             order = self._order[day] = [job.job_id for job in sorted(members, key=_file_order)]
         return order
+
+    def _unorder(self, day: date, job_id: str) -> None:
+        """Take ``job_id`` out of the day's cached file order (the cache goes if it is not there)."""
+        order = self._order.get(day)
+        if order is not None:
+            try:
+                order.remove(job_id)
+            except ValueError:
+                del self._order[day]
+
+    def _reorder(self, day: date, job_id: str) -> None:
+        """Put ``job_id`` (already in ``jobs``) in its place in the day's cached file order.
+
+        A bisection over the cached order, not a sort of the day: adding a job to a day of
+        thousands stays cheap on the loop.
+        """
+        order = self._order.get(day)
+        if order is not None:
+            jobs = self.jobs
+            bisect.insort(order, job_id, key=lambda i: _file_order(jobs[i]))
 
     def _entry(self, job: ScheduledJob) -> bytes:
         fragment = self._fragments.get(job.job_id)

@@ -259,6 +259,51 @@ async def test_a_slow_fsync_does_not_block_the_loop(data_dir: Path, make_audit, 
     assert fsynced_on and threading.current_thread() not in fsynced_on  # never on the loop's thread
 
 
+async def test_an_own_flush_waits_for_its_task_lines_not_for_lines_queued_after_them(
+    data_dir: Path, make_audit, monkeypatch
+) -> None:
+    """``flush(own=True)`` (what an API request awaits): its own line and those before it
+    are fsynced; a line another task queued afterwards, held in the next batch, is not
+    waited for. A plain ``flush`` waits for that one too."""
+    audit = make_audit()
+    real_fsync = os.fsync
+    first_held, first_go = threading.Event(), threading.Event()
+    second_held, second_go = threading.Event(), threading.Event()
+    fsyncs = 0
+
+    def hold_each_fsync(fd: int) -> None:
+        nonlocal fsyncs
+        if "/audit/audit_" in fd_path(fd):
+            fsyncs += 1
+            held, go = (first_held, first_go) if fsyncs == 1 else (second_held, second_go)
+            held.set()
+            go.wait(timeout=10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", hold_each_fsync)
+
+    other_recorded = asyncio.Event()
+
+    async def request() -> None:
+        audit.record("schedule.trigger", "mine", after={"job_id": "j1"})
+        await other_recorded.wait()  # as a trigger awaits its job's write, other lines are queued
+        await audit.flush(own=True)
+
+    mine = asyncio.create_task(request())  # a task of its own, as each HTTP request is
+    assert await asyncio.to_thread(first_held.wait, 5)  # "mine" is in the first batch, being fsynced
+    audit.record("job.update", "theirs", after={"status": "running"})  # this task's: the next batch
+    other_recorded.set()
+    everything = asyncio.create_task(audit.flush())
+    first_go.set()
+    assert await asyncio.to_thread(second_held.wait, 5)  # the second batch ("theirs") is held
+    await within(mine)  # returned with its line on disk, "theirs" still held
+    assert not everything.done()
+    assert "mine" in {line["id"] for line in lines_of(data_dir / "audit" / "audit_2026-11-23.jsonl")}
+    second_go.set()
+    await within(everything)
+    assert [line["id"] for line in read_audit(data_dir)] == ["theirs", "mine"]
+
+
 async def test_lines_keep_the_order_recorded_across_batches_days_threads_and_a_failed_write(
     data_dir: Path, clock, make_audit, monkeypatch
 ) -> None:

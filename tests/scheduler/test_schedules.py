@@ -654,6 +654,41 @@ async def test_pause_resume_trigger_and_restart(build, data_dir: Path) -> None:
         await again.stop()
 
 
+async def test_a_trigger_whose_write_fails_says_so_in_the_audit_trail(build, data_dir: Path, monkeypatch) -> None:
+    """The trigger's audit line is queued before the job's write (so the two fsyncs
+    overlap); when that write fails, a ``schedule.trigger_failed`` line follows it."""
+    from services.scheduler import storage as storage_module
+    from services.scheduler.audit import read_audit
+    from services.scheduler.errors import StorageError
+
+    clock = FakeClock(T0)
+    scheduler = build(clock)
+    await scheduler.start()
+    try:
+        service = scheduler.schedules
+        made = await service.create(spec(schedule_type="interval", interval_seconds=3600))
+        job = await service.trigger(made.schedule_id, triggered_by="alice")
+
+        def refuse(path: Path, data: bytes | None) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(storage_module, "_put_file", refuse)
+        with pytest.raises(StorageError):
+            await service.trigger(made.schedule_id, triggered_by="bob")
+        await scheduler.audit.flush()
+        lines = read_audit(data_dir, target_id=made.schedule_id, limit=10)
+        actions = [(line["action"], line["actor"]) for line in reversed(lines)]
+        assert actions[-3:] == [("schedule.trigger", "alice"), ("schedule.trigger", "bob"),
+                                ("schedule.trigger_failed", "bob")]
+        failed = lines[0]["after"]
+        assert "no space left" in failed["error"] and failed["job_id"] != job.job_id
+        assert lines[2]["after"]["job_id"] == job.job_id
+        assert [j.job_id for j in jobs_of(scheduler, made.schedule_id)] == [job.job_id]
+    finally:
+        monkeypatch.undo()
+        await scheduler.stop()
+
+
 # -- schedules.json ----------------------------------------------------------------------------------------
 
 
@@ -696,6 +731,52 @@ def test_schedules_json_round_trips_every_field_readably(data_dir: Path) -> None
     assert loaded[item.schedule_id].start_date == utc(2026, 5, 31, 17)
     assert loaded[cron.schedule_id].cron_expression == "*/5 8 * * 1-5"
     assert loaded[once.schedule_id].run_at == utc(2026, 7, 1)
+
+
+async def test_a_rewrite_encodes_only_the_changed_schedules_and_writes_what_a_fresh_encode_would(
+    data_dir: Path, monkeypatch
+) -> None:
+    """Each schedule's line is kept until its record changes (put, note_next, delete), so
+    a write after one fire encodes one line; the file is still exactly the whole set."""
+    import random
+
+    from services.scheduler import schedule_store as store_module
+
+    encoded: list[str] = []
+    real_line = store_module._line
+    monkeypatch.setattr(store_module, "_line", lambda sid, record: encoded.append(sid) or real_line(sid, record))
+    base = full_schedule()
+    ids = [f"{n:08d}-0000-0000-0000-000000000000" for n in range(30)]
+    store = ScheduleStore(data_dir)
+    for sid in ids:
+        store.put(base.model_copy(update={"schedule_id": sid}))
+    await store.flush_async()
+    assert sorted(encoded) == sorted(ids)
+    rng = random.Random(5)
+    for round_ in range(20):
+        encoded.clear()
+        touched = set()
+        for _ in range(3):
+            sid = rng.choice(ids)
+            roll = rng.random()
+            if roll < 0.2 and sid in store.schedules:
+                store.delete(sid)
+            elif roll < 0.5 and sid in store.schedules:
+                store.note_next(sid, T0 + timedelta(minutes=round_), f"key-{round_}")
+                touched.add(sid)
+            else:
+                store.put(base.model_copy(update={"schedule_id": sid, "fires": round_}))
+                touched.add(sid)
+        await store.flush_async()
+        assert set(encoded) == {sid for sid in touched if sid in store.schedules}
+        fresh = ScheduleStore(data_dir / "fresh")
+        fresh._records = dict(store._records)
+        fresh._ids = sorted(fresh._records)
+        assert (data_dir / "schedules.json").read_bytes() == store_module._document(fresh._file_lines())
+    loaded = ScheduleStore(data_dir).load()  # note_next changed the records, not the schedules
+    cached = {"next_fire_time", "next_fire_key"}
+    assert {k: v.model_dump(exclude=cached) for k, v in loaded.items()} == {
+        k: v.model_dump(exclude=cached) for k, v in store.schedules.items()}
 
 
 @pytest.mark.parametrize("content", [b"{not json", b'{"version": 2, "schedules": {}}', b"[1, 2]"])

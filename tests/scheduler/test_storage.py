@@ -113,6 +113,28 @@ def test_file_lists_jobs_by_time_after_any_change(data_dir: Path) -> None:
     assert day_file["jobs"]["j3"]["content"] == "edited, same time"
 
 
+def test_file_order_stays_right_through_random_adds_moves_and_deletes(data_dir: Path) -> None:
+    """The cached order is kept by insertion, not re-sorted: check it against a sort."""
+    import random
+
+    rng = random.Random(3)
+    store = storage(data_dir)
+    for step in range(400):
+        job_id = f"j{rng.randrange(60)}"
+        if rng.random() < 0.15:
+            store.delete(job_id)
+        else:
+            store.put(make(job_id, T0 + timedelta(hours=rng.randrange(-30, 30), minutes=rng.randrange(60))))
+        if step % 25 == 0:
+            store.flush()
+    store.flush()
+    for path in (data_dir / "jobs").glob("jobs_*.json"):
+        jobs = json.loads(path.read_text())["jobs"]
+        keys = [(record["scheduled_time"], job_id) for job_id, record in jobs.items()]
+        assert keys == sorted(keys), path.name
+    assert set(storage(data_dir).load()) == set(store.jobs)
+
+
 def test_delete_removes_an_emptied_day_file(data_dir: Path) -> None:
     store = storage(data_dir)
     store.put(make("a"))

@@ -190,3 +190,43 @@ async def test_async_remove_is_durable_and_refuses_a_missing_job(data_dir: Path)
     assert on_disk(data_dir) == set()
     with pytest.raises(JobNotFoundError):
         await manager.remove_job_async(job.job_id)
+
+
+async def test_flushes_that_arrive_during_a_write_share_the_next_one(
+    store: JobStorage, gate: Gate, data_dir: Path, monkeypatch
+) -> None:
+    """Group commit: changes made while a write is on the disk go out together in one
+    write, not one rewrite of the day each (what kept a burst of triggers slow)."""
+    writes = []
+    real_write = store._write
+    monkeypatch.setattr(store, "_write", lambda snapshot: writes.append(snapshot) or real_write(snapshot))
+    store.put(make("a"))
+    first = asyncio.create_task(store.flush_async())
+    await wait_for(gate.entered)
+    later = []
+    for name in ("b", "c", "d", "e"):
+        store.put(make(name))
+        later.append(asyncio.create_task(store.flush_async()))
+        await asyncio.sleep(0)
+    gate.opened.set()
+    await asyncio.gather(first, *later)
+    assert len([w for w in writes if w is not None]) == 2
+    assert on_disk(data_dir) == {"a", "b", "c", "d", "e"}
+    assert store.pending_days == frozenset()
+
+
+async def test_a_flush_waiting_behind_a_failed_write_writes_its_own_change(
+    store: JobStorage, gate: Gate, data_dir: Path
+) -> None:
+    store.put(make("a"))
+    first = asyncio.create_task(store.flush_async())
+    await wait_for(gate.entered)
+    store.put(make("b"))
+    second = asyncio.create_task(store.flush_async())
+    await asyncio.sleep(0)
+    gate.failures = 1
+    gate.opened.set()
+    with pytest.raises(StorageError, match="simulated disk error"):
+        await first
+    await second
+    assert on_disk(data_dir) == {"a", "b"}
