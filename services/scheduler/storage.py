@@ -421,6 +421,7 @@ class JobStorage:
                     self._dirty.add(other)
             if home not in files:
                 self._dirty.add(home)
+            self._seq += 1  # a tidy-up to write: a change like any other (flush_async writes it)
 
     def _read_file(self, path: Path, file_day: date) -> Iterable[ScheduledJob]:
         try:
