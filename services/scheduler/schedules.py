@@ -838,8 +838,9 @@ class ScheduleService:
         zone = self._zone(schedule)
         who = clean_actor(triggered_by or current_actor())
         execution_id = execution_id_for(schedule_id, now, zone, trigger=True)
+        twice = ScheduleConflictError(f"schedule {schedule_id} was triggered twice at once; try again")
         if execution_id in self.scheduler.manager.jobs:  # random: only a collision in the same second
-            raise ScheduleConflictError(f"schedule {schedule_id} was triggered twice at once; try again")
+            raise twice
         # Its audit line is queued before the job's write, so the two fsyncs overlap (the
         # job.add line is queued the same way); a write that fails is followed by its own line.
         self._audit("schedule.trigger", None, None, actor=who, target_id=schedule_id, extra={"job_id": execution_id})
@@ -851,7 +852,7 @@ class ScheduleService:
                         extra={"job_id": execution_id, "error": exc.message})
             raise
         if job is None:  # checked above with no await between: cannot happen, but never a None job
-            raise ScheduleConflictError(f"schedule {schedule_id} was triggered twice at once; try again")
+            raise twice
         return job
 
     async def backfill(self, schedule_id: str, start: datetime, end: datetime, *, triggered_by: str | None = None) -> dict[str, Any]:

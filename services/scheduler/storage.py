@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import logging
 import os
@@ -242,12 +243,8 @@ class JobStorage:
                 inflight = self._inflight = asyncio.ensure_future(self._flush_rounds())
                 inflight.add_done_callback(self._write_done)
                 return await asyncio.shield(inflight)
-            try:
+            with contextlib.suppress(StorageError):  # its leader reports it; we try again below
                 await asyncio.shield(inflight)
-            except StorageError:
-                if self._durable_seq >= target:
-                    return 0
-                # its leader reports that failure; this caller tries again with its own write
             if self._durable_seq >= target:
                 return 0
 
