@@ -60,7 +60,7 @@ from .atomic_file import TEMP_SUFFIX, fsync_dir, storage_error, write_atomic
 from .clock import Clock, local_date, local_day_bounds, utc_now
 from .errors import JobValidationError, StorageError
 from .gc_pause import gc_paused
-from .models import ScheduledJob
+from .models import BULK_LOAD, ScheduledJob
 
 __all__ = ["FORMAT_VERSION", "JobStorage"]
 
@@ -371,77 +371,82 @@ class JobStorage:
         return self.jobs
 
     def _load_files(self) -> None:
-        kept_from: dict[str, date] = {}  # job_id -> the file its kept copy was read from
+        # Bulk work in C where it can be (dict and set updates per file); one Python pass
+        # per job puts its instants in UTC and spots a job in the wrong file.
+        jobs = self.jobs
+        by_file: dict[date, dict[str, ScheduledJob]] = {}  # file -> the jobs whose kept copy it holds
         copies: dict[str, list[date]] = {}  # job_id -> every file it is in (only if 2+)
-        bounds: dict[date, tuple[datetime, datetime] | None] = {}
+        winner: dict[str, date] = {}  # job_id in copies -> the file its kept copy came from
         for path in sorted(self.jobs_dir.glob(f"{_FILE_PREFIX}*{_FILE_SUFFIX}")):
             file_day = _day_from_name(path.name)
             if file_day is None:
                 logger.warning("ignoring file with a name that is not a day: %s", path.name)
                 continue
-            bounds[file_day] = local_day_bounds(file_day, self.zone)
-            for job in self._read_file(path, file_day):
-                job_id = job.job_id
-                current = self.jobs.get(job_id)
-                if current is None:
-                    self.jobs[job_id] = job
-                    kept_from[job_id] = file_day
-                    continue
-                copies.setdefault(job_id, [kept_from[job_id]]).append(file_day)
-                if _newer(job, file_day, current, self.day_of(job)):
-                    self.jobs[job_id] = job
-                    kept_from[job_id] = file_day
-        for job_id, job in self.jobs.items():
-            file_day = kept_from[job_id]
-            # most jobs are in the right file: two comparisons instead of a zone conversion
-            day_range = bounds[file_day]
-            instant = job.completed_at or job.scheduled_time
-            if day_range is not None and day_range[0] <= instant < day_range[1]:
-                home = file_day
-            else:
+            found = self._read_file(path, file_day)
+            for job_id in found.keys() & jobs.keys() if jobs else ():  # rare: a crash mid-move
+                held = next(day for day, kept in by_file.items() if job_id in kept)
+                copies.setdefault(job_id, [held]).append(file_day)
+                job = found[job_id]
+                if _newer(job, file_day, jobs[job_id], self.day_of(job)):
+                    del by_file[held][job_id]
+                    winner[job_id] = file_day
+                else:
+                    del found[job_id]
+                    winner[job_id] = held
+            by_file[file_day] = found
+            jobs.update(found)
+        for file_day, kept in by_file.items():
+            self._home.update(dict.fromkeys(kept, file_day))
+            self._members[file_day].update(kept)
+            for job in _in_utc_outside(kept.values(), local_day_bounds(file_day, self.zone)):
                 home = self.day_of(job)
-            self._home[job_id] = home
-            self._members[home].add(job_id)
-            files = copies.get(job_id)
-            if files is None:
                 if home == file_day:
                     continue
-                files = [file_day]
-            else:
-                logger.warning(
-                    "job found in more than one file; keeping the newest copy",
-                    extra={"job_id": job_id, "files": [d.isoformat() for d in files]},
-                )
+                job_id = job.job_id
+                self._home[job_id] = home
+                self._members[file_day].discard(job_id)
+                self._members[home].add(job_id)
+                if job_id not in copies:  # a copy in two files is tidied below
+                    self._departed[file_day].add(job_id)
+                    self._dirty.update((file_day, home))
+                    self._seq += 1  # a tidy-up to write: a change like any other (flush_async writes it)
+        for job_id, files in copies.items():
+            logger.warning(
+                "job found in more than one file; keeping the newest copy",
+                extra={"job_id": job_id, "files": [d.isoformat() for d in files]},
+            )
+            home = self._home[job_id]
             for other in files:
                 if other != home:
                     self._departed[other].add(job_id)
                     self._dirty.add(other)
-            if home not in files:
+            if winner[job_id] != home:  # its day holds a stale copy or none: it gets the kept one
                 self._dirty.add(home)
-            self._seq += 1  # a tidy-up to write: a change like any other (flush_async writes it)
+            self._seq += 1
 
-    def _read_file(self, path: Path, file_day: date) -> Iterable[ScheduledJob]:
+    def _read_file(self, path: Path, file_day: date) -> dict[str, ScheduledJob]:
+        """The jobs of one file by id (their instants still to be put in UTC: BULK_LOAD)."""
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc}") from exc
         try:
-            parsed = _DayFile.model_validate_json(data)
+            parsed = _DayFile.model_validate_json(data, context=BULK_LOAD)
         except PydanticValidationError:
             parsed = None
         if parsed is not None and all(key == job.job_id for key, job in parsed.jobs.items()):
             self._check_version(path, parsed.version)
-            return parsed.jobs.values()
+            return parsed.jobs
         try:
             raw = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._quarantine(path, f"not valid JSON: {exc}")
-            return ()
+            return {}
         if not isinstance(raw, dict) or not isinstance(raw.get("jobs"), dict):
             self._quarantine(path, 'not a day file: expected an object with a "jobs" object')
-            return ()
+            return {}
         self._check_version(path, raw.get("version"))
-        jobs = []
+        jobs = {}
         for key, record in raw["jobs"].items():
             try:
                 if not isinstance(record, dict):
@@ -449,7 +454,7 @@ class JobStorage:
                 record_id = record.get("job_id", key)
                 if record_id != key:
                     raise JobValidationError("job_id", f"must match its key {key!r}")
-                jobs.append(ScheduledJob.from_dict({**record, "job_id": key}))
+                jobs[key] = ScheduledJob.from_dict({**record, "job_id": key})
             except JobValidationError as exc:
                 self._reject(path, file_day, key, record, exc.message)
         return jobs
@@ -575,6 +580,32 @@ def _newer(job: ScheduledJob, job_file: date, current: ScheduledJob, home: date)
     if job.updated_at != current.updated_at:
         return job.updated_at > current.updated_at
     return job_file == home
+
+
+def _in_utc_outside(
+    jobs: Iterable[ScheduledJob], day_range: tuple[datetime, datetime] | None
+) -> list[ScheduledJob]:
+    """Put each job's instants in UTC (``models.in_utc``, inlined: a cold start runs this
+    for every stored job); return those whose day instant is outside ``day_range``, or all
+    of them when the range is None (a zone whose midnight cannot be pinned down)."""
+    utc = timezone.utc
+    outside = []
+    low, high = day_range if day_range is not None else (None, None)
+    for job in jobs:
+        values = job.__dict__
+        values["scheduled_time"] = scheduled = values["scheduled_time"].astimezone(utc)
+        values["created_at"] = values["created_at"].astimezone(utc)
+        values["updated_at"] = values["updated_at"].astimezone(utc)
+        started = values["started_at"]
+        if started is not None:
+            values["started_at"] = started.astimezone(utc)
+        completed = values["completed_at"]
+        if completed is not None:
+            values["completed_at"] = completed = completed.astimezone(utc)
+        instant = completed or scheduled
+        if low is None or not low <= instant < high:
+            outside.append(job)
+    return outside
 
 
 def _file_order(job: ScheduledJob) -> tuple[datetime, str]:

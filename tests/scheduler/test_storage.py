@@ -242,6 +242,42 @@ def test_newer_format_version_refuses_to_load(data_dir: Path) -> None:
         storage(data_dir).load()
 
 
+def test_every_loaded_instant_is_in_the_one_shared_utc(data_dir: Path) -> None:
+    # the bulk load converts the instants itself (models.BULK_LOAD): every datetime field
+    # of a job, written with an offset, must come back as the same instant in timezone.utc
+    full = make("j", status=JobStatus.COMPLETED, started_at=T0, completed_at=T0)
+    instants = [name for name, value in full.__dict__.items() if isinstance(value, datetime)]
+    assert len(instants) == 5
+    record = full.to_dict()
+    plus7 = timezone(timedelta(hours=7))
+    for offset, name in enumerate(instants):
+        record[name] = (T0 + timedelta(minutes=offset)).astimezone(plus7).isoformat()
+    write_day(data_dir, "2026-11-23", {"j": record})
+    job = storage(data_dir).load()["j"]
+    for offset, name in enumerate(instants):
+        value = getattr(job, name)
+        assert value.tzinfo is timezone.utc, name
+        assert value == T0 + timedelta(minutes=offset), name
+
+
+@pytest.mark.parametrize("newest_in", ["2026-11-22", "2026-11-23", "2026-11-24"])
+def test_a_job_in_three_files_keeps_the_newest_copy_wherever_it_is(data_dir: Path, newest_in: str) -> None:
+    days = ["2026-11-22", "2026-11-23", "2026-11-24"]
+    older = [day for day in days if day != newest_in]
+    for minutes, day in enumerate(older):
+        write_day(data_dir, day, {"dup": make("dup", updated_at=T0 + timedelta(minutes=minutes), content="cũ").to_dict()})
+    newest = make("dup", updated_at=T0 + timedelta(hours=1), content="mới nhất").to_dict()
+    write_day(data_dir, newest_in, {"dup": newest, "other": make("other", T0 + timedelta(days=1)).to_dict()})
+    store = storage(data_dir)
+    jobs = store.load()
+    assert jobs["dup"].content == "mới nhất"
+    assert set(jobs) == {"dup", "other"}
+    store.flush()  # the two stale copies leave their files; the newest lands in its own day
+    assert files(data_dir) == ["jobs_2026-11-23.json", "jobs_2026-11-24.json"]
+    again = storage(data_dir).load()
+    assert again["dup"].content == "mới nhất" and set(again) == {"dup", "other"}
+
+
 @pytest.mark.parametrize("flush", ["sync", "async"])
 def test_misplaced_job_moves_to_its_day_on_next_flush(data_dir: Path, flush: str) -> None:
     write_day(data_dir, "2026-11-20", {"j": make("j").to_dict()})
