@@ -1,8 +1,9 @@
 """The pipeline as a scheduler extension: the ``pipeline.video`` and ``pipeline.daily``
 kinds, and the CLI commands it adds to ``run_scheduler.py``.
 
-Each command's body is a module of ``services.pipeline.commands``; here are its parser
-and its wiring:
+Each command's body is a module of ``services.pipeline.commands``, imported only when
+that command runs (``demo`` alone pulls in PyAV, Pillow and fontTools: a tenth of a
+second the daemon's start does not need); here are its parser and its wiring:
 
 - ``quota [--json]``: today's quota (``commands/quota.py``);
 - ``daily [--at HH:MM]``: add the day's run (``commands/daily.py``);
@@ -15,16 +16,12 @@ and its wiring:
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.pipeline.commands.daily import daily_command
-from services.pipeline.commands.demo import demo_command
-from services.pipeline.commands.doctor import doctor_command
-from services.pipeline.commands.quota import quota_command
-from services.pipeline.commands.youtube_auth import youtube_auth_command
 from services.pipeline.jobs.daily_job import DailyJobs
 from services.pipeline.jobs.video_job import VideoJobs
 from services.pipeline.metrics import install_metrics
@@ -37,6 +34,17 @@ from services.scheduler.settings import SettingsError
 __all__ = ["PipelineExtension"]
 
 logger = logging.getLogger(__name__)
+
+
+def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:
+    """``services.pipeline.commands.<name>.<name>_command``, imported when it is called."""
+
+    def run(args: argparse.Namespace, settings: Any) -> int:
+        module = importlib.import_module(f"services.pipeline.commands.{name}")
+        return getattr(module, f"{name}_command")(args, settings)
+
+    run.__name__ = f"{name}_command"
+    return run
 
 
 class PipelineExtension:
@@ -66,23 +74,23 @@ class PipelineExtension:
         """Add ``quota``, ``daily``, ``demo``, ``doctor`` and ``youtube-auth``."""
         quota_cmd = subparsers.add_parser("quota", parents=[common], help="today's video quota (Vietnam day)")
         quota_cmd.add_argument("--json", action="store_true", help="print the check-quota JSON")
-        quota_cmd.set_defaults(run=quota_command)
+        quota_cmd.set_defaults(run=_command("quota"))
         daily = subparsers.add_parser("daily", parents=[common], help="add the daily run (the quota loop)")
         daily.add_argument("--at", default="08:00", help="Vietnam time HH:MM of the run (default 08:00)")
         daily.add_argument("--account", default="default", help="account id (default 'default')")
         daily.add_argument("--json", action="store_true", help="print the job as JSON")
-        daily.set_defaults(run=daily_command)
+        daily.set_defaults(run=_command("daily"))
         demo = subparsers.add_parser("demo", help="make one video end to end on the embedded defaults")
         demo.add_argument(
             "--dir", type=Path, default=Path("data/demo"), help="its own data dir (emptied first)"
         )
         demo.add_argument("--panels", type=int, default=12, help="panels in the sample chapter (default 12)")
-        demo.set_defaults(run=demo_command)
+        demo.set_defaults(run=_command("demo"))
         doctor = subparsers.add_parser(
             "doctor", parents=[common], help="each stage's backend and offline checks (exit 1 if broken)"
         )
         doctor.add_argument("--offline", action="store_true", help="skip the YouTube token refresh")
-        doctor.set_defaults(run=doctor_command)
+        doctor.set_defaults(run=_command("doctor"))
         auth = subparsers.add_parser(
             "youtube-auth", parents=[common], help="authorise a YouTube channel once (writes the token file)"
         )
@@ -92,5 +100,5 @@ class PipelineExtension:
         )
         auth.add_argument("--token-file", type=Path, help="where to write the token (YOUTUBE_TOKEN_FILE)")
         auth.add_argument("--port", type=int, default=8080, help="localhost port for the redirect (8080)")
-        auth.set_defaults(run=youtube_auth_command)
+        auth.set_defaults(run=_command("youtube_auth"))
 

@@ -19,8 +19,6 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from services.pipeline.stages.quota import VIETNAM_TZ
 
 __all__ = ["THUMBNAIL_SIZE", "describe", "make_thumbnail", "publish_time", "without_paths"]
@@ -82,6 +80,8 @@ def publish_time(at: str | None, now: datetime) -> datetime | None:
 
 def make_thumbnail(panel: Path, output: Path) -> Path:
     """A 1280×720 JPEG of ``panel`` (fitted, dark bars), well under YouTube's 2 MB limit."""
+    from PIL import Image  # here: the daemon loads this module at start, and needs Pillow only to upload
+
     canvas = Image.new("RGB", THUMBNAIL_SIZE, (16, 16, 20))
     with Image.open(panel) as image:
         image = image.convert("RGB")

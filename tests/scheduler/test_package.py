@@ -51,3 +51,20 @@ def test_every_module_imports_first_in_a_fresh_process() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(names) > 20
+
+
+def test_the_daemon_with_the_pipeline_starts_without_the_media_libraries() -> None:
+    # `run` loads the CLI, the daemon and the pipeline's kinds; PyAV, Pillow, fontTools and
+    # OpenCV load only when a video is made (PyAV alone cost a tenth of a second at start)
+    code = (
+        "import sys, tempfile, run_scheduler, services.scheduler.daemon\n"
+        "from services.pipeline.extension import PipelineExtension\n"
+        "from services.scheduler.scheduler import Scheduler\n"
+        "from services.scheduler.settings import Settings\n"
+        "settings = Settings.from_env({'DATA_DIR': tempfile.mkdtemp()})\n"
+        "Scheduler.from_settings(settings, extensions=[PipelineExtension()])\n"
+        "loaded = sorted(m for m in ('av', 'PIL', 'fontTools', 'cv2', 'numpy') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

@@ -16,6 +16,7 @@ import sys
 from datetime import time as dt_time
 from typing import Any
 
+from services.pipeline.extension import PipelineExtension
 from services.pipeline.jobs.daily_job import daily_schedule_spec
 from services.scheduler.actor import acting_as
 from services.scheduler.errors import SchedulerError
@@ -32,8 +33,6 @@ def daily_command(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"error: --at: must be HH:MM (Vietnam time), got {args.at!r}\n")
         return 2
     spec = daily_schedule_spec(args.account, at.replace(second=0, microsecond=0))
-    # imported here: the extension imports this module to wire the command
-    from services.pipeline.extension import PipelineExtension
     from services.scheduler.cli import with_backend
 
     def run(backend: Any) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 
 from services.pipeline.errors import VideoPipelineError
+from services.pipeline.extension import PipelineExtension
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.settings import PipelineSettings
 from services.pipeline.stages import backend_names
@@ -119,9 +120,6 @@ def _made_by_demo(folder: Path) -> bool:
 
 def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     """Make one video in ``--dir`` and print its path and summary."""
-    # imported here: the extension imports this module to wire the command
-    from services.pipeline.extension import PipelineExtension
-
     out: Output = args.out
     if args.panels < 1:
         sys.stderr.write("error: --panels must be at least 1\n")
