@@ -31,6 +31,7 @@ from services.scheduler.schedule_store import ScheduleStore
 
 ROOT = Path(__file__).resolve().parents[1]
 N_SCHEDULES = 10_000
+START_RUNS = 5
 ZONES = ("Asia/Ho_Chi_Minh", "America/New_York", "Europe/Berlin", "UTC")
 
 CLIENT = r"""
@@ -162,12 +163,16 @@ def main() -> None:
               f"replanning one schedule {due['plan_p50'] * 1e6:.0f} us   "
               f"{verdict(due['heap_p99'] <= 0.001)} (target <= 1 ms)")
 
+        # A restart finds its files at rest: let the kernel write back the 75 MB just made
+        # first (its writeback, on two cores, cost the first start after the build up to a second).
+        os.sync()
         starts = []
-        for _ in range(3):
+        for _ in range(START_RUNS):
             proc, port, seconds = start_daemon(data_dir)
             starts.append(seconds)
             stop_daemon(proc)
-        print(f"cold start to /ready (3 runs): median {sorted(starts)[1]:.2f} s, worst {max(starts):.2f} s   "
+        print(f"cold start to /ready ({START_RUNS} runs): median {percentile(starts, 50):.2f} s, "
+              f"worst {max(starts):.2f} s (each: {', '.join(f'{t:.2f}' for t in starts)})   "
               f"{verdict(max(starts) <= 2.5)} (target <= 2.5 s)")
 
         proc, port, _ = start_daemon(data_dir)

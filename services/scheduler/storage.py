@@ -15,7 +15,8 @@ once that is on disk is the old day rewritten without it, so a crash between the
 leaves two copies (resolved on load by the newest ``updated_at``), never none.
 
 One writer thread: a flush snapshots the bytes of every changed day on the caller's
-thread (cheap: each job's serialized form is cached until it changes) and hands the
+thread (cheap: each job's serialized form is cached until it changes, and each day keeps
+its entries in file order, ``day_order.DayOrder``) and hands the
 snapshot to a single writer thread, which does the file I/O in order, one snapshot after
 another. ``flush`` blocks until its snapshot is on disk; ``flush_async`` awaits it, so
 the daemon's event loop never waits for an fsync. Either returns only when every change
@@ -39,7 +40,6 @@ Storage does no locking between processes: the caller holds the data-dir lock (s
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import json
 import logging
@@ -58,6 +58,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .atomic_file import TEMP_SUFFIX, fsync_dir, storage_error, write_atomic
 from .clock import Clock, local_date, local_day_bounds, utc_now
+from .day_order import DayOrder
 from .errors import JobValidationError, StorageError
 from .gc_pause import gc_paused
 from .models import BULK_LOAD, ScheduledJob
@@ -139,8 +140,9 @@ class JobStorage:
         self._queued: list[_Snapshot] = []  # handed to the writer, not yet written
         # job_id -> its serialized entry; a write re-serializes only the jobs that changed
         self._fragments: dict[str, bytes] = {}
-        # day -> its job ids in file order, built on first write, kept in order by put/delete
-        self._order: dict[date, list[str]] = {}
+        # day -> its job ids in file order and their kept entries (day_order.py), built on
+        # a day's first write, kept in order by put and delete
+        self._order: dict[date, DayOrder] = {}
         self._seq = 0  # bumped by every put and delete (under _sync)
         self._durable_seq = 0  # every change numbered up to this is on disk
         self._inflight: asyncio.Task[int] | None = None  # the async write others may join
@@ -181,6 +183,10 @@ class JobStorage:
         elif previous is None or previous.scheduled_time != job.scheduled_time:
             self._unorder(new_day, job_id)
             self._reorder(new_day, job_id)
+        else:  # same place in the file: only its entry is to be encoded again
+            order = self._order.get(new_day)
+            if order is not None and not order.touch(job_id):
+                del self._order[new_day]
         with self._sync:
             if old_day != new_day:
                 if old_day is not None:
@@ -512,38 +518,40 @@ class JobStorage:
         if guests:  # rare (a job moving day): sort this once, without the cache
             ids = self._members.get(day, set()).union(guests)
             order = [job.job_id for job in sorted((self.jobs[i] for i in ids), key=_file_order)]
+            entries = [self._fragments.get(i) or self._entry(self.jobs[i]) for i in order]
         else:
-            order = self._day_order(day)
+            entries = self._day_order(day).encoded(lambda i: self._entry(self.jobs[i]))
         rejected = self._rejected.get(day)
         if rejected:  # kept verbatim, unless a valid job of that id now lives in this day
             members = self._members.get(day, ())
             rejected = {k: v for k, v in rejected.items() if k not in members and k not in guests}
         path = self.path_for(day)
-        if not order and not rejected:
+        if not entries and not rejected:
             return path, None
-        fragments = self._fragments
-        entries = [fragments.get(i) or self._entry(self.jobs[i]) for i in order]
         if rejected:
-            entries += [_entry_bytes(key, record) for key, record in rejected.items()]
-        head = f'{{\n  "version": {FORMAT_VERSION},\n  "date": "{day.isoformat()}",\n  "jobs": {{\n'
-        return path, b"".join((head.encode(), b",\n".join(entries), b"\n  }\n}\n"))
+            entries = entries + [_entry_bytes(key, record) for key, record in rejected.items()]
+        head = f'{{\n  "version": {FORMAT_VERSION},\n  "date": "{day.isoformat()}",\n  "jobs": {{\n'.encode()
+        # one join over the megabytes: the head and tail ride on the first and last entries
+        parts = entries[:]  # the day's kept list is not ours to change
+        parts[0] = head + parts[0]
+        parts[-1] = parts[-1] + b"\n  }\n}\n"
+        return path, b",\n".join(parts)
 
-    def _day_order(self, day: date) -> list[str]:
-        """The ids of the day's jobs in file order (scheduled_time, then id), cached."""
+    def _day_order(self, day: date) -> DayOrder:
+        """The day's jobs in file order (scheduled_time, then id) with their entries, cached."""
         order = self._order.get(day)
         if order is None:
-            members = (self.jobs[i] for i in self._members.get(day, ()))
-            order = self._order[day] = [job.job_id for job in sorted(members, key=_file_order)]
+            jobs = self.jobs
+            order = self._order[day] = DayOrder.build(
+                self._members.get(day, ()), self._fragments.get, lambda i: _file_order(jobs[i])
+            )
         return order
 
     def _unorder(self, day: date, job_id: str) -> None:
         """Take ``job_id`` out of the day's cached file order (the cache goes if it is not there)."""
         order = self._order.get(day)
-        if order is not None:
-            try:
-                order.remove(job_id)
-            except ValueError:
-                del self._order[day]
+        if order is not None and not order.remove(job_id):
+            del self._order[day]
 
     def _reorder(self, day: date, job_id: str) -> None:
         """Put ``job_id`` (already in ``jobs``) in its place in the day's cached file order.
@@ -553,8 +561,7 @@ class JobStorage:
         """
         order = self._order.get(day)
         if order is not None:
-            jobs = self.jobs
-            bisect.insort(order, job_id, key=lambda i: _file_order(jobs[i]))
+            order.insert(job_id)
 
     def _entry(self, job: ScheduledJob) -> bytes:
         fragment = self._fragments.get(job.job_id)

@@ -362,3 +362,32 @@ async def test_a_permanent_failure_is_not_retried(data_dir: Path, clock) -> None
     job = await scheduler.executor.run_job(scheduler.add_job("acc", "x", kind="video", max_retries=3))
     assert (job.status, job.retry_count) == (JobStatus.FAILED, 0)
     assert job.error == "GenerateScript failed after its retries: LLM refused"
+
+
+async def test_a_handler_that_changes_its_job_in_place_changes_nothing_stored(data_dir: Path, clock) -> None:
+    # the handler gets its own copy: nested dicts and lists in the fields and the extra
+    # keys included, so a handler cannot change the table (or the file) behind its back
+    scheduler = Scheduler(data_dir, registry=HandlerRegistry(), clock=clock)
+    seen: list[ScheduledJob] = []
+
+    async def meddling(job: ScheduledJob) -> dict:
+        seen.append(job)
+        job.__pydantic_extra__["pipeline"]["stages"].append("hacked")
+        job.__pydantic_extra__["pipeline"]["n"] = 99
+        job.result["nested"]["x"] = "hacked"  # type: ignore[index]
+        job.content = "hacked"
+        raise RuntimeError("stop here")
+
+    scheduler.registry.register("video", meddling)
+    scheduler.load()
+    job = scheduler.add_job("acc", "x", kind="video")
+    record = {**job.to_dict(), "result": {"nested": {"x": 1}}, "pipeline": {"stages": ["fetch"], "n": 1}}
+    stored = scheduler.manager.save(ScheduledJob.model_validate(record))
+    await scheduler.manager.commit_async()
+    await scheduler.executor.run_job(stored)
+    kept = scheduler.manager.jobs[job.job_id]
+    assert seen and seen[0] is not kept
+    assert kept.content == "x" and kept.result == {"nested": {"x": 1}}
+    assert kept.__pydantic_extra__["pipeline"] == {"stages": ["fetch"], "n": 1}
+    disk = on_disk(data_dir, job.job_id)
+    assert disk["pipeline"] == {"stages": ["fetch"], "n": 1} and disk["content"] == "x"

@@ -135,6 +135,36 @@ def test_file_order_stays_right_through_random_adds_moves_and_deletes(data_dir: 
     assert set(storage(data_dir).load()) == set(store.jobs)
 
 
+def test_kept_entries_write_what_a_fresh_encode_writes_through_random_changes(data_dir: Path, tmp_path: Path) -> None:
+    """The entries kept per day (day_order.py) never write a stale job: after each flush,
+    every day file is byte for byte what a storage encoding every job afresh writes."""
+    import random
+
+    rng = random.Random(11)
+    store = storage(data_dir)
+    statuses = [JobStatus.SCHEDULED, JobStatus.RUNNING, JobStatus.FAILED]
+    for step in range(300):
+        job_id = f"j{rng.randrange(40)}"
+        current = store.jobs.get(job_id)
+        roll = rng.random()
+        if roll < 0.1:
+            store.delete(job_id)
+        elif current is not None and roll < 0.6:  # same time, new status or text: a touch
+            store.put(current.model_copy(update={"status": rng.choice(statuses), "content": f"bước {step}"}))
+        else:
+            store.put(make(job_id, T0 + timedelta(hours=rng.randrange(-30, 30), minutes=rng.randrange(60))))
+        if step % 7 == 0:
+            store.flush()
+            fresh = JobStorage(tmp_path / f"fresh{step}", VN)
+            for job in store.jobs.values():
+                fresh.put(job)
+            fresh.flush()
+            assert files(data_dir) == files(tmp_path / f"fresh{step}"), step
+            for name in files(data_dir):
+                ours = (data_dir / "jobs" / name).read_bytes()
+                assert ours == (tmp_path / f"fresh{step}" / "jobs" / name).read_bytes(), (step, name)
+
+
 def test_delete_removes_an_emptied_day_file(data_dir: Path) -> None:
     store = storage(data_dir)
     store.put(make("a"))
