@@ -19,6 +19,7 @@ from .clock import DEFAULT_TIMEZONE, Clock, load_timezone, utc_now
 from .errors import SchedulerError, StorageError
 from .execution import JobExecutor
 from .extensions import Extension
+from .gc_pause import gc_paused
 from .handlers import HandlerRegistry, default_registry
 from .job_manager import JobManager
 from .job_store import JobStore
@@ -176,13 +177,14 @@ class Scheduler:
     def load(self) -> int:
         """Load the files, then recover every job left RUNNING by a dead process."""
         self._require(RunState.CREATED, action="load")
-        count = self.manager.load()
-        recovered = self.recovery.recover_all_running_jobs(self.clock())
-        try:
-            self.manager.commit()
-        except StorageError as exc:  # a full disk: start anyway; the loop retries the write
-            logger.error("cannot save the recovered jobs yet: %s", exc.message)
-        self.schedules.load()
+        with gc_paused():  # jobs and schedules: no collection until both are in, then frozen
+            count = self.manager.load()
+            recovered = self.recovery.recover_all_running_jobs(self.clock())
+            try:
+                self.manager.commit()
+            except StorageError as exc:  # a full disk: start anyway; the loop retries the write
+                logger.error("cannot save the recovered jobs yet: %s", exc.message)
+            self.schedules.load()
         self.state = RunState.LOADED
         logger.info("jobs loaded", extra={"jobs": count, "recovered": len(recovered)})
         return count

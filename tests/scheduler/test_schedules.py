@@ -956,3 +956,32 @@ async def test_upsert_of_a_fired_one_time_schedule_does_not_fire_it_again(build)
         assert len(jobs_of(scheduler, made.schedule_id)) == 1
     finally:
         await scheduler.stop()
+
+
+@pytest.mark.parametrize("layout", ["ours", "hand-made"])
+async def test_a_start_keeps_the_files_own_lines_and_its_first_write_encodes_only_the_change(
+    data_dir: Path, monkeypatch, layout: str
+) -> None:
+    from services.scheduler import schedule_store as store_module
+
+    base = full_schedule()
+    ids = [f"{n:08d}-0000-0000-0000-000000000000" for n in range(12)]
+    store = ScheduleStore(data_dir)
+    for sid in ids:
+        store.put(base.model_copy(update={"schedule_id": sid}))
+    await store.flush_async()
+    if layout == "hand-made":  # re-indented by a person: the same schedules, another layout
+        document = json.loads((data_dir / "schedules.json").read_bytes())
+        (data_dir / "schedules.json").write_text(json.dumps(document, indent=4, ensure_ascii=False))
+    encoded: list[str] = []
+    real_line = store_module._line
+    monkeypatch.setattr(store_module, "_line", lambda sid, record: encoded.append(sid) or real_line(sid, record))
+    again = ScheduleStore(data_dir)
+    again.load()
+    again.note_next(ids[3], T0, "key")
+    await again.flush_async()
+    assert encoded == ([ids[3]] if layout == "ours" else ids)
+    fresh = ScheduleStore(data_dir / "fresh")
+    fresh._records = dict(again._records)
+    fresh._ids = sorted(fresh._records)
+    assert (data_dir / "schedules.json").read_bytes() == store_module._document(fresh._file_lines())
