@@ -10,6 +10,11 @@ written through ``ScheduleStore`` (cron in four zones, interval, one-time; 20 cr
 The load client is a separate process (httpx, keep-alive; one client, then four at once), so the daemon's loop
 and the client do not share a GIL. The next due fire is timed in-process and compared with
 a linear scan over every schedule's next fire, in the same run.
+
+A cold start is a restart of the daemon on that data dir, timed from the process's launch
+to ``/ready`` answering 200, five times (median and worst printed). The first start after
+the build is timed apart: the build writes the schedules without the next fire the API
+stores with each one, so that start computes and writes all 10,000.
 """
 
 from __future__ import annotations
@@ -156,16 +161,16 @@ def main() -> None:
         ids = build(data_dir)
         print(f"dataset: {N_SCHEDULES} schedules + 100,000 jobs written in {time.perf_counter() - t:.1f} s")
 
-        due = next_due_figures(data_dir)
-        print(f"next due fire over {due['active']} active schedules: heap top p50 {due['heap_p50'] * 1e6:.1f} us, "
-              f"p99 {due['heap_p99'] * 1e6:.1f} us; linear scan p50 {due['scan_p50'] * 1e3:.2f} ms "
-              f"(heap {due['scan_p50'] / max(due['heap_p50'], 1e-9):.0f}x faster); "
-              f"replanning one schedule {due['plan_p50'] * 1e6:.0f} us   "
-              f"{verdict(due['heap_p99'] <= 0.001)} (target <= 1 ms)")
-
         # A restart finds its files at rest: let the kernel write back the 75 MB just made
         # first (its writeback, on two cores, cost the first start after the build up to a second).
         os.sync()
+        # The build wrote the schedules without their next fires (the API stores each one's
+        # as it creates it): the first start computes all 10,000 and writes them. Timed on
+        # its own; the restarts after it are the cold starts the target is about.
+        proc, port, first = start_daemon(data_dir)
+        stop_daemon(proc)
+        os.sync()
+        print(f"first start after the build (every next fire computed and written): {first:.2f} s")
         starts = []
         for _ in range(START_RUNS):
             proc, port, seconds = start_daemon(data_dir)
@@ -174,6 +179,15 @@ def main() -> None:
         print(f"cold start to /ready ({START_RUNS} runs): median {percentile(starts, 50):.2f} s, "
               f"worst {max(starts):.2f} s (each: {', '.join(f'{t:.2f}' for t in starts)})   "
               f"{verdict(max(starts) <= 2.5)} (target <= 2.5 s)")
+
+        # in this process, after the starts: a scheduler loaded beside them made them uneven
+        # (1.4-2.2 s, against 1.5-1.7 s with this step after them)
+        due = next_due_figures(data_dir)
+        print(f"next due fire over {due['active']} active schedules: heap top p50 {due['heap_p50'] * 1e6:.1f} us, "
+              f"p99 {due['heap_p99'] * 1e6:.1f} us; linear scan p50 {due['scan_p50'] * 1e3:.2f} ms "
+              f"(heap {due['scan_p50'] / max(due['heap_p50'], 1e-9):.0f}x faster); "
+              f"replanning one schedule {due['plan_p50'] * 1e6:.0f} us   "
+              f"{verdict(due['heap_p99'] <= 0.001)} (target <= 1 ms)")
 
         proc, port, _ = start_daemon(data_dir)
         token = (data_dir / "api_token").read_text().strip()
