@@ -143,7 +143,9 @@ _INSTANT_FIELDS = ("scheduled_time", "created_at", "updated_at", "started_at", "
 
 
 BULK_LOAD: dict[str, Any] = {"bulk_load": True}
-"""Validation context of a bulk load: the caller runs ``in_utc`` on every job itself."""
+"""Validation context of a bulk load: the validator leaves the instants as parsed, and the
+caller puts every job's in UTC itself, as ``in_utc`` does (``JobStorage`` inlines it in
+the one pass it makes over each file's jobs)."""
 
 
 def in_utc(job: ScheduledJob) -> None:
