@@ -23,6 +23,7 @@ so a log or a ``repr`` shows ``**********``.
 | MANGA_CONTENT_RATING | ["safe", "suggestive"] | contentRating[] of the search and the chapter feed |
 | MANGA_ORIGINAL_LANGUAGE | [] | originalLanguage[] of the search (e.g. ["ja", "ko"]) |
 | MANGA_ORDER | {"followedCount": "desc"} | order of the search |
+| READING_DIRECTION | auto | the panels' order across a row: ``rtl`` (manga), ``ltr``, or ``auto``: the chapter's own (``manga.json``), else rtl for a Japanese original (MangaDex ``originalLanguage``), else ltr |
 | SCRIPT_WRITER | auto | ``template``, ``openai``, or ``auto``: openai when a key or OPENAI_BASE_URL is set |
 | OPENAI_BASE_URL | (the SDK's: https://api.openai.com/v1) | any OpenAI-compatible server |
 | OPENAI_API_KEY / OPENAI_API_KEY_FILE | unset | the LLM's key (secret; a local server needs none) |
@@ -57,7 +58,7 @@ else reads them from the environment: a stage gets them from its context
 Per-account settings: a ``[accounts.<account_id>]`` table in the settings file (only there)
 overrides, for the jobs of that account (a channel), any of ``manga_ids``,
 ``manga_search``, ``manga_content_rating``, ``manga_original_language``, ``manga_order``,
-``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
+``reading_direction``, ``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
 ``youtube_token_file``, ``youtube_category_id`` and ``youtube_publish_at``. When the table
 lists accounts, a job of an account it does not list is refused (it would otherwise
 publish on another channel's token); without the table every account uses the values above.
@@ -105,6 +106,7 @@ ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 Privacy = Literal["private", "unlisted", "public"]
 ContentRating = Literal["safe", "suggestive", "erotica", "pornographic"]
 OrderDirection = Literal["asc", "desc"]
+Direction = Literal["auto", "rtl", "ltr"]
 MangaId = Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{36}$")]
 
 
@@ -118,6 +120,7 @@ class AccountSettings(BaseModel):
     manga_content_rating: list[ContentRating] | None = None
     manga_original_language: list[str] | None = None
     manga_order: dict[str, OrderDirection] | None = None
+    reading_direction: Direction | None = None
     tts_voice: Voice | None = None
     tts_fallback_voice: Voice | None = None
     tts_rate: Rate | None = None
@@ -143,6 +146,7 @@ class PipelineSettings(BaseSettings):
     manga_content_rating: list[ContentRating] = Field(default_factory=lambda: ["safe", "suggestive"])
     manga_original_language: list[str] = Field(default_factory=list)
     manga_order: dict[str, OrderDirection] = Field(default_factory=lambda: {"followedCount": "desc"})
+    reading_direction: Direction = "auto"
     script_writer: str = "auto"
     openai_base_url: Url | None = None
     openai_api_key: SecretStr | None = None

@@ -2,7 +2,9 @@
 
 ::
 
-    work/<job_id>/panels/panel-001.png ...   the chapter's pages, in reading order (fetch)
+    work/<job_id>/pages/page-001.png ...     the chapter's pages, as fetched (fetch)
+    work/<job_id>/panels/panel-001.png ...   each page's panels, cut out, in reading order (fetch)
+    work/<job_id>/panels.json                where each panel is on its page, and the direction (fetch)
     work/<job_id>/source.json                manga, chapter, credits, lines (fetch)
     work/<job_id>/script.json                narration segments, title, tags (script)
     work/<job_id>/audio/seg-001.wav ...      one narration file per segment (tts)

@@ -223,7 +223,8 @@ async def test_a_daily_run_publishes_from_loopback_services(
     ledger = json.loads((data / LEDGER).read_text())
     assert ledger[CHAPTER_1]["job_id"] == job_id and EXTERNAL not in ledger
 
-    # the LLM: one strict json_schema request for the model, the three panels as images
+    # the LLM: one strict json_schema request for the model, the panels as images: each of
+    # the three pages holds two framed panels, and the fetch cut them apart
     (request,) = llm.received("POST", "/v1/chat/completions")
     asked = request.json()
     assert asked["model"] == MODEL
@@ -232,7 +233,7 @@ async def test_a_daily_run_publishes_from_loopback_services(
     assert asked["response_format"]["json_schema"]["strict"] is True
     parts = [part for m in asked["messages"] if isinstance(m["content"], list) for part in m["content"]]
     images = [part["image_url"]["url"] for part in parts if part["type"] == "image_url"]
-    assert len(images) == len(PAGES) and all(url.startswith("data:image/jpeg;base64,") for url in images)
+    assert len(images) == 2 * len(PAGES) and all(url.startswith("data:image/jpeg;base64,") for url in images)
     assert request.headers["authorization"] == "Bearer not-needed"  # no key leaks to a local server
 
     # YouTube: the token was refreshed on loopback and saved back, still 0600

@@ -261,6 +261,7 @@ async def test_takes_the_first_chapter_in_reading_order(
     assert source["url"] == "https://mangadex.org/chapter/c-0001"
     assert source["groups"] == ["Nhóm Dịch Mây"]
     assert source["language"] == "vi"
+    assert source["original_language"] == "ja"  # the manga's: its pages are cut right to left
     assert source["lines"] == {}
     assert source["panels"] == list(got.panels)
     for credited in ("MangaDex", "Nhóm Dịch Mây", "https://mangadex.org/chapter/c-0001"):
@@ -298,6 +299,8 @@ async def test_ledger_gives_each_job_its_own_chapter(
     second = await source.take("job-2", tmp_path / "p2")
     again = await source.take("job-1", tmp_path / "p1")
     assert (first.chapter_id, second.chapter_id, again.chapter_id) == ("c-0001", "c-0002", "c-0001")
+    # a job asking again finds its chapter through /chapter/{id}: the manga's language comes with it
+    assert first.original_language == again.original_language == "ja"
     assert again.chapter_title == "Khởi đầu" and again.groups == ("Nhóm Dịch Mây",)
     assert again.manga_title == "Cậu bé rồng"  # rebuilt from /chapter/{id} with includes[]=manga
     assert sorted(p.name for p in (tmp_path / "p1").iterdir()) == list(again.panels)
@@ -628,3 +631,11 @@ def test_oneshot_source_json() -> None:
     assert source["title"] == "Dragon Boy - Oneshot: Lửa"
     assert source["chapter"] == ""
     assert "MangaDex" in source["credits"] and urlsplit(source["url"]).hostname == "mangadex.org"
+
+
+async def test_a_korean_original_is_recorded_as_such(fake_time: FakeTime, tmp_path: Path) -> None:
+    korean = manga_data(MANGA, "Sky Tower")
+    korean["attributes"]["originalLanguage"] = "ko"
+    fake = FakeMangaDex(mangas=[korean], feeds={MANGA: [chapter_data("c-0001", "1")]})
+    got = await source_for(fake, fake_time, tmp_path / "data", MangaDexQuery(title="Sky")).take("job-1", tmp_path / "p")
+    assert got is not None and got.source_json()["original_language"] == "ko"

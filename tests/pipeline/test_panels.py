@@ -155,3 +155,12 @@ def test_a_bubble_across_a_gutter_keeps_its_two_panels_together_rather_than_cut_
     found = find_panels(gray(page), RTL)
     merged = Box(truth[3].x0, truth[2].y0, truth[2].x1, truth[2].y1)
     assert_matches(found, [truth[0], truth[1], merged, truth[4], truth[5]])
+
+
+def test_a_picture_framed_to_its_edge_is_one_panel_and_its_bubble_no_inset(tmp_path) -> None:
+    from services.pipeline.providers.fetch import sample_chapter
+
+    folder = sample_chapter.make_chapter(tmp_path, panels=2)
+    for picture in sorted(folder.glob("panel-*.png")):
+        with Image.open(picture) as image:
+            assert panels_of(picture, RTL) == [Box(0, 0, image.width, image.height)]

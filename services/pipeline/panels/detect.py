@@ -12,8 +12,8 @@ filled rectangle ringed with paper, and read after the panel it sits on.
 
 A page that does not split cleanly stays whole: when a cut would leave a sliver (a caption
 or a sound effect between panels), that gutter is not used; when the page's edge is not
-plain paper (a full-bleed splash page), or the cuts give more than ``MAX_PANELS``, the
-page is one panel.
+plain light paper (a full-bleed splash page, a picture framed to its edge, black
+gutters), or the cuts give more than ``MAX_PANELS``, the page is one panel.
 
 A strip (height at least ``STRIP_RATIO`` times its width) is cut at its blank bands into
 pieces about ``PIECE_RATIO`` times as tall as they are wide (one portrait screen), never
@@ -34,6 +34,7 @@ __all__ = ["MAX_PANELS", "PIECE_RATIO", "STRIP_RATIO", "find_panels", "is_strip"
 
 INK_DIFF = 40  # grey levels from the paper's colour that make a pixel ink
 EDGE_PAPER_SHARE = 0.85  # the share of the page's edge that must be paper for gutters to mean anything
+PAPER_MIN = 128  # paper is light: a dark edge (a frame drawn to the edge, black gutters) keeps the page whole
 NOISE_SHARE = 0.004  # ink pixels a gutter line may hold (JPEG specks, dust), per pixel of its length
 MIN_GUTTER_SHARE = 0.006  # a gutter is at least this share of the page's shorter side (and 4 px)
 MIN_PANEL_SHARE = 0.015  # a panel covers at least this share of the page
@@ -41,7 +42,7 @@ MIN_PANEL_SIDE_SHARE = 0.06  # and each side is at least this share of the page'
 MAX_PANELS = 16
 INSET_MIN_SHARE = 0.03  # an inset covers at least this share of the page
 INSET_MAX_SHARE = 0.6  # and at most this share of the panel it sits on
-INSET_RING = 4  # the paper margin around an inset, in pixels, that is checked
+INSET_RING = 6  # the paper margin round an inset that is checked, in pixels (at least a gutter's width)
 STRIP_RATIO = 2.5
 PIECE_RATIO = 16 / 9
 
@@ -126,7 +127,7 @@ def _ink(gray: np.ndarray) -> np.ndarray | None:
     edge = np.concatenate([gray[:margin].ravel(), gray[-margin:].ravel(),
                            gray[:, :margin].ravel(), gray[:, -margin:].ravel()])
     paper = int(np.median(edge))
-    if np.mean(np.abs(edge.astype(np.int16) - paper) <= INK_DIFF) < EDGE_PAPER_SHARE:
+    if paper < PAPER_MIN or np.mean(np.abs(edge.astype(np.int16) - paper) <= INK_DIFF) < EDGE_PAPER_SHARE:
         return None
     return np.abs(gray.astype(np.int16) - paper) > INK_DIFF
 
@@ -217,7 +218,7 @@ class _Page:
         sub = self.ink[panel.y0:panel.y1, panel.x0:panel.x1].astype(np.uint8)
         contours, _ = cv2.findContours(sub, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         found: list[Box] = []
-        ring = INSET_RING
+        ring = max(INSET_RING, self.min_gutter)
         for contour in contours:
             x, y, w, h = cv2.boundingRect(contour)
             area = w * h

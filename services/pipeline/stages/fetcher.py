@@ -11,8 +11,11 @@ and the manga list (``settings.py``). The embedded source is a local folder
 (``SAMPLES_DIR``, default ``DATA_DIR/samples``: the creator's own chapters);
 ``FETCH_SOURCE=mangadex`` takes them from MangaDex API v5. The source is the backend the
 setting names in ``providers/registry.py`` (a ``providers/fetch/base.FetchSource``).
-Either way the chapter's pages land in ``work/<job_id>/panels/`` in reading order with a
-``source.json`` that credits where they came from and names the account. The credits are
+Either way the chapter's pages land in ``work/<job_id>/panels/`` in reading order; then
+each page is cut into its panels (``panels/cutting.py``: the pages move to ``pages/``,
+the panels take their place in ``panels/``, in reading order, READING_DIRECTION or the
+chapter's own), with a ``source.json`` that credits where they came from and names the
+account. The credits are
 published (the video's description): for a local chapter they name the manga, the chapter
 and what its ``manga.json`` credits (author, credits), never the folder on this machine.
 """
@@ -43,6 +46,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     source = backend("fetch", settings, context.data_dir).take(request, account, work)
     if source is None:
         return {"status": "no_manga_available"}
+    from services.pipeline.panels.cutting import cut_chapter  # OpenCV loads with a video, not the daemon
+
+    source = cut_chapter(work, source, settings.reading_direction)
     work.write("source.json", source)
     return {
         "status": "success",

@@ -48,4 +48,6 @@ class LocalFetch:
             "credits": chapter.credit_line(),  # never the folder: it is published
             "lines": {new: known[old] for old, new in names if old in known},
             "panels": [new for _, new in names],
+            **({"reading_direction": chapter.reading_direction} if chapter.reading_direction else {}),
+            **({"original_language": chapter.original_language} if chapter.original_language else {}),
         }

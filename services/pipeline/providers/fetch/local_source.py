@@ -13,7 +13,8 @@ name order), a manga id, or a manga title (exact, case-insensitive).
 
 What a video credits (``Chapter.credit_line``): the manga's title and the chapter and,
 when ``manga.json`` gives them, its ``author`` and ``credits`` (free text, e.g. the
-licence or the artist's page). Never where the folder is: the credits end up in the
+licence or the artist's page). ``manga.json`` may also say how its pages are read:
+``reading_direction`` (``rtl`` / ``ltr``) or ``original_language`` (``ja`` reads rtl). Never where the folder is: the credits end up in the
 published description, and a path of the machine has no business on YouTube.
 """
 
@@ -48,6 +49,8 @@ class Chapter:
     folder: Path
     author: str = ""
     credits: str = ""
+    reading_direction: str = ""  # manga.json's "reading_direction" (rtl / ltr), if it says
+    original_language: str = ""  # manga.json's "original_language" (ja, ko, ...), if it says
 
     def credit_line(self) -> str:
         """What the video credits: title and chapter, then manga.json's author and credits."""
@@ -104,12 +107,13 @@ class LocalFolderSource:
                 meta = {}
             title = str(meta.get("title") or manga_dir.name)
             author, credits = _text(meta.get("author")), _text(meta.get("credits"))
+            direction, language = _text(meta.get("reading_direction")), _text(meta.get("original_language"))
             for chapter_dir in sorted(manga_dir.glob("chapter-*")):
                 try:
                     number = int(chapter_dir.name.removeprefix("chapter-"))
                 except ValueError:
                     continue
-                chapter = Chapter(manga_dir.name, title, number, chapter_dir, author, credits)
+                chapter = Chapter(manga_dir.name, title, number, chapter_dir, author, credits, direction, language)
                 if chapter.panels():
                     found.append(chapter)
         return found

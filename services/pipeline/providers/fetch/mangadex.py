@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -109,6 +109,7 @@ class FetchedChapter:
     url: str
     panels: tuple[str, ...]
     language: str = "vi"
+    original_language: str = ""  # the manga's (MangaDex originalLanguage): ja reads right to left
 
     @property
     def title(self) -> str:
@@ -136,9 +137,25 @@ class FetchedChapter:
             "groups": list(self.groups),
             "url": self.url,
             "language": self.language,
+            "original_language": self.original_language,
             "lines": {},
             "panels": list(self.panels),
         }
+
+
+class _Manga(NamedTuple):
+    """A manga to take chapters from: its id, its title and its original language."""
+
+    manga_id: str
+    title: str
+    original_language: str
+
+
+def _manga(data: dict[str, Any], language: str) -> _Manga:
+    """A ``/manga`` (or included manga) object as a _Manga; its id stands in for a missing title."""
+    attributes = data.get("attributes") or {}
+    manga_id = str(data["id"])
+    return _Manga(manga_id, manga_title(attributes, language) or manga_id, str(attributes.get("originalLanguage") or ""))
 
 
 class MangaDexSource:
@@ -215,7 +232,7 @@ class MangaDexSource:
                 if picked is None:
                     logger.info("no MangaDex chapter left to take", extra=log)
                     return None
-                chapter, title = picked
+                chapter, manga = picked
                 at_home = await self.api.at_home(http, chapter.id, data_saver=self.query.data_saver)
                 if at_home.files:
                     break
@@ -230,7 +247,7 @@ class MangaDexSource:
         )
         return FetchedChapter(
             manga_id=chapter.manga_id,
-            manga_title=title,
+            manga_title=manga.title,
             chapter_id=chapter.id,
             chapter=chapter.number,
             chapter_title=chapter.title,
@@ -238,12 +255,13 @@ class MangaDexSource:
             url=f"https://mangadex.org/chapter/{chapter.id}",
             panels=tuple(panels),
             language=self.query.language,
+            original_language=manga.original_language,
         )
 
     # -- what to look in ---------------------------------------------------------------------
 
-    async def _mangas(self, http: httpx.AsyncClient) -> list[tuple[str, str]]:
-        """(manga id, title) to look in, in order."""
+    async def _mangas(self, http: httpx.AsyncClient) -> list[_Manga]:
+        """The manga to look in, in order."""
         q = self.query
         ratings = [("contentRating[]", r) for r in q.content_rating]
         if q.manga_ids:
@@ -251,13 +269,13 @@ class MangaDexSource:
             body = await self.api.get(
                 http, "/manga", [*(("ids[]", i) for i in ids), ("limit", len(ids)), *ratings]
             )
-            found = {str(d["id"]): manga_title(d.get("attributes") or {}, q.language) for d in body["data"]}
+            found = {str(d["id"]): _manga(d, q.language) for d in body["data"]}
             missing = [i for i in ids if i not in found]
             if missing:
                 logger.warning(
                     "MangaDex did not list these manga ids: %s", ", ".join(missing), extra={"stage": STAGE}
                 )
-            return [(i, found[i] or i) for i in ids if i in found]
+            return [found[i] for i in ids if i in found]
         params: list[tuple[str, Any]] = [("limit", q.search_limit), *ratings]
         if q.title:
             params.insert(0, ("title", q.title))
@@ -265,10 +283,7 @@ class MangaDexSource:
         params.append(("availableTranslatedLanguage[]", q.language))
         params += [(f"order[{name}]", direction) for name, direction in q.order]
         body = await self.api.get(http, "/manga", params)
-        return [
-            (str(d["id"]), manga_title(d.get("attributes") or {}, q.language) or str(d["id"]))
-            for d in body["data"]
-        ]
+        return [_manga(d, q.language) for d in body["data"]]
 
     async def _feed(self, http: httpx.AsyncClient, manga_id: str, offset: int) -> tuple[list[Chapter], int]:
         """One page of a manga's chapters in the query's language, in chapter order; and the total."""
@@ -290,7 +305,7 @@ class MangaDexSource:
 
     # -- picking a chapter -------------------------------------------------------------------
 
-    async def _owned(self, http: httpx.AsyncClient, job_id: str) -> tuple[Chapter, str] | None:
+    async def _owned(self, http: httpx.AsyncClient, job_id: str) -> tuple[Chapter, _Manga] | None:
         """The chapter ``job_id`` already took, as MangaDex describes it now (None: none, or gone)."""
         chapter_id = self.ledger.owned_by(job_id)
         if chapter_id is None:
@@ -309,16 +324,15 @@ class MangaDexSource:
             return None
         data = body["data"]
         chapter = parse_chapter(data)
-        manga = next((rel for rel in data.get("relationships") or [] if rel.get("type") == "manga"), {})
-        title = manga_title(manga.get("attributes") or {}, self.query.language)
-        if not title:
-            body = await self.api.get(http, f"/manga/{chapter.manga_id}")
-            title = manga_title(body["data"].get("attributes") or {}, self.query.language)
-        return chapter, title or chapter.manga_id
+        related = next((rel for rel in data.get("relationships") or [] if rel.get("type") == "manga"), {})
+        if not manga_title(related.get("attributes") or {}, self.query.language):
+            related = (await self.api.get(http, f"/manga/{chapter.manga_id}"))["data"]
+        return chapter, _manga({**related, "id": chapter.manga_id}, self.query.language)
 
-    async def _reserve_next(self, http: httpx.AsyncClient, job_id: str) -> tuple[Chapter, str] | None:
+    async def _reserve_next(self, http: httpx.AsyncClient, job_id: str) -> tuple[Chapter, _Manga] | None:
         """Reserve the first untaken chapter, manga by manga, feed page by feed page."""
-        for manga_id, title in await self._mangas(http):
+        for manga in await self._mangas(http):
+            manga_id, title = manga.manga_id, manga.title
             offset = 0
             while offset + FEED_PAGE <= FEED_WINDOW:
                 chapters, total = await self._feed(http, manga_id, offset)
@@ -332,7 +346,7 @@ class MangaDexSource:
                             title,
                             extra={"job_id": job_id, "stage": STAGE, "chapter_id": chapter.id},
                         )
-                        return chapter, title
+                        return chapter, manga
                 offset += FEED_PAGE
                 if not chapters or offset >= total:
                     break
