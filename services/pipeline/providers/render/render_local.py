@@ -1,8 +1,10 @@
 """The local renderer: panels + narration → an MP4 YouTube takes as it is.
 
 What it makes: H.264 (yuv420p, High profile) at 30 fps, AAC-LC 48 kHz mono, the moov atom
-first (``faststart``), 1920×1080 (or 1080×1920 for Shorts). Each panel is scaled once
-onto the frame and the segment's narration is burned in as a subtitle under it, so each
+first (``faststart``), 1920×1080 (or 1080×1920 for Shorts). Each panel is framed once:
+scaled to fill the frame as far as its shape allows, over a blurred, darkened copy of
+itself, with the segment's narration burned in as a subtitle at the bottom of the safe
+area, below the panel when its shape leaves room (``framing.py``). So each
 distinct picture is composited once (Pillow) and converted to YUV once, on a helper
 thread a picture or two ahead of the encoder, so the two overlap on two cores.
 
@@ -42,9 +44,10 @@ from typing import Any
 
 import av
 import imageio_ffmpeg
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from services.pipeline.providers.fonts import font_path, wrap_text
+from services.pipeline.providers.render.framing import layout, safe_box
 from services.pipeline.providers.render.narration_audio import NarrationJob
 
 __all__ = [
@@ -63,7 +66,7 @@ PORTRAIT = (1080, 1920)
 FPS = 30
 KEYFRAME_SECONDS = 2
 GOP_FRAMES = 10  # a repeated GOP: a keyframe every 10 frames (1/3 s) in the default encoder
-_BACKGROUND = (16, 16, 20)
+BACKDROP_BRIGHTNESS = 0.45  # the blurred copy round a panel, darkened so the panel stands out
 
 
 @dataclass(frozen=True)
@@ -293,29 +296,27 @@ def _yuv_picture(shot: Shot, size: tuple[int, int]) -> av.VideoFrame:
 
 
 def _composite(shot: Shot, size: tuple[int, int]) -> Image.Image:
-    """The panel fitted onto the frame, its subtitle burned in below it."""
-    width, height = size
-    canvas = Image.new("RGB", size, _BACKGROUND)
-    font = _subtitle_font(max(28, height // 24))
-    draw = ImageDraw.Draw(canvas)
-    lines = wrap_text(draw, shot.subtitle, font, int(width * 0.86))
-    line_height = int(font.size * 1.3)
-    caption_height = line_height * len(lines) + line_height // 2 if lines else 0
+    """The panel framed to fill the frame over a blurred, darkened copy of itself, its
+    subtitle burned in at the bottom of the safe area (``framing.py`` says where)."""
+    font, lines, line_height, caption_height = caption_of(shot.subtitle, size)
     with Image.open(shot.panel) as panel:
         panel = panel.convert("RGB")
-        room = (width, height - caption_height - height // 40)
-        scale = min(room[0] / panel.width, room[1] / panel.height)
-        fitted = panel.resize(
-            (max(1, int(panel.width * scale)), max(1, int(panel.height * scale))),
-            Image.Resampling.BICUBIC,
-            reducing_gap=2.0,
-        )
-    canvas.paste(fitted, ((width - fitted.width) // 2, (room[1] - fitted.height) // 2 + height // 80))
-    top = height - caption_height
+        plan = layout(panel.size, size, caption_height)
+        canvas = _backdrop(panel, size)
+        fitted = panel.resize((plan.panel.width, plan.panel.height), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    canvas.paste(fitted, (plan.panel.x0, plan.panel.y0))
+    if plan.caption is None:
+        return canvas
+    box = plan.caption
+    if plan.over_panel:  # a translucent band, so the text reads over the drawing
+        band = Image.new("L", size, 0)
+        ImageDraw.Draw(band).rectangle((box.x0, box.y0, box.x1 - 1, box.y1 - 1), fill=150)
+        canvas.paste(Image.new("RGB", size, (0, 0, 0)), (0, 0), band)
+    draw = ImageDraw.Draw(canvas)
     for n, line in enumerate(lines):
-        x = (width - draw.textlength(line, font=font)) / 2
+        x = box.x0 + (box.width - draw.textlength(line, font=font)) / 2
         draw.text(
-            (x, top + n * line_height),
+            (x, box.y0 + line_height // 4 + n * line_height),
             line,
             font=font,
             fill=(255, 255, 255),
@@ -323,6 +324,27 @@ def _composite(shot: Shot, size: tuple[int, int]) -> Image.Image:
             stroke_fill=(0, 0, 0),
         )
     return canvas
+
+
+def caption_of(subtitle: str, size: tuple[int, int]) -> tuple[ImageFont.FreeTypeFont, list[str], int, int]:
+    """The subtitle's font, its lines wrapped to the safe area, the line height and the
+    height of the whole block (0 without a subtitle) on a frame of ``size``."""
+    width, height = size
+    font = _subtitle_font(max(28, min(height // 24, width // 18)))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines = wrap_text(measure, subtitle, font, int(safe_box(size).width * 0.94))
+    line_height = int(font.size * 1.3)
+    return font, lines, line_height, (line_height * len(lines) + line_height // 2 if lines else 0)
+
+
+def _backdrop(panel: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The panel scaled to cover the frame, blurred and darkened: what the panel leaves.
+
+    Made small (a sixteenth), blurred there and scaled back up: a blur of the whole frame
+    would cost more than the rest of the picture."""
+    small = ImageOps.fit(panel, (max(1, size[0] // 16), max(1, size[1] // 16)), Image.Resampling.BILINEAR)
+    small = ImageEnhance.Brightness(small.filter(ImageFilter.GaussianBlur(2))).enhance(BACKDROP_BRIGHTNESS)
+    return small.resize(size, Image.Resampling.BILINEAR)
 
 
 @functools.lru_cache(maxsize=4)
