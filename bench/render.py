@@ -1,5 +1,9 @@
 """Render benchmark: the same 60-panel chapter with narration (~3 min), three ways.
 
+The chapter is the sample's: 15 drawn pages, each cut into its four panels by the panel
+detector in manga order (as FetchManga does), so every picture is a panel framed over
+its blurred copy.
+
   ours     -- services.pipeline.providers.render.render_local (each picture composited once on a
               helper thread, its 10-frame GOP encoded once and repeated; narration brought
               to -14 LUFS and encoded on the other core)
@@ -36,7 +40,9 @@ import av
 import imageio_ffmpeg
 import psutil
 from _stats import verdict
+from PIL import Image
 
+from services.pipeline.panels import ReadingDirection, panels_of
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.providers.fonts import font_path
 from services.pipeline.providers.render.render_local import (
@@ -66,13 +72,26 @@ def prepare(work: Path) -> list[Segment]:
     espeak-ng narration of the same text too, when espeak-ng is installed."""
     chapter = sample_chapter.make_chapter(work / "samples", panels=PANELS)
     segments = []
-    for index, panel in enumerate(sorted(chapter.glob("panel-*.png"))):
+    for index, panel in enumerate(_cut(chapter, work / "panels")):
         text = f"Khung {index + 1}. {SENTENCES[index % 3]}"
         speech = tts_local.synthesize(text, work / "audio" / f"seg-{index:03d}.wav", engine="tone")
         if shutil.which("espeak-ng"):
             tts_local.synthesize(text, work / "audio-espeak" / f"seg-{index:03d}.wav", engine="espeak-ng")
         segments.append(Segment(panel, text, speech.path))
     return segments
+
+
+def _cut(chapter: Path, out: Path) -> list[Path]:
+    """The chapter's pages cut into their panels, in manga order, as FetchManga does."""
+    out.mkdir(parents=True, exist_ok=True)
+    panels: list[Path] = []
+    for page in sorted(chapter.glob("page-*.png")):
+        with Image.open(page) as image:
+            for box in panels_of(page, ReadingDirection.RTL):
+                path = out / f"panel-{len(panels) + 1:03d}.png"
+                image.crop((box.x0, box.y0, box.x1, box.y1)).save(path)
+                panels.append(path)
+    return panels
 
 
 def run_ours(segments: list[Segment], out: Path) -> None:
@@ -185,8 +204,7 @@ def child(way: str, work: Path) -> None:
 
 
 def prepare_cached(work: Path, audio: str = "audio") -> list[Segment]:
-    chapter = work / "samples" / sample_chapter.SAMPLE_MANGA_ID / "chapter-0001"
-    panels = sorted(chapter.glob("panel-*.png"))
+    panels = sorted((work / "panels").glob("panel-*.png"))
     return [
         Segment(panel, f"Khung {i + 1}. {SENTENCES[i % 3]}", work / audio / f"seg-{i:03d}.wav")
         for i, panel in enumerate(panels)

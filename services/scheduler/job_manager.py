@@ -29,6 +29,7 @@ from .clock import Clock, utc_now
 from .due_queue import DueQueue
 from .errors import JobConflictError, JobNotFoundError, JobValidationError, StorageError
 from .gc_pause import gc_paused
+from .job_store import JobStore
 from .models import (
     EXPIRY_AFTER,
     JobPriority,
@@ -38,7 +39,6 @@ from .models import (
     normalize_text,
     validation_error_from_pydantic,
 )
-from .job_store import JobStore
 from .new_job import NewJob
 
 __all__ = ["JobManager", "JobObserver"]

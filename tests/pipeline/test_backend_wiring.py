@@ -223,8 +223,8 @@ def test_a_publish_time_is_the_next_vietnam_time_at_least_15_minutes_ahead(
 
 
 def test_the_thumbnail_is_a_1280x720_jpeg_of_the_first_panel(tmp_path: Path) -> None:
-    chapter = sample_chapter.make_chapter(tmp_path / "samples", panels=1)
-    made = publishing.make_thumbnail(next(chapter.glob("panel-*.png")), tmp_path / "thumb.jpg")
+    (panel,) = sample_chapter.draw_panels(tmp_path / "panels", 1)
+    made = publishing.make_thumbnail(panel, tmp_path / "thumb.jpg")
     with Image.open(made) as image:
         assert (image.format, image.size) == ("JPEG", (1280, 720))
     assert made.stat().st_size < 2 * 1024 * 1024

@@ -64,9 +64,8 @@ def test_espeak_ng_speaks_vietnamese(tmp_path: Path) -> None:
 
 
 def test_render_makes_an_mp4_whose_audio_and_video_end_together(tmp_path: Path) -> None:
-    chapter = sample_chapter.make_chapter(tmp_path / "samples", panels=3)
     segments = []
-    for index, panel in enumerate(sorted(chapter.glob("panel-*.png"))):
+    for index, panel in enumerate(sample_chapter.draw_panels(tmp_path / "panels", 3)):
         text = f"Đoạn {index + 1}: Minh và Lan gặp ông rồng trên núi."
         speech = tts_local.synthesize(text, tmp_path / f"s{index}.wav", engine="tone")
         segments.append(Segment(panel, text, speech.path))
@@ -89,9 +88,8 @@ def test_render_makes_an_mp4_whose_audio_and_video_end_together(tmp_path: Path) 
 
 @pytest.mark.parametrize("encoder", ["gop", "frames"])
 def test_both_encoders_give_every_frame_and_regular_keyframes(tmp_path: Path, encoder: str) -> None:
-    chapter = sample_chapter.make_chapter(tmp_path / "samples", panels=2)
     segments = []
-    for index, panel in enumerate(sorted(chapter.glob("panel-*.png"))):
+    for index, panel in enumerate(sample_chapter.draw_panels(tmp_path / "panels", 2)):
         text = "một hai ba bốn năm sáu bảy tám chín mười" if index else "Xin chào"
         speech = tts_local.synthesize(text, tmp_path / f"s{index}.wav", engine="tone")
         segments.append(Segment(panel, text, speech.path))
@@ -115,8 +113,6 @@ def test_both_encoders_give_every_frame_and_regular_keyframes(tmp_path: Path, en
 
 def test_an_unknown_encoder_is_refused(tmp_path: Path) -> None:
     speech = tts_local.synthesize("Xin chào", tmp_path / "a.wav", engine="tone")
-    chapter = sample_chapter.make_chapter(tmp_path / "samples", panels=1)
+    (panel,) = sample_chapter.draw_panels(tmp_path / "panels", 1)
     with pytest.raises(ValueError, match="unknown encoder 'magic'"):
-        render_video(
-            [Segment(next(chapter.glob("*.png")), "x", speech.path)], tmp_path / "x.mp4", encoder="magic"
-        )
+        render_video([Segment(panel, "x", speech.path)], tmp_path / "x.mp4", encoder="magic")

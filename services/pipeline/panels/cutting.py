@@ -12,8 +12,9 @@ chapter in reading order; a JPEG page gives JPEG panels), and records the cut in
 
 so every later stage (the script writer, the voice, the render, the thumbnail) works on
 panels exactly as it worked on pages. ``source.json`` gains ``pages`` and
-``reading_direction``; its ``panels`` become the panel files, and a page's known line
-(``lines``) goes to the page's first panel. A page that cannot be read as an image is kept
+``reading_direction``; its ``panels`` become the panel files, and a known line
+(``lines``) keyed by a page goes to the page's first panel, one keyed ``page#n`` to its
+n-th panel in reading order (dropped if the cut found fewer panels). A page that cannot be read as an image is kept
 whole, as one panel, with a warning: the render then says what is wrong with it.
 """
 
@@ -54,8 +55,13 @@ def cut_chapter(work: Workspace, source: dict[str, Any], setting: str = "auto") 
     panels: list[str] = []
     for page, page_panels in cut:
         panels.extend(page_panels)
-        if page[0] in lines and page_panels:
-            moved_lines[page_panels[0]] = lines[page[0]]
+        for key, line in lines.items():
+            name, _, place = key.partition("#")
+            if name != page[0] or not page_panels:
+                continue
+            number = int(place) if place.isdigit() else 1
+            if 1 <= number <= len(page_panels):
+                moved_lines[page_panels[number - 1]] = line
     return {**source, "reading_direction": direction.value, "pages": [new for (_, new), _ in cut],
             "panels": panels, "lines": moved_lines}
 

@@ -38,6 +38,12 @@ class LocalFetch:
             shutil.copyfile(page, work.panels / name)
             names.append((page.name, name))
         known = chapter.lines()
+        lines = {}
+        for old, new in names:  # a line names its page, or one panel of it: "page-01.png#2"
+            for key, line in known.items():
+                page, _, place = key.partition("#")
+                if page == old:
+                    lines[f"{new}#{place}" if place else new] = line
         return {
             "source": self.source.name,
             "account_id": account_id,
@@ -46,7 +52,7 @@ class LocalFetch:
             "chapter": chapter.number,
             "title": f"{chapter.manga_title} - Chương {chapter.number}",
             "credits": chapter.credit_line(),  # never the folder: it is published
-            "lines": {new: known[old] for old, new in names if old in known},
+            "lines": lines,
             "panels": [new for _, new in names],
             **({"reading_direction": chapter.reading_direction} if chapter.reading_direction else {}),
             **({"original_language": chapter.original_language} if chapter.original_language else {}),

@@ -68,7 +68,7 @@ class Chapter:
         )
 
     def lines(self) -> dict[str, dict[str, Any]]:
-        """Known speech per panel file name (from chapter.json), if any."""
+        """Known speech by page file name, or ``page#n`` for its n-th panel (from chapter.json), if any."""
         try:
             data = json.loads((self.folder / "chapter.json").read_text(encoding="utf-8"))
         except FileNotFoundError:

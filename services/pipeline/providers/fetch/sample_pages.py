@@ -41,6 +41,9 @@ LAYOUTS: dict[str, tuple[str, Any]] = {
     "tall": ("rows", [(2, ("cols", [(1, ("rows", [(1, _P), (1, _P)])), (1.3, _P)])), (1, _P)]),
     "inset": ("rows", [(2, ("panel", (0.06, 0.5, 0.46, 0.93))), (1, ("cols", [(1, _P), (1, _P)]))]),
     "four": ("rows", [(1, ("cols", [(1, _P), (1, _P)])), (1, ("cols", [(1, _P), (1, _P)]))]),
+    "three": ("rows", [(1, _P), (1.2, ("cols", [(1, _P), (1.3, _P)]))]),
+    "two": ("rows", [(1, _P), (1, _P)]),
+    "one": ("rows", [(1, _P)]),
 }
 """The page layouts, by name: ``four`` (2 × 2) is also drawn frameless in the tests."""
 
