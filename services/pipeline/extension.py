@@ -10,7 +10,8 @@ second the daemon's start does not need); here are its parser and its wiring:
 - ``doctor [--offline]``: each stage's backend and the checks (``commands/doctor.py``);
 - ``youtube-auth``: authorise a YouTube channel once (``commands/youtube_auth.py``);
 - ``demo [--dir DIR] [--panels N]``: one video end to end on the embedded defaults
-  (``commands/demo.py``).
+  (``commands/demo.py``);
+- ``check FILE.mp4 [--json] [--subtitles TEXT]``: the gate before upload (``commands/check.py``).
 """
 
 from __future__ import annotations
@@ -101,4 +102,11 @@ class PipelineExtension:
         auth.add_argument("--token-file", type=Path, help="where to write the token (YOUTUBE_TOKEN_FILE)")
         auth.add_argument("--port", type=int, default=8080, help="localhost port for the redirect (8080)")
         auth.set_defaults(run=_command("youtube_auth"))
+        check = subparsers.add_parser(
+            "check", help="the gate before upload, on any video file (exit 1 if a figure fails)"
+        )
+        check.add_argument("file", type=Path, help="the video (MP4) to measure")
+        check.add_argument("--json", action="store_true", help="print the figures and failures as JSON")
+        check.add_argument("--subtitles", type=Path, help="a text file whose characters the font must have")
+        check.set_defaults(run=_command("check"))
 

@@ -1,0 +1,205 @@
+"""Measure a video file: the figures ``gate.judge`` holds to its limits.
+
+- The streams (PyAV): the video's codec, profile and pixel format, its frame rate; the
+  audio's codec and sample rate; where each track ends (the last packet's end).
+- ``faststart``: the MP4's top-level boxes, read from the file: ``moov`` before ``mdat``.
+- Keyframes: the longest gap between two keyframes, or from the last one to the end.
+- Loudness: ffmpeg's ``ebur128`` filter (the bundled binary of imageio-ffmpeg): the
+  integrated loudness in LUFS and the true peak in dBTP.
+- The pictures, decoded once at 96×54 in grey: a cut is a frame that differs from the one
+  before by more than ``CUT_DIFF`` grey levels on average (two panels of one scene, drawn
+  alike, differ by 6 or more; a new subtitle line by about 3, a slow push-in by less); a black stretch is frames
+  darker than ``BLACK_LEVEL``; a frozen one, frames that differ from the one before by
+  less than ``FROZEN_DIFF``. A shot runs from a cut to the next (or the start, the end).
+- Glyphs: the subtitle's characters the font (Be Vietnam Pro by default) has no glyph for.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import imageio_ffmpeg
+import numpy as np
+
+__all__ = ["BLACK_LEVEL", "CUT_DIFF", "FROZEN_DIFF", "Figures", "measure", "missing_glyphs"]
+
+CUT_DIFF = 5.0
+FROZEN_DIFF = 0.25
+BLACK_LEVEL = 24.0
+_SMALL = (96, 54)
+
+
+@dataclass
+class Figures:
+    """What ``measure`` found (seconds, LUFS, dBTP; None where a track is missing)."""
+
+    duration_seconds: float = 0.0
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    video_codec: str | None = None
+    video_profile: str | None = None
+    pixel_format: str | None = None
+    audio_codec: str | None = None
+    audio_rate: int | None = None
+    faststart: bool = False
+    video_end_seconds: float | None = None
+    audio_end_seconds: float | None = None
+    end_difference_seconds: float | None = None
+    keyframe_gap_seconds: float | None = None
+    loudness_lufs: float | None = None
+    true_peak_dbtp: float | None = None
+    cuts: int = 0
+    cuts_per_minute: float | None = None
+    longest_shot_seconds: float | None = None
+    black_seconds: float | None = None
+    frozen_seconds: float | None = None
+    missing_glyphs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure(path: Path, *, subtitles: str = "", font: Path | None = None) -> Figures:
+    """The figures of the video at ``path``. ValueError if it is not a video file."""
+    figures = Figures(faststart=_faststart(path))
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise ValueError(f"{path} is not a video file this can read: {exc}") from None
+    with container:
+        video = next(iter(container.streams.video), None)
+        audio = next(iter(container.streams.audio), None)
+        if video is None:
+            raise ValueError(f"{path} has no video track")
+        context = video.codec_context
+        figures.video_codec, figures.video_profile = context.name, context.profile
+        figures.pixel_format = context.pix_fmt
+        figures.width, figures.height = context.width, context.height
+        figures.fps = float(video.average_rate or video.guessed_rate or 30)
+        if audio is not None:
+            figures.audio_codec, figures.audio_rate = audio.codec_context.name, audio.codec_context.sample_rate
+        _packets(container, video, audio, figures)
+    _pictures(path, figures)
+    figures.loudness_lufs, figures.true_peak_dbtp = _loudness(path) if audio is not None else (None, None)
+    figures.missing_glyphs = missing_glyphs(subtitles, font)
+    return figures
+
+
+def missing_glyphs(text: str, font: Path | None = None) -> list[str]:
+    """The characters of ``text`` (spaces aside) the font has no glyph for, in order."""
+    if not text:
+        return []
+    from fontTools.ttLib import TTFont
+
+    from services.pipeline.providers.fonts import font_path
+
+    cmap = TTFont(str(font or font_path("SemiBold")), lazy=True).getBestCmap()
+    return list(dict.fromkeys(ch for ch in text if not ch.isspace() and ord(ch) not in cmap))
+
+
+def _faststart(path: Path) -> bool:
+    """Whether the MP4's ``moov`` box comes before its ``mdat`` (top-level boxes)."""
+    order = []
+    try:
+        with path.open("rb") as handle:
+            size_total = path.stat().st_size
+            offset = 0
+            while offset + 8 <= size_total and len(order) < 64:
+                handle.seek(offset)
+                header = handle.read(16)
+                size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if size == 1:
+                    size = int.from_bytes(header[8:16], "big")
+                elif size == 0:
+                    size = size_total - offset
+                if size < 8:
+                    break
+                order.append(kind)
+                offset += size
+    except OSError:
+        return False
+    return b"moov" in order and b"mdat" in order and order.index(b"moov") < order.index(b"mdat")
+
+
+def _packets(container: Any, video: Any, audio: Any, figures: Figures) -> None:
+    ends: dict[str, float] = {}
+    keyframes: list[float] = []
+    streams = [s for s in (video, audio) if s is not None]
+    for packet in container.demux(*streams):
+        if packet.pts is None:
+            continue
+        start = float(packet.pts * packet.time_base)
+        end = start + float((packet.duration or 0) * packet.time_base)
+        kind = "video" if packet.stream is video else "audio"
+        ends[kind] = max(ends.get(kind, 0.0), end)
+        if kind == "video" and packet.is_keyframe:
+            keyframes.append(start)
+    figures.video_end_seconds = ends.get("video")
+    figures.audio_end_seconds = ends.get("audio")
+    figures.duration_seconds = max(ends.values(), default=0.0)
+    if figures.video_end_seconds is not None and figures.audio_end_seconds is not None:
+        figures.end_difference_seconds = round(abs(figures.video_end_seconds - figures.audio_end_seconds), 4)
+    if keyframes and figures.video_end_seconds is not None:
+        marks = sorted(keyframes) + [figures.video_end_seconds]
+        figures.keyframe_gap_seconds = round(max(b - a for a, b in zip([0.0, *marks[:-1]], marks)), 3)
+
+
+def _pictures(path: Path, figures: Figures) -> None:
+    """Cuts, shots, black and frozen stretches from the frames at 96×54 grey."""
+    cuts: list[float] = []
+    black = frozen = longest_black = longest_frozen = 0.0
+    previous: np.ndarray | None = None
+    step = 1 / (figures.fps or 30)
+    last = 0.0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            small = frame.reformat(width=_SMALL[0], height=_SMALL[1], format="gray").to_ndarray().astype(np.int16)
+            when = float(frame.time or 0.0)
+            last = when
+            black = black + step if small.mean() < BLACK_LEVEL else 0.0
+            longest_black = max(longest_black, black)
+            if previous is not None:
+                change = float(np.abs(small - previous).mean())
+                if change > CUT_DIFF:
+                    cuts.append(when)
+                frozen = frozen + step if change < FROZEN_DIFF else 0.0
+                longest_frozen = max(longest_frozen, frozen)
+            previous = small
+    end = max(last + step, figures.video_end_seconds or 0.0)
+    marks = [0.0, *cuts, end]
+    figures.cuts = len(cuts)
+    figures.longest_shot_seconds = round(max(b - a for a, b in zip(marks, marks[1:])), 3)
+    figures.cuts_per_minute = round(len(cuts) * 60 / end, 2) if end > 0 else None
+    # a stretch of n frames lasts n frames: the first frozen frame repeats the one before it
+    figures.black_seconds = round(longest_black, 3)
+    figures.frozen_seconds = round(longest_frozen + (step if longest_frozen else 0.0), 3)
+
+
+_INTEGRATED = re.compile(r"I:\s+(-?[\d.]+|-inf)\s+LUFS")
+_PEAK = re.compile(r"Peak:\s+(-?[\d.]+|-inf)\s+dBFS")
+
+
+def _loudness(path: Path) -> tuple[float | None, float | None]:
+    """Integrated loudness (LUFS) and true peak (dBTP) by ffmpeg's ebur128 filter."""
+    done = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-vn",
+         "-af", "ebur128=peak=true", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=600,
+    )
+    summary = done.stderr[done.stderr.rfind("Summary:"):]
+    loud, peak = _INTEGRATED.search(summary), _PEAK.search(summary)
+
+    def number(match: re.Match[str] | None) -> float | None:
+        if match is None:
+            return None
+        return float("-inf") if match.group(1) == "-inf" else float(match.group(1))
+
+    return number(loud), number(peak)
