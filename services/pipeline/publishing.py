@@ -21,11 +21,12 @@ from typing import Any
 
 from services.pipeline.stages.quota import VIETNAM_TZ
 
-__all__ = ["THUMBNAIL_SIZE", "describe", "make_thumbnail", "publish_time", "without_paths"]
+__all__ = ["THUMBNAIL_SIZE", "describe", "make_thumbnail", "publish_time", "striking_panel", "without_paths"]
 
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = (1280, 720)
+THUMBNAIL_MAX_BYTES = 2 * 1024 * 1024  # what thumbnails.set accepts
 MIN_LEAD = timedelta(minutes=15)
 """A scheduled publish time is at least this far ahead of the upload."""
 
@@ -78,15 +79,71 @@ def publish_time(at: str | None, now: datetime) -> datetime | None:
     return candidate.astimezone(now.tzinfo)
 
 
-def make_thumbnail(panel: Path, output: Path) -> Path:
-    """A 1280×720 JPEG of ``panel`` (fitted, dark bars), well under YouTube's 2 MB limit."""
-    from PIL import Image  # here: the daemon loads this module at start, and needs Pillow only to upload
+def striking_panel(panels: list[Path]) -> Path:
+    """The panel a thumbnail shows: the most striking, by colourfulness (Hasler and
+    Süsstrunk's measure) plus contrast, on a small copy; a panel too narrow or too flat to
+    crop to 16:9 counts less. ValueError for no panels; an unreadable one is passed over."""
+    from PIL import Image
 
-    canvas = Image.new("RGB", THUMBNAIL_SIZE, (16, 16, 20))
+    best, best_score = None, -1.0
+    for path in panels:
+        try:
+            with Image.open(path) as image:
+                small = image.convert("RGB")
+                small.thumbnail((160, 160))
+        except OSError:
+            continue
+        best_score, best = max((best_score, best), (_striking(small), path), key=lambda pair: pair[0])
+    if best is None:
+        raise ValueError("no readable panel to make a thumbnail of")
+    return best
+
+
+def _striking(image: Any) -> float:
+    import numpy as np
+
+    rgb = np.asarray(image, dtype=np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg, yb = r - g, 0.5 * (r + g) - b
+    colourful = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    contrast = float((0.299 * r + 0.587 * g + 0.114 * b).std())
+    aspect = image.width / image.height
+    shape = min(aspect / (16 / 9), (16 / 9) / aspect) ** 0.25  # a tall strip crops worst
+    return (colourful + contrast) * shape
+
+
+def make_thumbnail(panel: Path, output: Path, title: str = "") -> Path:
+    """A 1280×720 JPEG under 2 MB: ``panel`` cropped to fill the frame (its upper part
+    kept, where faces and bubbles usually are), the ``title`` in Be Vietnam Pro over a
+    darkened lower edge."""
+    from PIL import Image, ImageDraw, ImageFont, ImageOps  # here: the daemon loads this module at start
+
+    from services.pipeline.providers.fonts import font_path, wrap_text
+
     with Image.open(panel) as image:
-        image = image.convert("RGB")
-        image.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
-        canvas.paste(image, ((THUMBNAIL_SIZE[0] - image.width) // 2, (THUMBNAIL_SIZE[1] - image.height) // 2))
+        canvas = ImageOps.fit(image.convert("RGB"), THUMBNAIL_SIZE, Image.Resampling.LANCZOS, centering=(0.5, 0.35))
+    width, height = THUMBNAIL_SIZE
+    if title.strip():
+        shade = Image.new("L", THUMBNAIL_SIZE, 0)  # darkening from half way down to the bottom edge
+        fade = Image.linear_gradient("L").resize((width, height - height // 2)).point(lambda v: v * 190 // 255)
+        shade.paste(fade, (0, height // 2))
+        canvas.paste(Image.new("RGB", THUMBNAIL_SIZE, (0, 0, 0)), (0, 0), shade)
+        draw = ImageDraw.Draw(canvas)
+        for size in (84, 72, 60, 50, 42):
+            font = ImageFont.truetype(str(font_path("Bold")), size)
+            lines = wrap_text(draw, title.strip(), font, int(width * 0.9))
+            if len(lines) <= 2:
+                break
+        lines = lines[:2]
+        line_height = int(font.size * 1.2)
+        top = height - int(height * 0.06) - line_height * len(lines)
+        for n, line in enumerate(lines):
+            x = (width - draw.textlength(line, font=font)) / 2
+            draw.text((x, top + n * line_height), line, font=font, fill=(255, 236, 120),
+                      stroke_width=max(3, font.size // 14), stroke_fill=(0, 0, 0))
     output.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(output, "JPEG", quality=88)
+    for quality in (90, 80, 70, 60):  # YouTube takes up to 2 MB
+        canvas.save(output, "JPEG", quality=quality)
+        if output.stat().st_size < THUMBNAIL_MAX_BYTES:
+            break
     return output

@@ -42,7 +42,7 @@ so a log or a ``repr`` shows ``**********``.
 | YOUTUBE_CATEGORY_ID | 24 | the videos' category (24 = Entertainment) |
 | YOUTUBE_API_URL | (Google's: https://youtube.googleapis.com/) | the Data API's root (proxy, test server) |
 | YOUTUBE_PUBLISH_AT | unset | HH:MM Vietnam time: upload private, published at the next such time |
-| YOUTUBE_THUMBNAIL | true | set the first panel as the thumbnail (verified channels) |
+| YOUTUBE_THUMBNAIL | true | set a thumbnail: the most striking panel with the title (channels allowed custom thumbnails) |
 | DAILY_QUOTA | 10 | videos a Vietnam day may count before CheckQuota says the quota is reached |
 | SAMPLES_DIR | DATA_DIR/samples | the local chapters folder (``FETCH_SOURCE=local``) |
 | VIDEO_FORMAT | landscape | ``landscape`` (1920×1080) or ``shorts`` (1080×1920) |

@@ -222,9 +222,34 @@ def test_a_publish_time_is_the_next_vietnam_time_at_least_15_minutes_ahead(
     assert publishing.publish_time(None, datetime.fromisoformat(now)) is None
 
 
-def test_the_thumbnail_is_a_1280x720_jpeg_of_the_first_panel(tmp_path: Path) -> None:
+def test_the_thumbnail_is_a_1280x720_jpeg_filled_by_its_panel_with_the_title(tmp_path: Path) -> None:
+    import numpy as np
+
     (panel,) = sample_chapter.draw_panels(tmp_path / "panels", 1)
-    made = publishing.make_thumbnail(panel, tmp_path / "thumb.jpg")
-    with Image.open(made) as image:
-        assert (image.format, image.size) == ("JPEG", (1280, 720))
-    assert made.stat().st_size < 2 * 1024 * 1024
+    plain = publishing.make_thumbnail(panel, tmp_path / "plain.jpg")
+    titled = publishing.make_thumbnail(panel, tmp_path / "thumb.jpg", "Cậu bé và con rồng - Chương 1")
+    for made in (plain, titled):
+        with Image.open(made) as image:
+            assert (image.format, image.size) == ("JPEG", (1280, 720))
+        assert made.stat().st_size < 2 * 1024 * 1024
+    with Image.open(plain) as image:
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert pixels[:, :40].std() > 5 and pixels[:, -40:].std() > 5  # cropped to fill: no flat side bars
+    with Image.open(titled) as a, Image.open(plain) as b:
+        lower = np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))[500:].mean()
+        upper = np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))[:300].mean()
+    assert lower > 20 and upper < 2  # the title and its shade on the lower part only
+
+
+def test_the_thumbnail_shows_the_most_striking_panel(tmp_path: Path) -> None:
+    dull = []
+    for n, grey in enumerate((200, 180, 220)):
+        path = tmp_path / f"dull-{n}.png"
+        Image.new("RGB", (900, 600), (grey, grey, grey)).save(path)
+        dull.append(path)
+    (vivid,) = sample_chapter.draw_panels(tmp_path / "vivid", 1, size=(900, 600))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")
+    assert publishing.striking_panel([dull[0], broken, vivid, dull[1], dull[2]]) == vivid
+    with pytest.raises(ValueError, match="no readable panel"):
+        publishing.striking_panel([broken])

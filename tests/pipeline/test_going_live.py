@@ -274,7 +274,7 @@ async def test_a_daily_run_publishes_from_loopback_services(
     assert chunks[0].headers["content-range"] == f"bytes 0-{rendered.size - 1}/{rendered.size}"
     assert chunks[1].headers["content-range"] == f"bytes {64 * KIB}-{rendered.size - 1}/{rendered.size}"
 
-    # ... and the first panel as the thumbnail
+    # ... and the thumbnail (the most striking panel, with the title)
     (thumbnail,) = youtube.received("POST", "/upload/youtube/v3/thumbnails/set")
     assert thumbnail.param("videoId") == "vid123" and thumbnail.body.startswith(b"\xff\xd8")
 

@@ -44,8 +44,8 @@ class YouTubePublisher:
         account = str(source.get("account_id") or "default")
         thumbnail = None
         if settings.youtube_thumbnail:
-            first = work.panels / source["panels"][0]
-            thumbnail = publishing.make_thumbnail(first, work.root / "thumbnail.jpg")
+            chosen = publishing.striking_panel([work.panels / name for name in source["panels"]])
+            thumbnail = publishing.make_thumbnail(chosen, work.root / "thumbnail.jpg", script["title"])
         upload = youtube.UploadSettings(
             privacy=settings.youtube_privacy,
             category_id=settings.youtube_category_id,
