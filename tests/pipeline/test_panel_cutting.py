@@ -59,6 +59,12 @@ def test_each_page_becomes_its_panels_in_manga_order(data: Path) -> None:
         for entry, box in zip(page["panels"], boxes):  # each panel file is its box's crop
             with Image.open(work / "panels" / entry["file"]) as crop:
                 assert crop.size == (box.width, box.height)
+    from services.pipeline.panels.cutting import panel_boxes
+    from services.pipeline.workspace import Workspace
+
+    boxes = panel_boxes(Workspace(data, "job-cut"))
+    assert list(boxes) == source["panels"]
+    assert boxes["panel-007.png"] == Box.from_list(plan["pages"][1]["panels"][0]["box"])
     # a page's line goes to its first panel
     assert source["lines"] == {"panel-001.png": {"panel": "page-01.png", "speaker": "Minh", "text": "Trang 1"},
                                "panel-007.png": {"panel": "page-02.png", "speaker": "Minh", "text": "Trang 2"}}
@@ -102,3 +108,22 @@ def test_a_wrong_direction_setting_is_refused(data: Path, monkeypatch) -> None:
     monkeypatch.setenv("READING_DIRECTION", "upwards")
     with pytest.raises(SettingsError, match="READING_DIRECTION: .*auto.*rtl.*ltr"):
         load_settings()
+
+
+def test_a_page_whose_cut_fails_half_way_is_kept_whole_and_leaves_no_stray_panel(data: Path, monkeypatch) -> None:
+    from services.pipeline.panels import cutting
+
+    make_manga(data / "samples", {}, [("two", 7), ("four", 6)])
+    real_save, calls = cutting._save, []
+
+    def failing_save(picture, path, suffix):
+        calls.append(path)
+        if len(calls) == 5:  # the second page's third panel: a full disk, say
+            raise OSError(28, "No space left on device")
+        real_save(picture, path, suffix)
+
+    monkeypatch.setattr(cutting, "_save", failing_save)
+    work, source, plan = fetch()
+    assert plan["pages"][1]["panels"] == [{"file": "panel-003.png", "box": None}]
+    assert source["panels"] == ["panel-001.png", "panel-002.png", "panel-003.png"]
+    assert sorted(p.name for p in (work / "panels").iterdir()) == source["panels"]

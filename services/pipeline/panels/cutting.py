@@ -14,8 +14,9 @@ so every later stage (the script writer, the voice, the render, the thumbnail) w
 panels exactly as it worked on pages. ``source.json`` gains ``pages`` and
 ``reading_direction``; its ``panels`` become the panel files, and a known line
 (``lines``) keyed by a page goes to the page's first panel, one keyed ``page#n`` to its
-n-th panel in reading order (dropped if the cut found fewer panels). A page that cannot be read as an image is kept
-whole, as one panel, with a warning: the render then says what is wrong with it.
+n-th panel in reading order (dropped if the cut found fewer panels). A page that cannot
+be read as an image is kept whole, as one panel, with a warning: the render then says
+what is wrong with it.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def cut_pages(
         (pages_dir / fetched).rename(page)
         files: list[str] = []
         entries: list[dict[str, Any]] = []
+        first = count
         try:
             boxes = panels_of(page, direction)
             with Image.open(page) as image:
@@ -103,7 +105,9 @@ def cut_pages(
         except (OSError, ValueError) as exc:
             logger.warning("page kept whole: it could not be cut into panels",
                            extra={"job_id": work.job_id, "stage": "FetchManga", "page": page_name, "error": str(exc)})
-            count += 1
+            for written in files:  # what this page had written before it failed
+                (work.panels / written).unlink(missing_ok=True)
+            count = first + 1
             name = f"panel-{count:03d}{suffix}"
             shutil.copyfile(page, work.panels / name)
             files, entries, size = [name], [{"file": name, "box": None}], None
