@@ -56,7 +56,7 @@ from services.pipeline.providers.render.render_local import (
 from services.pipeline.providers.tts import tts_local
 
 PANELS = 60
-TARGET_REALTIME = 30.0  # issue 14: still framing >= 30x (issue 8 asked 15x)
+TARGET_REALTIME = 30.0  # issue 14: still framing >= 30x (the target before it: 15x)
 TARGET_VS_MOVIEPY = 50.0
 TARGET_RSS_MB = 300.0
 TARGET_SSIM = 0.97
