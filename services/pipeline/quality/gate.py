@@ -48,36 +48,31 @@ def judge(figures: dict[str, Any]) -> list[Failure]:
     """Every figure of ``measure.Figures.to_dict()`` outside its limit (empty: it passes)."""
     f, out = figures, []
 
-    def need(ok: bool, figure: str, value: Any, limit: str) -> None:
+    def need(ok: bool, figure: str, limit: str) -> None:
         if not ok:
-            out.append(Failure(figure, value, limit))
+            out.append(Failure(figure, f.get(figure), limit))
+
+    def at_most(figure: str, limit: float, unit: str) -> None:
+        value = f.get(figure)
+        need(value is not None and value <= limit + 1e-6, figure, f"<= {limit:g} {unit}".rstrip())
+
+    def within(figure: str, unit: str) -> None:
+        low, high = LIMITS[figure]
+        value = f.get(figure)
+        need(value is not None and low <= value <= high, figure, f"{low:g} to {high:g} {unit}".rstrip())
 
     for name in ("video_codec", "video_profile", "pixel_format", "audio_codec", "audio_rate"):
-        need(f.get(name) == LIMITS[name], name, f.get(name), str(LIMITS[name]))
-    need(bool(f.get("faststart")), "faststart", f.get("faststart"), "true (the index before the media)")
-    frame = 1 / (f.get("fps") or 30)
-    drift = f.get("end_difference_seconds")
-    need(drift is not None and drift <= frame + 1e-6, "end_difference_seconds", drift,
-         f"<= one frame ({frame:.3f} s)")
-    gap = f.get("keyframe_gap_seconds")
-    need(gap is not None and gap <= LIMITS["keyframe_gap_seconds"], "keyframe_gap_seconds", gap,
-         f"<= {LIMITS['keyframe_gap_seconds']:g} s")
-    low, high = LIMITS["loudness_lufs"]
-    loud = f.get("loudness_lufs")
-    need(loud is not None and low <= loud <= high, "loudness_lufs", loud, f"{low:g} to {high:g} LUFS")
-    peak = f.get("true_peak_dbtp")
-    need(peak is not None and peak <= LIMITS["true_peak_dbtp"], "true_peak_dbtp", peak,
-         f"<= {LIMITS['true_peak_dbtp']:g} dBTP")
+        need(f.get(name) == LIMITS[name], name, str(LIMITS[name]))
+    need(bool(f.get("faststart")), "faststart", "true (the index before the media)")
+    at_most("end_difference_seconds", 1 / (f.get("fps") or 30), "s (one frame)")
+    at_most("keyframe_gap_seconds", LIMITS["keyframe_gap_seconds"], "s")
+    within("loudness_lufs", "LUFS")
+    at_most("true_peak_dbtp", LIMITS["true_peak_dbtp"], "dBTP")
     if (f.get("duration_seconds") or 0) >= LIMITS["cut_rate_min_seconds"]:
-        low, high = LIMITS["cuts_per_minute"]
-        rate = f.get("cuts_per_minute")
-        need(rate is not None and low <= rate <= high, "cuts_per_minute", rate, f"{low:g} to {high:g}")
-    shot = f.get("longest_shot_seconds")
-    need(shot is not None and shot <= LIMITS["longest_shot_seconds"], "longest_shot_seconds", shot,
-         f"<= {LIMITS['longest_shot_seconds']:g} s")
-    for name, limit in (("black_seconds", LIMITS["black_seconds"]), ("frozen_seconds", LIMITS["frozen_seconds"])):
-        value = f.get(name)
-        need(value is not None and value <= limit, name, value, f"<= {limit:g} s")
+        within("cuts_per_minute", "")
+    for name in ("longest_shot_seconds", "black_seconds", "frozen_seconds"):
+        at_most(name, LIMITS[name], "s")
     missing = f.get("missing_glyphs") or []
-    need(not missing, "missing_glyphs", "".join(missing), "none (every subtitle character in the font)")
+    if missing:
+        out.append(Failure("missing_glyphs", "".join(missing), "none (every subtitle character in the font)"))
     return out
