@@ -340,8 +340,8 @@ def caption_of(subtitle: str, size: tuple[int, int]) -> tuple[ImageFont.FreeType
 def _backdrop(panel: Image.Image, size: tuple[int, int]) -> Image.Image:
     """The panel scaled to cover the frame, blurred and darkened: what the panel leaves.
 
-    Made small (a sixteenth), blurred there and scaled back up: a blur of the whole frame
-    would cost more than the rest of the picture."""
+    Made small (a sixteenth of the frame), blurred there and scaled back up: cheap at any
+    frame size, and the blur hides the upscaling."""
     small = ImageOps.fit(panel, (max(1, size[0] // 16), max(1, size[1] // 16)), Image.Resampling.BILINEAR)
     small = ImageEnhance.Brightness(small.filter(ImageFilter.GaussianBlur(2))).enhance(BACKDROP_BRIGHTNESS)
     return small.resize(size, Image.Resampling.BILINEAR)
