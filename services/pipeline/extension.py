@@ -9,7 +9,7 @@ second the daemon's start does not need); here are its parser and its wiring:
 - ``daily [--at HH:MM]``: add the day's run (``commands/daily.py``);
 - ``doctor [--offline]``: each stage's backend and the checks (``commands/doctor.py``);
 - ``youtube-auth``: authorise a YouTube channel once (``commands/youtube_auth.py``);
-- ``demo [--dir DIR] [--panels N]``: one video end to end on the embedded defaults
+- ``demo [--dir DIR] [--panels N] [--format landscape|shorts]``: one video end to end on the embedded defaults
   (``commands/demo.py``);
 - ``check FILE.mp4 [--json] [--subtitles TEXT]``: the gate before upload (``commands/check.py``).
 """
@@ -86,6 +86,8 @@ class PipelineExtension:
             "--dir", type=Path, default=Path("data/demo"), help="its own data dir (emptied first)"
         )
         demo.add_argument("--panels", type=int, default=12, help="panels in the sample chapter (default 12)")
+        demo.add_argument("--format", choices=("landscape", "shorts"), default="landscape",
+                          help="16:9 for the channel (default) or 9:16 for Shorts, from the same plan")
         demo.set_defaults(run=_command("demo"))
         doctor = subparsers.add_parser(
             "doctor", parents=[common], help="each stage's backend and offline checks (exit 1 if broken)"

@@ -231,9 +231,10 @@ class PipelineSettings(BaseSettings):
         return _ValuesOnly(**values)
 
     @classmethod
-    def embedded(cls) -> PipelineSettings:
-        """The embedded defaults (``demo``): every stage local, no keys, no network."""
-        return cls.from_values(dict(EMBEDDED_VALUES))
+    def embedded(cls, video_format: str = "landscape") -> PipelineSettings:
+        """The embedded defaults (``demo``): every stage local, no keys, no network; 16:9,
+        or 9:16 with ``video_format="shorts"``."""
+        return cls.from_values({**EMBEDDED_VALUES, "video_format": video_format})
 
     def for_worker(self) -> dict[str, Any]:
         """These settings as a worker's task file holds them: JSON, secrets left out.

@@ -191,3 +191,11 @@ def test_the_demo_runs_end_to_end_twice_on_its_own_folder(tmp_path: Path) -> Non
         )
         assert done.returncode == 0, done.stderr[-2000:]
     assert len(list((folder / "published").rglob("*.mp4"))) == 1  # the second run started afresh
+
+
+def test_the_demo_makes_a_shorts_video_from_the_same_plan(tmp_path: Path, capsys) -> None:
+    code, out, err = run(capsys, "demo", "--dir", str(tmp_path / "demo"), "--panels", "2", "--format", "shorts")
+    assert code == 0, err
+    assert "2 panels" in out and "1080x1920" in out
+    code, _, err = run(capsys, "demo", "--dir", str(tmp_path / "other"), "--format", "square")
+    assert code == 2 and "invalid choice: 'square'" in err

@@ -1,4 +1,4 @@
-"""``demo [--dir DIR] [--panels N]``: one video end to end on the embedded defaults in its
+"""``demo [--dir DIR] [--panels N] [--format landscape|shorts]``: one video end to end on the embedded defaults in its
 own data dir (default ``data/demo``): draws a sample chapter, adds a ``pipeline.video``
 job, runs it, shows each state as it goes, and prints the MP4's path and a one-line
 summary. It empties DIR first only if an earlier demo made it (its marker file
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import shutil
@@ -135,7 +136,7 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     began = time.monotonic()
     # the demo runs on the embedded defaults whatever the environment and the settings file
     # say: no keys, no network; nothing of the process environment is read or changed
-    embedded = PipelineSettings.embedded()
+    embedded = PipelineSettings.embedded(args.format)
     try:
         out.line(f"demo data dir: {data_dir}")
         chapter = sample_chapter.make_chapter(embedded.local_chapters(data_dir), panels=args.panels)
@@ -145,7 +146,7 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
         demo_settings = Settings.from_env({}, data_dir=str(data_dir))
         machine_log.addHandler(progress)
         machine_log.setLevel(logging.INFO)
-        extension = PipelineExtension(settings=PipelineSettings.embedded)
+        extension = PipelineExtension(settings=functools.partial(PipelineSettings.embedded, args.format))
         scheduler = Scheduler.from_settings(demo_settings, extensions=[extension])
         scheduler.load()
         job = scheduler.add_job(_DEMO_ACCOUNT, "next")
