@@ -15,7 +15,8 @@ rename, fsync the folder), encoded and written on a worker thread so the loop ne
 waits on them; ``flush`` returns once every change made before it is on disk. A file that
 cannot be parsed is moved aside (``schedules.json.corrupt-<timestamp>``) and reported, and
 the daemon starts with no schedules rather than not at all; a record that does not
-validate is skipped and reported, the others load.
+validate is skipped and reported, the others load, and it stays in the file word for word
+at every rewrite (nothing is lost) until a person mends or removes it in the file.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class ScheduleStore:
             except (JobValidationError, TypeError) as exc:
                 self.problems.append(f"schedule {schedule_id} skipped: {exc}")
                 logger.error("schedule record skipped", extra={"schedule_id": schedule_id, "reason": str(exc)})
+                self._records[schedule_id] = record  # kept as it is: written back word for word
                 continue
             self.schedules[schedule_id] = schedule
             self._records[schedule_id] = record

@@ -802,6 +802,30 @@ def test_a_record_that_does_not_validate_is_skipped_the_others_load(data_dir: Pa
     assert len(store.problems) == 1 and store.problems[0].startswith(f"schedule {bad_id} skipped")
 
 
+async def test_a_skipped_record_is_kept_as_it_is_when_the_file_is_rewritten(data_dir: Path) -> None:
+    # nothing is lost: a record this version cannot read (a typo made by hand, a newer
+    # version's) stays in the file, word for word, until a person mends or removes it
+    good = full_schedule()
+    data_dir.mkdir(parents=True)
+    bad_id = "00000000-0000-0000-0000-000000000000"
+    broken = {"name": "x", "schedule_type": "cron", "cron_expression": "every tuesday", "note": "sửa tay"}
+    document = {"version": 1, "schedules": {good.schedule_id: good.to_dict(), bad_id: broken}}
+    (data_dir / "schedules.json").write_text(json.dumps(document), encoding="utf-8")
+    store = ScheduleStore(data_dir)
+    store.load()
+    other = full_schedule().model_copy(update={"schedule_id": "ffffffff-0000-0000-0000-000000000000"})
+    store.put(other)
+    await store.flush_async()
+    written = json.loads((data_dir / "schedules.json").read_text(encoding="utf-8"))["schedules"]
+    assert written[bad_id] == broken
+    assert set(written) == {good.schedule_id, other.schedule_id, bad_id}
+    again = ScheduleStore(data_dir)
+    assert set(again.load()) == {good.schedule_id, other.schedule_id} and len(again.problems) == 1
+    assert store.delete(bad_id) is None  # the store can still drop it (no API route reaches it)
+    await store.flush_async()
+    assert bad_id not in json.loads((data_dir / "schedules.json").read_text(encoding="utf-8"))["schedules"]
+
+
 async def test_the_daemon_starts_with_a_corrupt_schedules_file(build, data_dir: Path) -> None:
     data_dir.mkdir(parents=True)
     (data_dir / "schedules.json").write_bytes(b"\x00garbage")
