@@ -733,6 +733,16 @@ def test_schedules_json_round_trips_every_field_readably(data_dir: Path) -> None
     assert loaded[once.schedule_id].run_at == utc(2026, 7, 1)
 
 
+def assert_written_as_a_fresh_encode(data_dir: Path, store: ScheduleStore) -> None:
+    """schedules.json is byte for byte what a store encoding every record afresh writes."""
+    from services.scheduler import schedule_store as store_module
+
+    fresh = ScheduleStore(data_dir / "fresh")
+    fresh._records = dict(store._records)
+    fresh._ids = sorted(fresh._records)
+    assert (data_dir / "schedules.json").read_bytes() == store_module._document(fresh._file_lines())
+
+
 async def test_a_rewrite_encodes_only_the_changed_schedules_and_writes_what_a_fresh_encode_would(
     data_dir: Path, monkeypatch
 ) -> None:
@@ -769,10 +779,7 @@ async def test_a_rewrite_encodes_only_the_changed_schedules_and_writes_what_a_fr
                 touched.add(sid)
         await store.flush_async()
         assert set(encoded) == {sid for sid in touched if sid in store.schedules}
-        fresh = ScheduleStore(data_dir / "fresh")
-        fresh._records = dict(store._records)
-        fresh._ids = sorted(fresh._records)
-        assert (data_dir / "schedules.json").read_bytes() == store_module._document(fresh._file_lines())
+        assert_written_as_a_fresh_encode(data_dir, store)
     loaded = ScheduleStore(data_dir).load()  # note_next changed the records, not the schedules
     cached = {"next_fire_time", "next_fire_key"}
     assert {k: v.model_dump(exclude=cached) for k, v in loaded.items()} == {
@@ -1005,7 +1012,4 @@ async def test_a_start_keeps_the_files_own_lines_and_its_first_write_encodes_onl
     again.note_next(ids[3], T0, "key")
     await again.flush_async()
     assert encoded == ([ids[3]] if layout == "ours" else ids)
-    fresh = ScheduleStore(data_dir / "fresh")
-    fresh._records = dict(again._records)
-    fresh._ids = sorted(fresh._records)
-    assert (data_dir / "schedules.json").read_bytes() == store_module._document(fresh._file_lines())
+    assert_written_as_a_fresh_encode(data_dir, again)
