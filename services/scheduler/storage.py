@@ -4,8 +4,9 @@ File format (documented for operators in the README)::
 
     {"version": 1, "date": "YYYY-MM-DD", "jobs": {"<job_id>": {<ScheduledJob>}, ...}}
 
-pretty-printed UTF-8, Vietnamese left readable. A job lives in the file of its *day*: the
-local date (configured zone) of ``completed_at`` if set, else of ``scheduled_time``.
+pretty-printed UTF-8, Vietnamese left readable (the format's pieces: ``day_file.py``).
+A job lives in the file of its *day*: the local date (configured zone) of
+``completed_at`` if set, else of ``scheduled_time``.
 
 Durability: each changed day is written to a temp file in the same folder, flushed,
 fsynced, moved over the old file with ``os.replace``, and the folder is fsynced. Only the
@@ -49,15 +50,26 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone, tzinfo
+from datetime import date, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from .atomic_file import TEMP_SUFFIX, fsync_dir, storage_error, write_atomic
 from .clock import Clock, local_date, local_day_bounds, utc_now
+from .day_file import (
+    FILE_PREFIX,
+    FILE_SUFFIX,
+    FORMAT_VERSION,
+    DayFile,
+    day_from_name,
+    document,
+    encode_entry,
+    encode_record,
+    file_order,
+    in_utc_outside,
+)
 from .day_order import DayOrder
 from .errors import JobValidationError, StorageError
 from .gc_pause import gc_paused
@@ -65,9 +77,6 @@ from .models import BULK_LOAD, ScheduledJob
 
 __all__ = ["FORMAT_VERSION", "JobStorage"]
 
-FORMAT_VERSION = 1
-_FILE_PREFIX = "jobs_"
-_FILE_SUFFIX = ".json"
 _FLUSH_ROUNDS = 3  # a flush writes again when an earlier snapshot failed; at most this often
 
 logger = logging.getLogger(__name__)
@@ -101,16 +110,6 @@ class _Snapshot:
     departed: dict[date, set[str]]
     seq: int = 0  # the storage's change number when it was taken
     failed: bool = field(default=False)
-
-
-class _DayFile(BaseModel):
-    """The whole-file schema, used to validate a good file in one pass of pydantic-core."""
-
-    model_config = ConfigDict(extra="allow")
-
-    version: int
-    date: str
-    jobs: dict[str, ScheduledJob]
 
 
 class JobStorage:
@@ -158,7 +157,7 @@ class JobStorage:
 
     def path_for(self, day: date) -> Path:
         """The daily file of ``day``."""
-        return self.jobs_dir / f"{_FILE_PREFIX}{day.isoformat()}{_FILE_SUFFIX}"
+        return self.jobs_dir / f"{FILE_PREFIX}{day.isoformat()}{FILE_SUFFIX}"
 
     @property
     def pending_days(self) -> frozenset[date]:
@@ -383,8 +382,8 @@ class JobStorage:
         by_file: dict[date, dict[str, ScheduledJob]] = {}  # file -> the jobs whose kept copy it holds
         copies: dict[str, list[date]] = {}  # job_id -> every file it is in (only if 2+)
         winner: dict[str, date] = {}  # job_id in copies -> the file its kept copy came from
-        for path in sorted(self.jobs_dir.glob(f"{_FILE_PREFIX}*{_FILE_SUFFIX}")):
-            file_day = _day_from_name(path.name)
+        for path in sorted(self.jobs_dir.glob(f"{FILE_PREFIX}*{FILE_SUFFIX}")):
+            file_day = day_from_name(path.name)
             if file_day is None:
                 logger.warning("ignoring file with a name that is not a day: %s", path.name)
                 continue
@@ -404,7 +403,7 @@ class JobStorage:
         for file_day, kept in by_file.items():
             self._home.update(dict.fromkeys(kept, file_day))
             self._members[file_day].update(kept)
-            for job in _in_utc_outside(kept.values(), local_day_bounds(file_day, self.zone)):
+            for job in in_utc_outside(kept.values(), local_day_bounds(file_day, self.zone)):
                 home = self.day_of(job)
                 if home == file_day:
                     continue
@@ -437,7 +436,7 @@ class JobStorage:
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc}") from exc
         try:
-            parsed = _DayFile.model_validate_json(data, context=BULK_LOAD)
+            parsed = DayFile.model_validate_json(data, context=BULK_LOAD)
         except PydanticValidationError:
             parsed = None
         if parsed is not None and all(key == job.job_id for key, job in parsed.jobs.items()):
@@ -517,8 +516,8 @@ class JobStorage:
         guests = [job_id for job_id in extra if job_id in self.jobs]
         if guests:  # rare (a job moving day): sort this once, without the cache
             ids = self._members.get(day, set()).union(guests)
-            order = [job.job_id for job in sorted((self.jobs[i] for i in ids), key=_file_order)]
-            entries = [self._fragments.get(i) or self._entry(self.jobs[i]) for i in order]
+            order = [job.job_id for job in sorted((self.jobs[i] for i in ids), key=file_order)]
+            entries = [self._entry(self.jobs[i]) for i in order]
         else:
             entries = self._day_order(day).encoded(lambda i: self._entry(self.jobs[i]))
         rejected = self._rejected.get(day)
@@ -529,13 +528,8 @@ class JobStorage:
         if not entries and not rejected:
             return path, None
         if rejected:
-            entries = entries + [_entry_bytes(key, record) for key, record in rejected.items()]
-        head = f'{{\n  "version": {FORMAT_VERSION},\n  "date": "{day.isoformat()}",\n  "jobs": {{\n'.encode()
-        # one join over the megabytes: the head and tail ride on the first and last entries
-        parts = entries[:]  # the day's kept list is not ours to change
-        parts[0] = head + parts[0]
-        parts[-1] = parts[-1] + b"\n  }\n}\n"
-        return path, b",\n".join(parts)
+            entries = entries + [encode_record(key, record) for key, record in rejected.items()]
+        return path, document(day, entries)
 
     def _day_order(self, day: date) -> DayOrder:
         """The day's jobs in file order (scheduled_time, then id) with their entries, cached."""
@@ -543,7 +537,7 @@ class JobStorage:
         if order is None:
             jobs = self.jobs
             order = self._order[day] = DayOrder.build(
-                self._members.get(day, ()), self._fragments.get, lambda i: _file_order(jobs[i])
+                self._members.get(day, ()), self._fragments.get, lambda i: file_order(jobs[i])
             )
         return order
 
@@ -566,20 +560,8 @@ class JobStorage:
     def _entry(self, job: ScheduledJob) -> bytes:
         fragment = self._fragments.get(job.job_id)
         if fragment is None:
-            body = job.model_dump_json(indent=2).encode("utf-8").replace(b"\n", b"\n    ")
-            fragment = b"".join((b"    ", _json_key(job.job_id), b": ", body))
-            self._fragments[job.job_id] = fragment
+            fragment = self._fragments[job.job_id] = encode_entry(job)
         return fragment
-
-
-def _json_key(key: str) -> bytes:
-    return json.dumps(key, ensure_ascii=False).encode("utf-8")
-
-
-def _entry_bytes(key: str, record: Any) -> bytes:
-    """A record kept verbatim (failed validation), formatted like the others."""
-    body = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8").replace(b"\n", b"\n    ")
-    return b"".join((b"    ", _json_key(key), b": ", body))
 
 
 def _newer(job: ScheduledJob, job_file: date, current: ScheduledJob, home: date) -> bool:
@@ -587,44 +569,6 @@ def _newer(job: ScheduledJob, job_file: date, current: ScheduledJob, home: date)
     if job.updated_at != current.updated_at:
         return job.updated_at > current.updated_at
     return job_file == home
-
-
-def _in_utc_outside(
-    jobs: Iterable[ScheduledJob], day_range: tuple[datetime, datetime] | None
-) -> list[ScheduledJob]:
-    """Put each job's instants in UTC (``models.in_utc``, inlined: a cold start runs this
-    for every stored job); return those whose day instant is outside ``day_range``, or all
-    of them when the range is None (a zone whose midnight cannot be pinned down)."""
-    utc = timezone.utc
-    outside = []
-    low, high = day_range if day_range is not None else (None, None)
-    for job in jobs:
-        values = job.__dict__
-        values["scheduled_time"] = scheduled = values["scheduled_time"].astimezone(utc)
-        values["created_at"] = values["created_at"].astimezone(utc)
-        values["updated_at"] = values["updated_at"].astimezone(utc)
-        started = values["started_at"]
-        if started is not None:
-            values["started_at"] = started.astimezone(utc)
-        completed = values["completed_at"]
-        if completed is not None:
-            values["completed_at"] = completed = completed.astimezone(utc)
-        instant = completed or scheduled
-        if low is None or not low <= instant < high:
-            outside.append(job)
-    return outside
-
-
-def _file_order(job: ScheduledJob) -> tuple[datetime, str]:
-    return (job.scheduled_time, job.job_id)
-
-
-def _day_from_name(name: str) -> date | None:
-    stem = name[len(_FILE_PREFIX) : -len(_FILE_SUFFIX)]
-    try:
-        return date.fromisoformat(stem)
-    except ValueError:
-        return None
 
 
 def _put_file(path: Path, data: bytes | None) -> int:
