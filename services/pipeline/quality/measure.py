@@ -6,7 +6,7 @@
 - Keyframes: the longest gap between two keyframes, or from the last one to the end.
 - Loudness: ffmpeg's ``ebur128`` filter (the bundled binary of imageio-ffmpeg): the
   integrated loudness in LUFS and the true peak in dBTP.
-- The pictures, decoded once at 96×54 in grey: a cut is a frame that differs from the one
+- The pictures, decoded in the same pass over the file at 96×54 in grey: a cut is a frame that differs from the one
   before by more than ``CUT_DIFF`` grey levels on average (two panels of one scene, drawn
   alike, differ by 6 or more; a new subtitle line by about 3, a slow push-in by less); a black stretch is frames
   darker than ``BLACK_LEVEL``; a frozen one, frames that differ from the one before by
@@ -84,8 +84,7 @@ def measure(path: Path, *, subtitles: str = "", font: Path | None = None) -> Fig
         figures.fps = float(video.average_rate or video.guessed_rate or 30)
         if audio is not None:
             figures.audio_codec, figures.audio_rate = audio.codec_context.name, audio.codec_context.sample_rate
-        _packets(container, video, audio, figures)
-    _pictures(path, figures)
+        _scan(container, video, audio, figures)
     figures.loudness_lufs, figures.true_peak_dbtp = _loudness(path) if audio is not None else (None, None)
     figures.missing_glyphs = missing_glyphs(subtitles, font)
     return figures
@@ -127,11 +126,18 @@ def _faststart(path: Path) -> bool:
     return b"moov" in order and b"mdat" in order and order.index(b"moov") < order.index(b"mdat")
 
 
-def _packets(container: Any, video: Any, audio: Any, figures: Figures) -> None:
+def _scan(container: Any, video: Any, audio: Any, figures: Figures) -> None:
+    """One pass over the packets: where each track ends, the keyframes, and every video
+    frame decoded at 96×54 grey for the cuts, shots, black and frozen stretches."""
     ends: dict[str, float] = {}
     keyframes: list[float] = []
+    pictures = _Pictures(1 / (figures.fps or 30))
+    video.thread_type = "AUTO"
     streams = [s for s in (video, audio) if s is not None]
     for packet in container.demux(*streams):
+        if packet.stream is video:
+            for frame in packet.decode():  # the flushing packet (no pts) gives the last frames
+                pictures.add(frame)
         if packet.pts is None:
             continue
         start = float(packet.pts * packet.time_base)
@@ -148,39 +154,42 @@ def _packets(container: Any, video: Any, audio: Any, figures: Figures) -> None:
     if keyframes and figures.video_end_seconds is not None:
         marks = sorted(keyframes) + [figures.video_end_seconds]
         figures.keyframe_gap_seconds = round(max(b - a for a, b in zip([0.0, *marks[:-1]], marks)), 3)
+    pictures.report(figures)
 
 
-def _pictures(path: Path, figures: Figures) -> None:
-    """Cuts, shots, black and frozen stretches from the frames at 96×54 grey."""
-    cuts: list[float] = []
-    black = frozen = longest_black = longest_frozen = 0.0
-    previous: np.ndarray | None = None
-    step = 1 / (figures.fps or 30)
-    last = 0.0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
-            small = frame.reformat(width=_SMALL[0], height=_SMALL[1], format="gray").to_ndarray().astype(np.int16)
-            when = float(frame.time or 0.0)
-            last = when
-            black = black + step if small.mean() < BLACK_LEVEL else 0.0
-            longest_black = max(longest_black, black)
-            if previous is not None:
-                change = float(np.abs(small - previous).mean())
-                if change > CUT_DIFF:
-                    cuts.append(when)
-                frozen = frozen + step if change < FROZEN_DIFF else 0.0
-                longest_frozen = max(longest_frozen, frozen)
-            previous = small
-    end = max(last + step, figures.video_end_seconds or 0.0)
-    marks = [0.0, *cuts, end]
-    figures.cuts = len(cuts)
-    figures.longest_shot_seconds = round(max(b - a for a, b in zip(marks, marks[1:])), 3)
-    figures.cuts_per_minute = round(len(cuts) * 60 / end, 2) if end > 0 else None
-    # a stretch of n frames lasts n frames: the first frozen frame repeats the one before it
-    figures.black_seconds = round(longest_black, 3)
-    figures.frozen_seconds = round(longest_frozen + (step if longest_frozen else 0.0), 3)
+class _Pictures:
+    """Cuts, shots, black and frozen stretches, frame by frame at 96×54 grey."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.cuts: list[float] = []
+        self.black = self.frozen = self.longest_black = self.longest_frozen = 0.0
+        self.previous: np.ndarray | None = None
+        self.last = 0.0
+
+    def add(self, frame: Any) -> None:
+        small = frame.reformat(width=_SMALL[0], height=_SMALL[1], format="gray").to_ndarray().astype(np.int16)
+        when = float(frame.time or 0.0)
+        self.last = max(self.last, when)
+        self.black = self.black + self.step if small.mean() < BLACK_LEVEL else 0.0
+        self.longest_black = max(self.longest_black, self.black)
+        if self.previous is not None:
+            change = float(np.abs(small - self.previous).mean())
+            if change > CUT_DIFF:
+                self.cuts.append(when)
+            self.frozen = self.frozen + self.step if change < FROZEN_DIFF else 0.0
+            self.longest_frozen = max(self.longest_frozen, self.frozen)
+        self.previous = small
+
+    def report(self, figures: Figures) -> None:
+        end = max(self.last + self.step, figures.video_end_seconds or 0.0)
+        marks = [0.0, *self.cuts, end]
+        figures.cuts = len(self.cuts)
+        figures.longest_shot_seconds = round(max(b - a for a, b in zip(marks, marks[1:])), 3)
+        figures.cuts_per_minute = round(len(self.cuts) * 60 / end, 2) if end > 0 else None
+        # a stretch of n frames lasts n frames: the first frozen frame repeats the one before it
+        figures.black_seconds = round(self.longest_black, 3)
+        figures.frozen_seconds = round(self.longest_frozen + (self.step if self.longest_frozen else 0.0), 3)
 
 
 _INTEGRATED = re.compile(r"I:\s+(-?[\d.]+|-inf)\s+LUFS")
