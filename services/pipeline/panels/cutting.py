@@ -51,20 +51,16 @@ def cut_chapter(work: Workspace, source: dict[str, Any], setting: str = "auto") 
         override=None if setting == "auto" else setting,
     )
     cut = cut_pages(work, list(source.get("panels") or []), direction)
-    lines = source.get("lines") or {}
+    of_page = {fetched: page_panels for (fetched, _), page_panels in cut}
     moved_lines = {}
-    panels: list[str] = []
-    for page, page_panels in cut:
-        panels.extend(page_panels)
-        for key, line in lines.items():
-            name, _, place = key.partition("#")
-            if name != page[0] or not page_panels:
-                continue
-            number = int(place) if place.isdigit() else 1
-            if 1 <= number <= len(page_panels):
-                moved_lines[page_panels[number - 1]] = line
+    for key, line in (source.get("lines") or {}).items():
+        name, _, place = key.partition("#")
+        page_panels = of_page.get(name, [])
+        number = int(place) if place.isdigit() else 1
+        if 1 <= number <= len(page_panels):
+            moved_lines[page_panels[number - 1]] = line
     return {**source, "reading_direction": direction.value, "pages": [new for (_, new), _ in cut],
-            "panels": panels, "lines": moved_lines}
+            "panels": [name for _, page_panels in cut for name in page_panels], "lines": moved_lines}
 
 
 def cut_pages(

@@ -38,12 +38,11 @@ class LocalFetch:
             shutil.copyfile(page, work.panels / name)
             names.append((page.name, name))
         known = chapter.lines()
-        lines = {}
-        for old, new in names:  # a line names its page, or one panel of it: "page-01.png#2"
-            for key, line in known.items():
-                page, _, place = key.partition("#")
-                if page == old:
-                    lines[f"{new}#{place}" if place else new] = line
+        renamed, lines = dict(names), {}
+        for key, line in known.items():  # a line names its page, or one panel of it: "page-01.png#2"
+            page, _, place = key.partition("#")
+            if page in renamed:
+                lines[f"{renamed[page]}#{place}" if place else renamed[page]] = line
         return {
             "source": self.source.name,
             "account_id": account_id,

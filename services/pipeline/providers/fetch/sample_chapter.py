@@ -125,7 +125,7 @@ def _draw_panel(chapter: int, index: int, speaker: str, text: str, size: tuple[i
     """One panel's drawing at ``size``: the page draws its frame round it."""
     rng = random.Random(chapter * 1000 + index)
     width, height = size
-    unit = min(width / 800, height / 1100, 1.0) * 0.5 + min(width, height) / 1600  # scales the figures
+    unit = min(width / 800, height / 1100)  # the figures' scale: 1 in an 800×1100 panel
     image = Image.new("RGB", size, _SKIES[(chapter + index) % len(_SKIES)])
     draw = ImageDraw.Draw(image)
     ground = int(height * 0.78)
