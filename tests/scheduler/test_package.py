@@ -14,6 +14,12 @@ SEED_NAMES = ("Scheduler", "JobStorage", "JobRecovery", "JobManager", "JobExecut
               "JobPriority")
 
 
+def run_fresh(code: str) -> None:
+    """Run ``code`` in a fresh interpreter from the repository; fail with its stderr."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_package_exports_the_seeds_names_and_its_two_seams() -> None:
     assert sorted(package.__all__) == sorted((*SEED_NAMES, "JobStore", "NewJob"))
     homes = {
@@ -32,8 +38,7 @@ def test_a_fresh_process_imports_the_names_without_the_shells() -> None:
         "loaded = sorted(m for m in ('fastapi', 'uvicorn', 'httpx') if m in sys.modules)\n"
         "assert not loaded, loaded\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    run_fresh(code)
 
 
 def test_every_module_imports_first_in_a_fresh_process() -> None:
@@ -48,8 +53,7 @@ def test_every_module_imports_first_in_a_fresh_process() -> None:
         "    importlib.import_module('services.scheduler.' + name)\n"
         "    importlib.import_module('services.scheduler').Scheduler\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    run_fresh(code)
     assert len(names) > 20
 
 
@@ -66,5 +70,4 @@ def test_the_daemon_with_the_pipeline_starts_without_the_media_libraries() -> No
         "loaded = sorted(m for m in ('av', 'PIL', 'fontTools', 'cv2', 'numpy') if m in sys.modules)\n"
         "assert not loaded, loaded\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    run_fresh(code)
