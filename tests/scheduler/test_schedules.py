@@ -733,6 +733,17 @@ def test_schedules_json_round_trips_every_field_readably(data_dir: Path) -> None
     assert loaded[once.schedule_id].run_at == utc(2026, 7, 1)
 
 
+async def stored_schedules(data_dir: Path, count: int) -> tuple[ScheduleStore, list[str]]:
+    """A store holding ``count`` copies of ``full_schedule()`` with ids in order, written."""
+    base = full_schedule()
+    ids = [f"{n:08d}-0000-0000-0000-000000000000" for n in range(count)]
+    store = ScheduleStore(data_dir)
+    for sid in ids:
+        store.put(base.model_copy(update={"schedule_id": sid}))
+    await store.flush_async()
+    return store, ids
+
+
 def assert_written_as_a_fresh_encode(data_dir: Path, store: ScheduleStore) -> None:
     """schedules.json is byte for byte what a store encoding every record afresh writes."""
     from services.scheduler import schedule_store as store_module
@@ -756,11 +767,7 @@ async def test_a_rewrite_encodes_only_the_changed_schedules_and_writes_what_a_fr
     real_line = store_module._line
     monkeypatch.setattr(store_module, "_line", lambda sid, record: encoded.append(sid) or real_line(sid, record))
     base = full_schedule()
-    ids = [f"{n:08d}-0000-0000-0000-000000000000" for n in range(30)]
-    store = ScheduleStore(data_dir)
-    for sid in ids:
-        store.put(base.model_copy(update={"schedule_id": sid}))
-    await store.flush_async()
+    store, ids = await stored_schedules(data_dir, 30)
     assert sorted(encoded) == sorted(ids)
     rng = random.Random(5)
     for round_ in range(20):
@@ -995,12 +1002,7 @@ async def test_a_start_keeps_the_files_own_lines_and_its_first_write_encodes_onl
 ) -> None:
     from services.scheduler import schedule_store as store_module
 
-    base = full_schedule()
-    ids = [f"{n:08d}-0000-0000-0000-000000000000" for n in range(12)]
-    store = ScheduleStore(data_dir)
-    for sid in ids:
-        store.put(base.model_copy(update={"schedule_id": sid}))
-    await store.flush_async()
+    _, ids = await stored_schedules(data_dir, 12)
     if layout == "hand-made":  # re-indented by a person: the same schedules, another layout
         document = json.loads((data_dir / "schedules.json").read_bytes())
         (data_dir / "schedules.json").write_text(json.dumps(document, indent=4, ensure_ascii=False))
