@@ -46,6 +46,7 @@ so a log or a ``repr`` shows ``**********``.
 | DAILY_QUOTA | 10 | videos a Vietnam day may count before CheckQuota says the quota is reached |
 | SAMPLES_DIR | DATA_DIR/samples | the local chapters folder (``FETCH_SOURCE=local``) |
 | VIDEO_FORMAT | landscape | ``landscape`` (1920×1080) or ``shorts`` (1080×1920) |
+| MOTION | none | ``push``: a slow push-in at each cut (moving frames cost encoding time), or ``none``: still framings |
 | TASK_TRANSPORT | local | where render and upload workers run: ``local`` (a process here) |
 
 The settings are read in one place: ``load_settings`` (process environment + file), by the
@@ -58,7 +59,7 @@ else reads them from the environment: a stage gets them from its context
 Per-account settings: a ``[accounts.<account_id>]`` table in the settings file (only there)
 overrides, for the jobs of that account (a channel), any of ``manga_ids``,
 ``manga_search``, ``manga_content_rating``, ``manga_original_language``, ``manga_order``,
-``reading_direction``, ``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
+``reading_direction``, ``motion``, ``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
 ``youtube_token_file``, ``youtube_category_id`` and ``youtube_publish_at``. When the table
 lists accounts, a job of an account it does not list is refused (it would otherwise
 publish on another channel's token); without the table every account uses the values above.
@@ -107,6 +108,7 @@ Privacy = Literal["private", "unlisted", "public"]
 ContentRating = Literal["safe", "suggestive", "erotica", "pornographic"]
 OrderDirection = Literal["asc", "desc"]
 Direction = Literal["auto", "rtl", "ltr"]
+Motion = Literal["none", "push"]
 MangaId = Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{36}$")]
 
 
@@ -121,6 +123,7 @@ class AccountSettings(BaseModel):
     manga_original_language: list[str] | None = None
     manga_order: dict[str, OrderDirection] | None = None
     reading_direction: Direction | None = None
+    motion: Motion | None = None
     tts_voice: Voice | None = None
     tts_fallback_voice: Voice | None = None
     tts_rate: Rate | None = None
@@ -173,6 +176,7 @@ class PipelineSettings(BaseSettings):
     daily_quota: int = DEFAULT_DAILY_QUOTA
     samples_dir: Path | None = None
     video_format: Literal["landscape", "shorts"] = "landscape"
+    motion: Motion = "none"
     task_transport: str = "local"
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 

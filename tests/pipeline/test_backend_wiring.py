@@ -15,7 +15,8 @@ from services.pipeline import publishing
 from services.pipeline.engine.machine import Checkpoint
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.providers.fonts import displayable
-from services.pipeline.providers.render.render_local import Segment, Shot, frame_counts, shots_of
+from services.pipeline.providers.render.render_local import frame_counts
+from services.pipeline.providers.render.rhythm import Beat, Shot, plan_shots
 from services.pipeline.providers.script import script_llm
 from services.pipeline.providers.script.script_llm import ScriptResult
 from services.pipeline.settings import load_settings
@@ -104,15 +105,17 @@ def test_without_an_accounts_table_every_account_uses_the_global_values(settings
 # -- the renderer's shots -------------------------------------------------------------------------
 
 A, B = Path("a.png"), Path("b.png")
+SIZE = (600, 400)
 
 
-def test_without_cues_a_segment_is_one_shot_of_its_whole_text() -> None:
-    assert shots_of(Segment(A, "cả đoạn", Path("x.wav")), 3.0) == [Shot(A, "cả đoạn", 3.0)]
+def test_without_cues_a_short_segment_is_one_shot_of_its_whole_text() -> None:
+    beat = Beat(((A, SIZE),), 2.5, "cả đoạn")
+    assert plan_shots([beat], (1920, 1080)) == [Shot(A, "cả đoạn", 2.5)]
 
 
 def test_cues_cut_the_subtitle_at_the_spoken_words_and_a_group_shares_its_time() -> None:
     cues = ((0.1, 1.0, "Minh gặp rồng."), (1.2, 2.0, "Rồng cười."), (2.5, 2.9, "Hết."))
-    shots = shots_of(Segment(A, "ignored", Path("x.wav"), cues, more_panels=(B,)), 3.0)
+    shots = plan_shots([Beat(((A, SIZE), (B, SIZE)), 3.0, "ignored", cues)], (1920, 1080))
     assert [(s.panel, s.subtitle) for s in shots] == [
         (A, "Minh gặp rồng."),  # from the segment's start, not the first word's
         (A, "Rồng cười."),

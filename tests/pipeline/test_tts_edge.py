@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 from edge_tts.drm import DRM
 
 from services.pipeline.providers.fetch import sample_chapter
-from services.pipeline.providers.render.render_local import shots_of
+from services.pipeline.providers.render.render_local import plan
 from services.pipeline.providers.tts import tts_edge
 from services.pipeline.providers.tts.tts_edge import (
     Cue,
@@ -447,7 +447,7 @@ async def test_generate_tts_on_edge_tts_gives_the_render_word_timed_subtitles(
     assert len(first["cues"]) > 1  # a long sentence is cut into lines at the spoken words
     assert first["cues"][0]["text"].startswith("Chào mừng các bạn")
     segment = render_task._segment(work, first)
-    shots = shots_of(segment, first["seconds"])
+    shots = plan([segment], [first["seconds"]])
     assert [s.subtitle for s in shots] == [c["text"] for c in first["cues"] if c["start"] < first["seconds"]]
 
     render_task.render(work, context.settings)

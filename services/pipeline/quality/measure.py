@@ -6,11 +6,15 @@
 - Keyframes: the longest gap between two keyframes, or from the last one to the end.
 - Loudness: ffmpeg's ``ebur128`` filter (the bundled binary of imageio-ffmpeg): the
   integrated loudness in LUFS and the true peak in dBTP.
-- The pictures, decoded in the same pass over the file at 96×54 in grey: a cut is a frame that differs from the one
-  before by more than ``CUT_DIFF`` grey levels on average (two panels of one scene, drawn
-  alike, differ by 6 or more; a new subtitle line by about 3, a slow push-in by less); a black stretch is frames
-  darker than ``BLACK_LEVEL``; a frozen one, frames that differ from the one before by
-  less than ``FROZEN_DIFF``. A shot runs from a cut to the next (or the start, the end).
+- The pictures, decoded in the same pass over the file at 192×108 in grey: a cut is a
+  frame that differs from the one before by more than ``CUT_DIFF`` grey levels on average
+  (at 96×54; two panels of one scene, drawn alike, differ by 6 or more; a new subtitle
+  line by under 1, a slow push-in by 1 or 2); a black stretch is frames darker than
+  ``BLACK_LEVEL``; a frozen one, frames that all stay within ``FROZEN_DIFF`` grey levels of
+  the stretch's first frame in every tile of 16×12 (a new subtitle line changes its tiles
+  by 7 or more, a push-in moves them by more within a few frames; the encoder's own
+  flicker on a held picture stays near 0.1). A shot runs from a cut to the next (or the
+  start, the end).
 - Glyphs: the subtitle's characters the font (Be Vietnam Pro by default) has no glyph for.
 """
 
@@ -29,9 +33,10 @@ import numpy as np
 __all__ = ["BLACK_LEVEL", "CUT_DIFF", "FROZEN_DIFF", "Figures", "measure", "missing_glyphs"]
 
 CUT_DIFF = 5.0
-FROZEN_DIFF = 0.25
+FROZEN_DIFF = 1.0
 BLACK_LEVEL = 24.0
-_SMALL = (96, 54)
+_SMALL = (192, 108)
+_TILE = (12, 16)  # rows × columns of a tile of the small frame
 
 
 @dataclass
@@ -158,13 +163,14 @@ def _scan(container: Any, video: Any, audio: Any, figures: Figures) -> None:
 
 
 class _Pictures:
-    """Cuts, shots, black and frozen stretches, frame by frame at 96×54 grey."""
+    """Cuts, shots, black and frozen stretches, frame by frame at 192×108 grey."""
 
     def __init__(self, step: float) -> None:
         self.step = step
         self.cuts: list[float] = []
         self.black = self.frozen = self.longest_black = self.longest_frozen = 0.0
         self.previous: np.ndarray | None = None
+        self.anchor: np.ndarray | None = None  # the first frame of the current still stretch
         self.last = 0.0
 
     def add(self, frame: Any) -> None:
@@ -174,11 +180,13 @@ class _Pictures:
         self.black = self.black + self.step if small.mean() < BLACK_LEVEL else 0.0
         self.longest_black = max(self.longest_black, self.black)
         if self.previous is not None:
-            change = float(np.abs(small - self.previous).mean())
-            if change > CUT_DIFF:
+            if _coarse(np.abs(small - self.previous)).mean() > CUT_DIFF:
                 self.cuts.append(when)
-            self.frozen = self.frozen + self.step if change < FROZEN_DIFF else 0.0
+        if self.anchor is not None and _tiles(np.abs(small - self.anchor)).max() < FROZEN_DIFF:
+            self.frozen += self.step
             self.longest_frozen = max(self.longest_frozen, self.frozen)
+        else:
+            self.anchor, self.frozen = small, 0.0
         self.previous = small
 
     def report(self, figures: Figures) -> None:
@@ -190,6 +198,19 @@ class _Pictures:
         # a stretch of n frames lasts n frames: the first frozen frame repeats the one before it
         figures.black_seconds = round(self.longest_black, 3)
         figures.frozen_seconds = round(self.longest_frozen + (self.step if self.longest_frozen else 0.0), 3)
+
+
+def _coarse(difference: np.ndarray) -> np.ndarray:
+    """A 192×108 difference averaged down to 96×54 (2×2 blocks)."""
+    h, w = difference.shape
+    return difference[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+
+def _tiles(difference: np.ndarray) -> np.ndarray:
+    """The mean of a 192×108 difference over each tile."""
+    rows, cols = _TILE
+    h, w = difference.shape
+    return difference[: h // rows * rows, : w // cols * cols].reshape(h // rows, rows, w // cols, cols).mean(axis=(1, 3))
 
 
 _INTEGRATED = re.compile(r"I:\s+(-?[\d.]+|-inf)\s+LUFS")

@@ -1,7 +1,8 @@
 """The worker's ``render`` task: a job's workspace to ``work/<job_id>/video.mp4``.
 
 The panels, ``speech.json`` and ``script.json`` of ``work/<job_id>/`` become the video, at
-the size VIDEO_FORMAT names (``landscape`` 1920×1080, or ``shorts`` 1080×1920). A video
+the size VIDEO_FORMAT names (``landscape`` 1920×1080, or ``shorts`` 1080×1920), with the
+push-ins MOTION asks for, the close views in the chapter's reading order. A video
 already rendered for this job (a retry after the worker or the daemon died past the
 render) is kept, not rendered again. Before rendering, every subtitle is checked against
 the font (``fonts.displayable``): a character it has no glyph for is replaced by a
@@ -36,8 +37,20 @@ def render(work: Workspace, settings: PipelineSettings) -> dict[str, Any]:
     if not work.video.exists():
         speech = work.read("speech.json")
         segments = [_segment(work, item) for item in speech["segments"]]
-        render_video(segments, work.video, size=video_size(settings), work_dir=work.root)
+        render_video(
+            segments, work.video, size=video_size(settings), work_dir=work.root, motion=settings.motion,
+            rtl=_reads_rtl(work),
+        )
     return {"job_id": work.job_id, "status": "completed", "video": str(work.video)}
+
+
+def _reads_rtl(work: Workspace) -> bool:
+    """Whether the chapter reads right to left (``source.json``, as the panel cut decided):
+    a close view of a panel starts at its top right then."""
+    try:
+        return work.read("source.json").get("reading_direction") == "rtl"
+    except (OSError, ValueError):
+        return False
 
 
 def _segment(work: Workspace, item: dict[str, Any]) -> Segment:

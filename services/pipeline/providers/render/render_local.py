@@ -1,21 +1,26 @@
 """The local renderer: panels + narration → an MP4 YouTube takes as it is.
 
 What it makes: H.264 (yuv420p, High profile) at 30 fps, AAC-LC 48 kHz mono, the moov atom
-first (``faststart``), 1920×1080 (or 1080×1920 for Shorts). Each panel is framed once:
-scaled to fill the frame as far as its shape allows, over a blurred, darkened copy of
-itself, with the segment's narration burned in as a subtitle at the bottom of the safe
-area, below the panel when its shape leaves room (``framing.py``). So each
-distinct picture is composited once (Pillow) and converted to YUV once, on a helper
-thread a picture or two ahead of the encoder, so the two overlap on two cores.
+first (``faststart``), 1920×1080 (or 1080×1920 for Shorts). The shots come from
+``rhythm.plan_shots``: a cut at each panel, more framings for a panel shown long (its
+close views), a new subtitle line at each cue or page, and with MOTION=push a short
+push-in at each framing. Each panel is scaled to fill the frame as far as its shape
+allows, over a blurred, darkened copy of itself, with the subtitle at the bottom of the
+safe area, below the panel when its shape leaves room (``framing.py``). Each distinct
+picture is composited once (the shots of a framing share their backdrop and panel, only
+the line changes) and converted to YUV once, on a helper thread a few pictures ahead of
+the encoder, so the two overlap on two cores.
 
 Encoding a still picture for seconds repeats the same work frame after frame, so the
-default encoder does it once: it encodes a GOP of 10 frames of the picture (an IDR frame
-and 9 P-frames, no B-frames, so the GOP decodes on its own) and muxes those packets again
-with new timestamps as many times as the picture's length allows, then the GOP's first
-packets for the remaining frames (a prefix of a closed GOP is a closed GOP), which lands
-each cut on its exact frame. A keyframe comes
-every 10 frames (1/3 s). ``encoder="frames"`` encodes every frame instead (keyframe every
-2 s), the plain way, kept for comparison.
+default encoder does it once: it encodes a GOP of GOP_FRAMES (5) frames of the picture
+(an IDR frame and 4 P-frames, no B-frames, so the GOP decodes on its own) and muxes those
+packets again with new timestamps as many times as the picture's length allows, then the
+GOP's first packets for the remaining frames (a prefix of a closed GOP is a closed GOP),
+which lands each cut on its exact frame. A keyframe comes every 5 frames (1/6 s): the
+short GOP halves the encoding of a picture shown for a single subtitle line, at about
+2.4 Mb/s at 1080p. A push-in's moving frames are encoded one by one (an IDR at the cut,
+then P-frames), as every moving frame must be. ``encoder="frames"`` encodes every frame
+instead (keyframe every 2 s), the plain way, kept for comparison.
 
 Timing: a segment ends at frame round(end_seconds × fps) of the whole track, where
 end_seconds is the running sum of the audio lengths. Rounding the running sum, not each
@@ -44,11 +49,13 @@ from typing import Any
 
 import av
 import imageio_ffmpeg
+import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 from services.pipeline.providers.fonts import font_path, wrap_text
-from services.pipeline.providers.render.framing import layout, safe_box
+from services.pipeline.providers.render.framing import Layout, layout, safe_box
 from services.pipeline.providers.render.narration_audio import NarrationJob
+from services.pipeline.providers.render.rhythm import PUSH_SECONDS, Beat, Shot, View, plan_shots
 
 __all__ = [
     "LANDSCAPE",
@@ -57,15 +64,15 @@ __all__ = [
     "Segment",
     "Shot",
     "frame_counts",
+    "plan",
     "render_video",
-    "shots_of",
 ]
 
 LANDSCAPE = (1920, 1080)
 PORTRAIT = (1080, 1920)
 FPS = 30
 KEYFRAME_SECONDS = 2
-GOP_FRAMES = 10  # a repeated GOP: a keyframe every 10 frames (1/3 s) in the default encoder
+GOP_FRAMES = 5  # a repeated GOP: a keyframe every 5 frames (1/6 s) in the default encoder
 BACKDROP_BRIGHTNESS = 0.45  # the blurred copy round a panel, darkened so the panel stands out
 
 
@@ -85,15 +92,6 @@ class Segment:
     audio: Path
     cues: tuple[tuple[float, float, str], ...] = ()
     more_panels: tuple[Path, ...] = ()
-
-
-@dataclass(frozen=True)
-class Shot:
-    """What the screen shows for a stretch of time: one panel and one subtitle line."""
-
-    panel: Path
-    subtitle: str
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -122,28 +120,29 @@ def frame_counts(durations: Sequence[float], fps: int = FPS) -> list[int]:
     return counts
 
 
-def shots_of(segment: Segment, seconds: float) -> list[Shot]:
-    """The shots of a segment lasting ``seconds``: a new one at every panel change and cue.
+def plan(
+    segments: Sequence[Segment],
+    durations: Sequence[float],
+    size: tuple[int, int] = LANDSCAPE,
+    *,
+    rtl: bool = False,
+    motion: str = "none",
+) -> list[Shot]:
+    """The shots of ``segments`` lasting ``durations`` (``rhythm.plan_shots``; the panels'
+    sizes are read from their files' headers)."""
+    sizes: dict[Path, tuple[int, int]] = {}
 
-    Pure: the cut points are the panel changes (equal shares of the segment) and the cue
-    starts inside the segment; each stretch shows the panel and the cue line current at
-    its start. Stretches showing the same thing are merged.
-    """
-    panels = (segment.panel, *segment.more_panels)
-    cues = sorted((max(0.0, start), text) for start, _end, text in segment.cues if text.strip())
-    cuts = {seconds * n / len(panels) for n in range(1, len(panels))}
-    cuts.update(start for start, _ in cues if 0 < start < seconds)
-    edges = [0.0, *sorted(cuts), seconds]
-    shots: list[Shot] = []
-    for begin, end in zip(edges, edges[1:], strict=False):
-        panel = panels[min(len(panels) - 1, int(begin * len(panels) / seconds))] if seconds else panels[0]
-        current = [text for start, text in cues if start <= begin] or [text for _, text in cues[:1]]
-        subtitle = current[-1] if current else segment.subtitle
-        if shots and (shots[-1].panel, shots[-1].subtitle) == (panel, subtitle):
-            shots[-1] = Shot(panel, subtitle, shots[-1].seconds + end - begin)
-        else:
-            shots.append(Shot(panel, subtitle, end - begin))
-    return shots
+    def sized(path: Path) -> tuple[Path, tuple[int, int]]:
+        if path not in sizes:
+            with Image.open(path) as image:
+                sizes[path] = image.size
+        return path, sizes[path]
+
+    beats = [
+        Beat(tuple(sized(p) for p in (s.panel, *s.more_panels)), seconds, s.subtitle, s.cues)
+        for s, seconds in zip(segments, durations, strict=True)
+    ]
+    return plan_shots(beats, size, rtl=rtl, motion=motion)
 
 
 def render_video(
@@ -155,11 +154,15 @@ def render_video(
     crf: int = 20,
     preset: str = "veryfast",
     encoder: str = "gop",
+    motion: str = "none",
+    rtl: bool = False,
 ) -> RenderResult:
     """Render ``segments`` to ``output`` (an .mp4); return what was made.
 
-    ``encoder``: ``gop`` (default) encodes each picture's short GOP once and repeats it;
-    ``frames`` encodes every frame (the plain way, kept for comparison).
+    The shots come from ``rhythm.plan_shots``: ``motion`` is MOTION (``none`` or ``push``:
+    a push-in at each framing), ``rtl`` the chapter's reading order (where a close view of
+    a panel starts). ``encoder``: ``gop`` (default) encodes each still picture's short GOP
+    once and repeats it; ``frames`` encodes every frame (the plain way, kept for comparison).
     """
     if not segments:
         raise ValueError("nothing to render: no segments")
@@ -170,11 +173,7 @@ def render_video(
         raise ValueError(f"unknown encoder {encoder!r} (gop or frames)")
     # the narration (concat, loudness, AAC) is made by ffmpeg on the other core while this
     # process encodes the pictures; the two tracks are then joined by stream copy
-    shots = [
-        shot
-        for segment, seconds in zip(segments, durations, strict=True)
-        for shot in shots_of(segment, seconds)
-    ]
+    shots = plan(segments, durations, size, rtl=rtl, motion=motion)
     counts = frame_counts([shot.seconds for shot in shots])
     narration = work / f".{output.stem}.narration.m4a"
     audio_job = NarrationJob([s.audio for s in segments], narration, work).start()
@@ -221,17 +220,22 @@ def render_video(
     return RenderResult(path=output, duration_seconds=frames / FPS, frames=frames, size=size)
 
 
-def _encode_repeated_gops(
-    container: Any, video: Any, shots: Sequence[Shot], counts: Sequence[int], size: tuple[int, int]
-) -> int:
-    """Each picture: one GOP of up to GOP_FRAMES frames (IDR, then P-frames) encoded once,
-    muxed again with new timestamps as often as the picture's length allows, and the rest
-    of its frames filled by the GOP's first packets (a GOP's prefix is itself a closed GOP).
-    So each picture costs one IDR frame and at most GOP_FRAMES encoded frames."""
+def _encode_repeated_gops(container: Any, video: Any, shots: Sequence[Shot], counts: Sequence[int],
+                          size: tuple[int, int]) -> int:
+    """Each still picture: one GOP of up to GOP_FRAMES frames (IDR, then P-frames) encoded
+    once, muxed again with new timestamps as often as the picture's length allows, and the
+    rest of its frames filled by the GOP's first packets (a GOP's prefix is itself a closed
+    GOP). So each still costs one IDR frame and at most GOP_FRAMES encoded frames. A moving
+    frame is encoded once, as a P-frame after the one before (an IDR at a cut)."""
     index = 0
-    for picture, count in _pictures(shots, counts, size):
-        gop = [bytes(packet) for packet in _encode_gop(video, picture, index, min(GOP_FRAMES, count))]
-        repeats, rest = divmod(count, len(gop))
+    for picture, frame in _pictures(shots, counts, size):
+        if picture.moving:
+            for packet in _encode_gop(video, frame, index, 1, key=picture.cut):
+                container.mux(packet)
+            index += 1
+            continue
+        gop = [bytes(packet) for packet in _encode_gop(video, frame, index, min(GOP_FRAMES, picture.count))]
+        repeats, rest = divmod(picture.count, len(gop))
         for offset, data in enumerate(gop * repeats + gop[:rest]):
             packet = av.Packet(data)
             packet.stream = video
@@ -239,91 +243,240 @@ def _encode_repeated_gops(
             packet.pts = packet.dts = index + offset
             packet.is_keyframe = offset % len(gop) == 0
             container.mux(packet)
-        index += count
+        index += picture.count
     container.mux(video.encode(None))
     return index
 
 
-def _encode_gop(video: Any, picture: av.VideoFrame, first: int, length: int) -> list[av.Packet]:
+def _encode_gop(video: Any, frame: av.VideoFrame, first: int, length: int, key: bool = True) -> list[av.Packet]:
+    """``length`` frames of one picture from frame number ``first``, the first an IDR frame
+    (``key``) or left to the encoder (a P-frame)."""
     packets: list[av.Packet] = []
     for offset in range(length):
-        picture.pts = first + offset
-        picture.time_base = Fraction(1, FPS)
-        picture.pict_type = av.video.frame.PictureType.I if offset == 0 else av.video.frame.PictureType.NONE
-        packets.extend(video.encode(picture))
+        frame.pts = first + offset
+        frame.time_base = Fraction(1, FPS)
+        frame.pict_type = av.video.frame.PictureType.I if key and offset == 0 else av.video.frame.PictureType.NONE
+        packets.extend(video.encode(frame))
     if len(packets) != length:  # zerolatency gives one packet per frame at once
         raise RuntimeError(f"the encoder held back frames ({len(packets)} packets for {length} frames)")
     return packets
 
 
-def _encode_every_frame(
-    container: Any, video: Any, shots: Sequence[Shot], counts: Sequence[int], size: tuple[int, int]
-) -> int:
+def _encode_every_frame(container: Any, video: Any, shots: Sequence[Shot], counts: Sequence[int],
+                        size: tuple[int, int]) -> int:
     index = 0
-    for picture, count in _pictures(shots, counts, size):
-        for _ in range(count):
-            picture.pts = index
-            picture.time_base = Fraction(1, FPS)
-            container.mux(video.encode(picture))
+    for picture, frame in _pictures(shots, counts, size):
+        for _ in range(picture.count):
+            frame.pts = index
+            frame.time_base = Fraction(1, FPS)
+            container.mux(video.encode(frame))
             index += 1
     container.mux(video.encode(None))
     return index
 
 
-def _pictures(
-    shots: Sequence[Shot], counts: Sequence[int], size: tuple[int, int], ahead: int = 2
-) -> Iterator[tuple[av.VideoFrame, int]]:
-    """(YUV picture, frame count) for each shot shown for at least one frame.
+@dataclass(frozen=True)
+class _Picture:
+    """One picture of the encoding: a shot's view for ``count`` frames; a moving frame
+    (a push-in's) is shown once and encoded as it is, a still one is repeated."""
 
-    The pictures are composited and converted on a helper thread, at most ``ahead`` in
+    shot: Shot
+    view: View
+    count: int
+    moving: bool = False
+    cut: bool = False  # the first picture of its framing: a keyframe
+
+
+def _ease(t: float) -> float:
+    """Smoothstep: a push starts and settles gently."""
+    return t * t * (3 - 2 * t)
+
+
+def _between(a: View, b: View, t: float) -> View:
+    return View(*(x + (y - x) * t for x, y in zip((a.x0, a.y0, a.x1, a.y1), (b.x0, b.y0, b.x1, b.y1), strict=True)))
+
+
+def _timeline(shots: Sequence[Shot], counts: Sequence[int]) -> Iterator[_Picture]:
+    """The pictures of the shots in order: a push-in's moving frames (over PUSH_SECONDS,
+    or the whole shot when it is shorter), then the view held for the rest."""
+    framing = None
+    for shot, count in zip(shots, counts, strict=True):
+        if count <= 0:
+            continue
+        cut, framing = shot.framing != framing, shot.framing
+        moving = min(count - 1, round(PUSH_SECONDS * FPS)) if shot.push_from is not None else 0
+        for i in range(moving):
+            yield _Picture(shot, _between(shot.push_from, shot.view, _ease(i / moving)), 1, True, cut and i == 0)
+        yield _Picture(shot, shot.view, count - moving, False, cut and not moving)
+
+
+def _pictures(
+    shots: Sequence[Shot], counts: Sequence[int], size: tuple[int, int], ahead: int = 3
+) -> Iterator[tuple[_Picture, av.VideoFrame]]:
+    """Each picture of the timeline with its YUV frame.
+
+    The frames are composited and converted on a helper thread, at most ``ahead`` in
     advance, while the caller encodes: Pillow and libx264 both release the GIL, so on two
     cores the compositing hides behind the encoding, and memory stays at a few frames.
     """
-    shown = [(shot, count) for shot, count in zip(shots, counts, strict=True) if count > 0]
+    framer = _Framer(shots, size)
+    timeline = _timeline(shots, counts)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="composite") as helper:
-        pending: deque[Future[av.VideoFrame]] = deque()
-        for segment, _ in shown[:ahead]:
-            pending.append(helper.submit(_yuv_picture, segment, size))
-        for n, (_, count) in enumerate(shown):
-            picture = pending.popleft().result()
-            if n + ahead < len(shown):
-                pending.append(helper.submit(_yuv_picture, shown[n + ahead][0], size))
-            yield picture, count
+        pending: deque[tuple[_Picture, Future[av.VideoFrame]]] = deque()
+
+        def submit() -> None:
+            picture = next(timeline, None)
+            if picture is not None:
+                pending.append((picture, helper.submit(framer.yuv, picture)))
+
+        for _ in range(ahead):
+            submit()
+        while pending:
+            picture, frame = pending.popleft()
+            submit()
+            yield picture, frame.result()
 
 
-def _yuv_picture(shot: Shot, size: tuple[int, int]) -> av.VideoFrame:
-    return av.VideoFrame.from_image(_composite(shot, size)).reformat(format="yuv420p")
+class _Framer:
+    """Composites the pictures of a plan, reusing what the shots of a framing share.
+
+    The shots of one framing show one view of one panel with the same layout (the caption
+    height is the tallest of their lines, so the panel does not jump when a line changes):
+    the backdrop and the framed panel are made once per framing (Pillow, bicubic), and each
+    line only draws its caption. A framing that pushes in is drawn by OpenCV instead: the
+    panel is scaled once to the push's closest view, and each frame maps the view of the
+    moment onto the panel's box (``warpAffine``, bilinear, a few milliseconds) over the
+    framing's backdrop and caption. Every picture goes to YUV 4:2:0 (BT.601, video range,
+    as libswscale makes it) by ``cvtColor``.
+    """
+
+    def __init__(self, shots: Sequence[Shot], size: tuple[int, int]) -> None:
+        self.size = size
+        self.heights: dict[int, int] = {}
+        for shot in shots:
+            height = caption_of(shot.subtitle, size)[3]
+            self.heights[shot.framing] = max(height, self.heights.get(shot.framing, 0))
+        self.pushing = {shot.framing for shot in shots if shot.push_from is not None}
+        self._panel: tuple[Path, Image.Image] | None = None
+        self._backdrop: tuple[Path, Image.Image] | None = None
+        self._layer: tuple[tuple[Any, ...], Image.Image] | None = None
+        self._scaled: tuple[int, np.ndarray, tuple[float, float]] | None = None
+        self._base: tuple[tuple[int, str], np.ndarray, tuple[np.ndarray, np.ndarray] | None] | None = None
+
+    def yuv(self, picture: _Picture) -> av.VideoFrame:
+        if picture.shot.framing in self.pushing:
+            rgb = self.moving(picture.shot, picture.view)
+        else:
+            rgb = np.asarray(self.composite(picture.shot, picture.view))
+        return av.VideoFrame.from_ndarray(_cv2().cvtColor(rgb, _cv2().COLOR_RGB2YUV_I420), format="yuv420p")
+
+    def plan(self, shot: Shot, view: View) -> Layout:
+        return layout(view.pixels(self.panel(shot.panel).size), self.size, self.heights.get(shot.framing, 0))
+
+    def composite(self, shot: Shot, view: View) -> Image.Image:
+        """A still picture: the framing's layer (backdrop and panel) and the shot's line."""
+        plan = self.plan(shot, view)
+        key = (shot.panel, view, plan)
+        if self._layer is None or self._layer[0] != key:
+            panel = self.panel(shot.panel)
+            layer = self.backdrop(shot.panel).copy()
+            fitted = panel.resize(
+                (plan.panel.width, plan.panel.height), Image.Resampling.BICUBIC, box=view.box(panel.size),
+                reducing_gap=2.0,
+            )
+            layer.paste(fitted, (plan.panel.x0, plan.panel.y0))
+            self._layer = (key, layer)
+        canvas = self._layer[1].copy()
+        _caption(canvas, shot.subtitle, plan)
+        return canvas
+
+    def moving(self, shot: Shot, view: View) -> np.ndarray:
+        """A frame of a pushing framing, ``view`` of the panel on the framing's box (RGB)."""
+        cv2 = _cv2()
+        plan = self.plan(shot, shot.view)  # the push keeps the view's shape: one box throughout
+        box = plan.panel
+        if self._scaled is None or self._scaled[0] != shot.framing:
+            panel = self.panel(shot.panel)
+            scale = box.width / shot.view.pixels(panel.size)[0]  # the closest view at 1:1
+            size = (max(1, round(panel.width * scale)), max(1, round(panel.height * scale)))
+            source = np.asarray(panel)
+            way = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+            self._scaled = (shot.framing, cv2.resize(source, size, interpolation=way), size)
+        _, scaled, (sw, sh) = self._scaled
+        if self._base is None or self._base[0] != (shot.framing, shot.subtitle):
+            base = self.backdrop(shot.panel).copy()
+            overlay = None
+            if plan.over_panel:  # the caption goes over the moving panel: kept apart to blend
+                layer = Image.new("RGBA", self.size, (0, 0, 0, 0))
+                _caption(layer, shot.subtitle, plan)
+                rgba = np.asarray(layer.crop((box.x0, box.y0, box.x1, box.y1))).astype(np.float32)
+                overlay = (rgba[..., :3], rgba[..., 3:] / 255.0)
+            else:
+                _caption(base, shot.subtitle, plan)
+            self._base = ((shot.framing, shot.subtitle), np.array(base), overlay)
+        _, base, overlay = self._base
+        ax = (view.x1 - view.x0) * sw / box.width
+        ay = (view.y1 - view.y0) * sh / box.height
+        matrix = np.array(
+            [[ax, 0.0, view.x0 * sw + 0.5 * ax - 0.5], [0.0, ay, view.y0 * sh + 0.5 * ay - 0.5]], dtype=np.float64
+        )
+        warped = cv2.warpAffine(
+            scaled, matrix, (box.width, box.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        if overlay is not None:
+            rgb, alpha = overlay
+            warped = (warped * (1.0 - alpha) + rgb * alpha).astype(np.uint8)
+        frame = base.copy()
+        frame[box.y0 : box.y1, box.x0 : box.x1] = warped
+        return frame
+
+    def panel(self, path: Path) -> Image.Image:
+        if self._panel is None or self._panel[0] != path:
+            with Image.open(path) as image:
+                self._panel = (path, image.convert("RGB"))
+        return self._panel[1]
+
+    def backdrop(self, path: Path) -> Image.Image:
+        if self._backdrop is None or self._backdrop[0] != path:
+            self._backdrop = (path, _backdrop(self.panel(path), self.size))
+        return self._backdrop[1]
+
+
+def _cv2() -> Any:
+    import cv2  # loaded when a video is rendered, not when the daemon starts
+
+    return cv2
 
 
 def _composite(shot: Shot, size: tuple[int, int]) -> Image.Image:
-    """The panel framed to fill the frame over a blurred, darkened copy of itself, its
-    subtitle burned in at the bottom of the safe area (``framing.py`` says where)."""
-    font, lines, line_height, caption_height = caption_of(shot.subtitle, size)
-    with Image.open(shot.panel) as panel:
-        panel = panel.convert("RGB")
-        plan = layout(panel.size, size, caption_height)
-        canvas = _backdrop(panel, size)
-        fitted = panel.resize((plan.panel.width, plan.panel.height), Image.Resampling.BICUBIC, reducing_gap=2.0)
-    canvas.paste(fitted, (plan.panel.x0, plan.panel.y0))
-    if plan.caption is None:
-        return canvas
+    """The still picture of one shot, framed as the render frames it when the shot is the
+    only one of its framing (the benchmark's reference)."""
+    return _Framer([shot], size).composite(shot, shot.view)
+
+
+def _caption(canvas: Image.Image, subtitle: str, plan: Layout) -> None:
+    """The subtitle burned in at the bottom of the safe area, over a translucent band
+    when it lies over the panel so the text reads over the drawing."""
+    if plan.caption is None or not subtitle.strip():
+        return
     box = plan.caption
-    if plan.over_panel:  # a translucent band, so the text reads over the drawing
-        band = Image.new("L", size, 0)
-        ImageDraw.Draw(band).rectangle((box.x0, box.y0, box.x1 - 1, box.y1 - 1), fill=150)
-        canvas.paste(Image.new("RGB", size, (0, 0, 0)), (0, 0), band)
+    font, lines, line_height, _ = caption_of(subtitle, canvas.size)
+    if plan.over_panel:
+        band = Image.new("L", (box.width, box.height), 150)
+        canvas.paste(Image.new("RGB", band.size, (0, 0, 0)), (box.x0, box.y0), band)
     draw = ImageDraw.Draw(canvas)
+    top = box.y1 - (line_height * len(lines) + line_height // 2)  # the lines sit at the bottom
     for n, line in enumerate(lines):
         x = box.x0 + (box.width - draw.textlength(line, font=font)) / 2
         draw.text(
-            (x, box.y0 + line_height // 4 + n * line_height),
+            (x, top + line_height // 4 + n * line_height),
             line,
             font=font,
             fill=(255, 255, 255),
             stroke_width=max(2, font.size // 14),
             stroke_fill=(0, 0, 0),
         )
-    return canvas
 
 
 def caption_of(subtitle: str, size: tuple[int, int]) -> tuple[ImageFont.FreeTypeFont, list[str], int, int]:
