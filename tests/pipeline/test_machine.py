@@ -15,6 +15,7 @@ from services.pipeline.engine.definition import load_definition
 from services.pipeline.engine.machine import Checkpoint, Machine, PipelineFailed, StageFunc
 from services.pipeline.errors import TaskFailed, YouTubeQuotaError
 from services.pipeline.jobs.run_document import PipelineRun
+from services.pipeline.stages.check_video import VideoQualityError
 
 T0 = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc)
 DEFINITION = load_definition()
@@ -103,6 +104,9 @@ class Stages:
     def WaitForRender(self, event):
         return {"job_id": event["job_id"], "status": "completed", "task_token": event["task_token"]}
 
+    def CheckVideo(self, event):
+        return {"job_id": event["job_id"], "passed": True, "figures": {"cuts_per_minute": 16.0}}
+
     def WaitForUpload(self, event):
         return {"job_id": event["job_id"], "youtube_url": "file://x.mp4", "status": "completed"}
 
@@ -134,6 +138,7 @@ VIDEO_PATH = [
     "GenerateTTS",
     "StartRenderer",
     "WaitForRender",
+    "CheckVideo",
     "StartUploader",
     "WaitForUpload",
     "Cleanup",
@@ -224,6 +229,17 @@ async def test_a_worker_failure_is_caught_by_name() -> None:
     assert done.error == {"Error": "RenderError", "Cause": "ffmpeg exited 1", "state": "WaitForRender"}
 
 
+async def test_a_video_the_gate_refuses_goes_to_handle_error_at_once_and_is_never_uploaded() -> None:
+    stages, clock, saved = Stages(), Clock(), []
+    cause = "the video fails the quality gate: frozen_seconds is 8.5, must be <= 3 s"
+    stages.fail["CheckVideo"] = [VideoQualityError(cause)]
+    done = await machine(stages, clock, saved).run(Checkpoint())
+    assert stages.calls == VIDEO_PATH[:7] + ["HandleError"]  # not retried: the same file fails the same way
+    assert "StartUploader" not in stages.calls and clock.slept == []
+    assert done.error == {"Error": "VideoQualityError", "Cause": cause, "state": "CheckVideo"}
+    assert done.videos == [{"job_id": "job-1", "outcome": "failed"}]
+
+
 async def test_an_uncaught_error_fails_the_run() -> None:
     stages, clock, saved = Stages(), Clock(), []
     stages.fail["HandleError"] = [OSError("jobs unwritable")] * 4
@@ -281,7 +297,7 @@ async def test_a_run_resumes_at_the_first_unfinished_state() -> None:
     again = Stages()
     again.tokens = 1
     done = await machine(again, Clock(), []).run(Checkpoint.model_validate(at_render))
-    assert again.calls == ["WaitForRender", "StartUploader", "WaitForUpload", "Cleanup", "IncrementCounter"]
+    assert again.calls == VIDEO_PATH[VIDEO_PATH.index("WaitForRender") :]
     assert done.state == "Done" and done.video_job_id == "job-1"
 
 

@@ -75,6 +75,7 @@ _STAGE_OF_STATE = {
     State.GENERATE_TTS: "tts",
     State.START_RENDERER: "rendering",
     State.WAIT_FOR_RENDER: "rendering",
+    State.CHECK_VIDEO: "rendering",
     State.START_UPLOADER: "uploading",
     State.WAIT_FOR_UPLOAD: "uploading",
     State.CLEANUP: "completed",

@@ -7,6 +7,7 @@
 | GenerateScript | ``scriptgen.handler`` | Vietnamese template |
 | GenerateTTS | ``ttsgen.handler`` | espeak-ng, else a placeholder tone |
 | StartRenderer / WaitForRender | ``worker_stages`` | a local worker process, bundled ffmpeg |
+| CheckVideo | ``check_video.handler`` | the quality gate (``quality/``): the figures on the job |
 | StartUploader / WaitForUpload | ``worker_stages`` | a local worker publishing to DATA_DIR/published |
 | Cleanup | ``cleanup.handler`` | removes DATA_DIR/work/<job_id> |
 | IncrementCounter | ``counter.handler`` | DATA_DIR/counters.json |
@@ -21,7 +22,16 @@ from services.pipeline.engine.definition import Definition, load_definition, req
 from services.pipeline.engine.machine import StageFunc
 from services.pipeline.providers import registry
 from services.pipeline.settings import PipelineSettings
-from services.pipeline.stages import cleanup, counter, fetcher, handle_error, quota, scriptgen, ttsgen
+from services.pipeline.stages import (
+    check_video,
+    cleanup,
+    counter,
+    fetcher,
+    handle_error,
+    quota,
+    scriptgen,
+    ttsgen,
+)
 from services.pipeline.stages.names import CHOICES, TASKS, TERMINAL, State
 from services.pipeline.stages.worker_stages import start_stage, wait_stage
 
@@ -47,6 +57,7 @@ def embedded_stages(definition: Definition) -> dict[str, StageFunc]:
         State.GENERATE_TTS: ttsgen.handler,
         State.START_RENDERER: start_stage("render", render.heartbeat_seconds),
         State.WAIT_FOR_RENDER: wait_stage(render),
+        State.CHECK_VIDEO: check_video.handler,
         State.START_UPLOADER: start_stage("upload", upload.heartbeat_seconds),
         State.WAIT_FOR_UPLOAD: wait_stage(upload),
         State.CLEANUP: cleanup.handler,

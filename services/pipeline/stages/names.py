@@ -24,6 +24,7 @@ class State(StrEnum):
     GENERATE_TTS = "GenerateTTS"
     START_RENDERER = "StartRenderer"
     WAIT_FOR_RENDER = "WaitForRender"
+    CHECK_VIDEO = "CheckVideo"
     START_UPLOADER = "StartUploader"
     WAIT_FOR_UPLOAD = "WaitForUpload"
     CLEANUP = "Cleanup"
@@ -42,6 +43,7 @@ TASKS = (
     State.GENERATE_TTS,
     State.START_RENDERER,
     State.WAIT_FOR_RENDER,
+    State.CHECK_VIDEO,
     State.START_UPLOADER,
     State.WAIT_FOR_UPLOAD,
     State.CLEANUP,
