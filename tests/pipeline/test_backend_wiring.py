@@ -21,6 +21,8 @@ from services.pipeline.providers.script import script_llm
 from services.pipeline.providers.script.script_llm import ScriptResult
 from services.pipeline.settings import load_settings
 from services.pipeline.stages import backend_names, scriptgen, ttsgen
+from services.pipeline.tasks import render_task
+from services.pipeline.workspace import Workspace
 from services.scheduler.settings import SettingsError
 from tests.pipeline.stage_context import RecordingContext
 from tests.pipeline.test_machine import Clock, Stages, machine
@@ -100,6 +102,27 @@ def test_an_account_setting_is_checked_like_the_global_one(settings_path: Path) 
 def test_without_an_accounts_table_every_account_uses_the_global_values(settings_path: Path) -> None:
     settings = load_settings()
     assert settings.for_account("anything") is settings
+
+
+def test_motion_and_the_reading_order_reach_the_renderer(settings_path: Path, tmp_path: Path, monkeypatch) -> None:
+    settings_path.write_text('motion = "none"\n[accounts.kenh-a]\nmotion = "push"\n[accounts.kenh-b]\n', encoding="utf-8")
+    settings = load_settings()
+    assert (settings.motion, settings.for_account("kenh-a").motion, settings.for_account("kenh-b").motion) == (
+        "none", "push", "none",
+    )
+    monkeypatch.setenv("MOTION", "zoom")
+    with pytest.raises(SettingsError, match="MOTION"):
+        load_settings()
+    calls: list[dict] = []
+    monkeypatch.setattr(render_task, "render_video", lambda segments, output, **options: calls.append(options))
+    work = Workspace(tmp_path, "job-1")
+    work.root.mkdir(parents=True)
+    speech = {"segments": [{"panel": "panel-001.png", "text": "Chào", "audio": "seg-001.wav"}]}
+    (work.root / "speech.json").write_text(json.dumps(speech), encoding="utf-8")
+    render_task.render(work, settings.for_account("kenh-a"))
+    (work.root / "source.json").write_text(json.dumps({"reading_direction": "rtl"}), encoding="utf-8")
+    render_task.render(work, settings)
+    assert [(c["motion"], c["rtl"]) for c in calls] == [("push", False), ("none", True)]
 
 
 # -- the renderer's shots -------------------------------------------------------------------------

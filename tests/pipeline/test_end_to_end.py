@@ -91,6 +91,8 @@ async def test_a_video_is_rendered_published_and_counted(data: Path) -> None:
     video_seconds, audio_seconds = played_seconds(video)
     assert abs(video_seconds - audio_seconds) < 0.1
     assert done.outputs["WaitForUpload"]["youtube_url"] == video.resolve().as_uri()
+    gate = done.outputs["CheckVideo"]  # the gate passed it on its figures before the upload
+    assert gate["passed"] and gate["figures"]["height"] == 1920 and gate["figures"]["frozen_seconds"] <= 3
     assert not (data / "work" / job_id).exists()  # cleaned up
     assert not any((data / "tasks").iterdir())  # task folders removed when the waits ended
     assert counter.read_count(data, day) == 1
@@ -110,6 +112,7 @@ async def test_the_demo_chapter_renders_its_cut_panels_framed_and_a_reviewer_can
     sample_chapter.make_chapter(data_dir / "samples", panels=4)  # one manga page of four panels
     done, _ = await run_machine(data_dir)
     assert done.state == "Done", done.error
+    assert done.outputs["CheckVideo"]["passed"]
     video = data_dir / "published" / vietnam_today().isoformat() / f"{done.video_job_id}.mp4"
     cut = first_cut(video)
     frames = save_frames(video, {"demo-first-panel": 1.0, "demo-after-cut": cut + 0.5})

@@ -6,13 +6,16 @@ import shutil
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.providers.render.narration_audio import measure_lufs
 from services.pipeline.providers.render.render_local import Segment, frame_counts, render_video
+from services.pipeline.providers.render.rhythm import PUSH_SECONDS
 from services.pipeline.providers.script import script_template
 from services.pipeline.providers.tts import tts_local
+from services.pipeline.quality import measure
 from tests.pipeline.media_probe import played_seconds
 
 
@@ -116,3 +119,31 @@ def test_an_unknown_encoder_is_refused(tmp_path: Path) -> None:
     (panel,) = sample_chapter.draw_panels(tmp_path / "panels", 1)
     with pytest.raises(ValueError, match="unknown encoder 'magic'"):
         render_video([Segment(panel, "x", speech.path)], tmp_path / "x.mp4", encoder="magic")
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="gray").astype(np.int16) for f in container.decode(video=0)]
+
+
+def test_push_motion_moves_every_frame_of_the_push_then_holds_where_it_ended(tmp_path: Path) -> None:
+    segments = []
+    for index, panel in enumerate(sample_chapter.draw_panels(tmp_path / "panels", 2)):
+        text = "Minh và Lan gặp ông rồng hiền lành trên đỉnh núi cao."
+        speech = tts_local.synthesize(text, tmp_path / f"s{index}.wav", engine="tone")
+        segments.append(Segment(panel, text, speech.path))
+    push = render_video(segments, tmp_path / "push.mp4", size=(640, 360), motion="push")
+    still = render_video(segments, tmp_path / "still.mp4", size=(640, 360))
+    assert push.frames == still.frames  # motion changes the pictures, not the timing
+    moving, held = _frames(push.path), _frames(still.path)
+    steps = round(PUSH_SECONDS * 30)
+    change = [float(np.abs(b - a).mean()) for a, b in zip(moving, moving[1:steps])]
+    assert min(change[2:-2]) > 0.2  # every frame of the push is a new picture (the encoder's own: < 0.05)
+    assert max(float(np.abs(b - a).mean()) for a, b in zip(held, held[1:steps])) < 0.05  # the still holds
+    assert float(np.abs(moving[steps] - moving[steps - 1]).mean()) < 1.0  # it settles, no jump
+    assert float(np.abs(moving[steps + 10] - moving[steps + 3]).mean()) < 0.05  # then holds
+    assert float(np.abs(moving[steps] - held[steps]).mean()) > 1.0  # closer than the still framing
+    figures = measure(push.path).to_dict()
+    assert figures["frozen_seconds"] <= 3 and figures["end_difference_seconds"] <= 1 / 30
+    with pytest.raises(ValueError, match="MOTION must be one of none, push"):
+        render_video(segments, tmp_path / "x.mp4", size=(640, 360), motion="zoom")
