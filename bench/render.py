@@ -307,7 +307,7 @@ def main() -> None:
                 f"realtime {r['realtime']:6.2f}x  peak RSS {r['peak_rss_mb']:6.0f} MB"
             )
         scores = ssim_samples(Path(results["ours"]["video"]), segments, work)
-        print("ours SSIM at 6 segment midpoints: " + ", ".join(f"{s:.4f}" for s in scores))
+        print("ours SSIM at 6 shot midpoints: " + ", ".join(f"{s:.4f}" for s in scores))
     ours = results["ours"]
     vs_moviepy = results["moviepy"]["seconds"] / ours["seconds"]
     vs_ffmpeg = results["ffmpeg"]["seconds"] / ours["seconds"]

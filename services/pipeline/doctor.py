@@ -6,7 +6,7 @@ account of the ``[accounts]`` table), then runs the checks: the bundled ffmpeg r
 subtitle font is installed, espeak-ng (optional), the data dir is writable, each secret
 file a setting names exists and is 0600, the settings a chosen backend needs are there,
 the local chapter folder has a chapter left to take (a warning: a fresh data dir has
-none), and (unless ``--offline``) each YouTube token is refreshed with Google, so a token
+none), which tracks MUSIC_DIR holds (a note when none), and (unless ``--offline``) each YouTube token is refreshed with Google, so a token
 that stopped refreshing is found before a day's run rather than after a render. Exit 1
 when the settings are broken or a required check fails; 0 otherwise.
 
@@ -82,6 +82,8 @@ def run_checks(
     checks.extend(_needs(settings, views))
     if any(view.fetch_source == "local" for view in views):
         checks.append(_local_chapters(settings.local_chapters(data_dir), data_dir))
+    for folder in dict.fromkeys(view.music_folder(data_dir) for view in [settings, *views]):
+        checks.append(_music(folder))
     if online:
         for view in views:
             token = view.youtube_token_file
@@ -227,6 +229,17 @@ def _local_chapters(samples: Path, data_dir: Path) -> Check:
     )
     why = f"all {found} chapter(s) in {samples} are taken" if found else f"no chapter in {samples}"
     return Check("local chapters", False, f"{why}: a video job would find no manga; {hint}", required=False)
+
+
+def _music(folder: Path) -> Check:
+    """Which tracks MUSIC_DIR holds (a note when none: the videos go out without music)."""
+    from services.pipeline.providers.render.narration_audio import music_tracks
+
+    tracks = music_tracks(folder)
+    if tracks:
+        return Check("music", True, f"{len(tracks)} track(s) in {folder}, one per video under the voice")
+    return Check("music", False, f"no track in {folder}: videos have no music (add mp3/m4a/ogg/flac/wav "
+                 "there, or set MUSIC_DIR)", required=False)
 
 
 def _secret_file(setting: str, path: Path) -> Check:

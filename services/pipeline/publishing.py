@@ -21,7 +21,16 @@ from typing import Any
 
 from services.pipeline.stages.quota import VIETNAM_TZ
 
-__all__ = ["THUMBNAIL_SIZE", "describe", "make_thumbnail", "publish_time", "striking_panel", "without_paths"]
+__all__ = [
+    "THUMBNAIL_SIZE",
+    "describe",
+    "describe_shorts",
+    "make_thumbnail",
+    "publish_time",
+    "shorts_title",
+    "striking_panel",
+    "without_paths",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +74,28 @@ def describe(script: dict[str, Any], source: dict[str, Any]) -> str:
     if script.get("writer") not in (None, "template"):
         parts.append("Lời dẫn do AI viết và đọc bằng giọng tổng hợp.")
     return "\n\n".join(part for part in parts if part)
+
+
+SHORTS_TAG = "#Shorts"
+TITLE_LIMIT = 100  # YouTube's, in characters
+
+
+def shorts_title(title: str) -> str:
+    """The Shorts cut's title: the video's, cut at a word to leave room, then ``#Shorts``."""
+    room = TITLE_LIMIT - len(SHORTS_TAG) - 1
+    text = " ".join(title.split())
+    if len(text) > room:
+        text = text[:room].rsplit(" ", 1)[0].rstrip(" -–—:,") or text[:room]
+    return f"{text} {SHORTS_TAG}"
+
+
+def describe_shorts(full_url: str, script: dict[str, Any], source: dict[str, Any]) -> str:
+    """The Shorts cut's description: where the whole chapter is first, then the video's own
+    (credits included). ``full_url`` is the full video's (a web URL; a local file's path is
+    kept out, as in every description)."""
+    link = without_paths(full_url) if not full_url.startswith(("https://", "http://")) else full_url
+    lead = f"Xem cả chương: {link}" if link else "Xem cả chương trên kênh."
+    return "\n\n".join(part for part in (lead, describe(script, source)) if part)
 
 
 def publish_time(at: str | None, now: datetime) -> datetime | None:

@@ -46,6 +46,9 @@ so a log or a ``repr`` shows ``**********``.
 | DAILY_QUOTA | 10 | videos a Vietnam day may count before CheckQuota says the quota is reached |
 | SAMPLES_DIR | DATA_DIR/samples | the local chapters folder (``FETCH_SOURCE=local``) |
 | VIDEO_FORMAT | landscape | ``landscape`` (1920×1080) or ``shorts`` (1080×1920) |
+| MUSIC_DIR | DATA_DIR/music | background music: a track from this folder (mp3, m4a, ogg, opus, flac, wav), looped under the voice, faded, ducked 13.5 dB where it speaks; no folder or no track: no music |
+| SHORTS_CUT | false | also make a Shorts cut: the chapter's opening in 9:16 (whole segments, up to SHORTS_SECONDS), published after the video with a link to it |
+| SHORTS_SECONDS | 60 | the Shorts cut's length at most, 15 to 180 (YouTube takes Shorts up to 3 minutes) |
 | MOTION | none | ``push``: a slow push-in at each cut (moving frames cost encoding time), or ``none``: still framings |
 | TASK_TRANSPORT | local | where render and upload workers run: ``local`` (a process here) |
 
@@ -59,7 +62,7 @@ else reads them from the environment: a stage gets them from its context
 Per-account settings: a ``[accounts.<account_id>]`` table in the settings file (only there)
 overrides, for the jobs of that account (a channel), any of ``manga_ids``,
 ``manga_search``, ``manga_content_rating``, ``manga_original_language``, ``manga_order``,
-``reading_direction``, ``motion``, ``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
+``reading_direction``, ``motion``, ``music_dir``, ``shorts_cut``, ``shorts_seconds``, ``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
 ``youtube_token_file``, ``youtube_category_id`` and ``youtube_publish_at``. When the table
 lists accounts, a job of an account it does not list is refused (it would otherwise
 publish on another channel's token); without the table every account uses the values above.
@@ -124,6 +127,9 @@ class AccountSettings(BaseModel):
     manga_order: dict[str, OrderDirection] | None = None
     reading_direction: Direction | None = None
     motion: Motion | None = None
+    music_dir: Path | None = None
+    shorts_cut: bool | None = None
+    shorts_seconds: int | None = Field(None, ge=15, le=180)
     tts_voice: Voice | None = None
     tts_fallback_voice: Voice | None = None
     tts_rate: Rate | None = None
@@ -177,6 +183,9 @@ class PipelineSettings(BaseSettings):
     samples_dir: Path | None = None
     video_format: Literal["landscape", "shorts"] = "landscape"
     motion: Motion = "none"
+    music_dir: Path | None = None
+    shorts_cut: bool = False
+    shorts_seconds: int = Field(60, ge=15, le=180)
     task_transport: str = "local"
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
@@ -247,6 +256,10 @@ class PipelineSettings(BaseSettings):
         0600 file, named here by path.
         """
         return self.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+
+    def music_folder(self, data_dir: Path) -> Path:
+        """MUSIC_DIR, default ``<data_dir>/music``."""
+        return self.music_dir if self.music_dir is not None else data_dir / "music"
 
     def local_chapters(self, data_dir: Path) -> Path:
         """SAMPLES_DIR, default ``<data_dir>/samples``."""

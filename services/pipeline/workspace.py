@@ -10,6 +10,7 @@
     work/<job_id>/audio/seg-001.wav ...      one narration file per segment (tts)
     work/<job_id>/speech.json                each segment's file, length and engine (tts)
     work/<job_id>/video.mp4                  the rendered video (render)
+    work/<job_id>/shorts.mp4                 its Shorts cut: the opening in 9:16 (render, SHORTS_CUT)
 
 Cleanup removes the whole folder once the video is published.
 """
@@ -52,6 +53,10 @@ class Workspace:
     @property
     def video(self) -> Path:
         return self.root / "video.mp4"
+
+    @property
+    def shorts(self) -> Path:
+        return self.root / "shorts.mp4"
 
     def read(self, name: str) -> dict[str, Any]:
         """A JSON file of the workspace (FileNotFoundError names the stage that makes it)."""

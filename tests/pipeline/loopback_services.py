@@ -604,10 +604,12 @@ class LoopbackYouTube(LoopbackService):
         return Reply(308, b"", headers)
 
     def video(self, session: UploadSession) -> dict[str, Any]:
+        """The video a finished session made: the first is VIDEO_ID, the next vid124, ..."""
+        order = list(self.sessions).index(session.session_id)
         return {
             "kind": "youtube#video",
             "etag": "loopback-etag",
-            "id": self.VIDEO_ID,
+            "id": self.VIDEO_ID if order == 0 else f"vid{123 + order}",
             "snippet": {**session.metadata.get("snippet", {}), "channelId": "UC-loopback"},
             "status": {**session.metadata.get("status", {}), "uploadStatus": "uploaded"},
         }

@@ -309,6 +309,33 @@ async def test_quota_exceeded_on_upload_ends_at_quota_reached_with_the_render_ke
     assert mangadex.at_home_calls() == [CHAPTER_1, CHAPTER_1] and len(mangadex.received("GET", "/manga")) == 1
 
 
+async def test_a_shorts_cut_is_uploaded_after_the_video_and_links_to_it(
+    data: Path, mangadex: LoopbackMangaDex, llm: LoopbackOpenAI, youtube: LoopbackYouTube,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VIDEO_FORMAT", "landscape")
+    monkeypatch.setenv("SHORTS_CUT", "true")
+    monkeypatch.setenv("SHORTS_SECONDS", "15")
+    rendered = Rendered(data)
+    done = await run_the_day(rendered)
+    assert done.state == "Done", rendered.errors
+    full, short = youtube.initiations()  # the video first, then its Shorts cut
+    assert full.json()["snippet"]["title"] == LoopbackOpenAI.TITLE
+    snippet = short.json()["snippet"]
+    assert snippet["title"] == f"{LoopbackOpenAI.TITLE} #Shorts"
+    assert snippet["description"].startswith("Xem cả chương: https://www.youtube.com/watch?v=vid123\n\n")
+    assert "Nguồn: MangaDex" in snippet["description"]  # the credits in the Short too
+    assert short.json()["status"]["containsSyntheticMedia"] is True
+    assert len(youtube.uploaded()) == 2
+    (thumbnail,) = youtube.received("POST", "/upload/youtube/v3/thumbnails/set")  # the video's only
+    assert thumbnail.param("videoId") == "vid123"
+    upload = done.outputs["WaitForUpload"]
+    assert upload["youtube_url"].endswith("vid123") and upload["shorts_url"].endswith("vid124")
+    assert done.outputs["CheckVideo"]["shorts_figures"]["height"] == 1920
+    gate = done.outputs["CheckVideo"]
+    assert gate["shorts_figures"]["duration_seconds"] < gate["figures"]["duration_seconds"]  # the opening
+
+
 def doctor(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
     env.update(env_extra)

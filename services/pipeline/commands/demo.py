@@ -23,6 +23,7 @@ import av
 from services.pipeline.errors import VideoPipelineError
 from services.pipeline.extension import PipelineExtension
 from services.pipeline.providers.fetch import sample_chapter
+from services.pipeline.providers.render import sample_music
 from services.pipeline.settings import PipelineSettings
 from services.pipeline.stages import backend_names
 from services.scheduler.lock import LOCK_FILE, DataDirLock, read_holder
@@ -141,6 +142,8 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
         out.line(f"demo data dir: {data_dir}")
         chapter = sample_chapter.make_chapter(embedded.local_chapters(data_dir), panels=args.panels)
         out.line(f"sample chapter: {chapter} ({args.panels} panels)")
+        bed = sample_music.make_bed(embedded.music_folder(data_dir))
+        out.line(f"music bed: {bed} (ducked under the voice; a creator's tracks go in MUSIC_DIR)")
         for stage, backend in backend_names(embedded).items():
             out.line(f"  {stage:<7} {backend}")
         demo_settings = Settings.from_env({}, data_dir=str(data_dir))

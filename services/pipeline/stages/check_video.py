@@ -4,8 +4,9 @@ Input ``{"job_id"}``. The rendered file (``work/<job_id>/video.mp4``) is measure
 (``quality.measure``: codecs, faststart, A/V ends, keyframes, loudness, true peak, cuts a
 minute, the longest shot, black and frozen stretches, every subtitle character in the
 font) and judged (``quality.gate.judge``). The figures go on the job's record under
-``quality`` (``{"passed", "figures", "failures"}``) whatever the verdict, so a person
-reading the day's file sees them. Output on a pass::
+``quality`` (``{"passed", "figures", "failures"}``, and the same under ``shorts`` for a
+Shorts cut, which is judged too) whatever the verdict, so a person reading the day's
+file sees them. Output on a pass::
 
     {"job_id": ..., "passed": true, "figures": {...}}
 
@@ -50,6 +51,14 @@ def subtitles_of(work: Workspace) -> str:
     return "\n".join(texts)
 
 
+def _record(figures: dict[str, Any], failures: list[Any]) -> dict[str, Any]:
+    return {
+        "passed": not failures,
+        "figures": figures,
+        "failures": [{"figure": f.figure, "value": f.value, "limit": f.limit} for f in failures],
+    }
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """CheckVideo: measure and judge the job's video; VideoQualityError if it falls short."""
     from services.pipeline.quality.gate import judge  # PyAV and numpy: loaded when a video is checked
@@ -59,20 +68,27 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     work = Workspace(context.data_dir, job_id)
     if not work.video.exists():
         raise FileNotFoundError(f"{work.video} is missing: the render did not leave a video to check")
-    figures = measure(work.video, subtitles=subtitles_of(work)).to_dict()
+    subtitles = subtitles_of(work)
+    figures = measure(work.video, subtitles=subtitles).to_dict()
     failures = judge(figures)
-    record = {
-        "passed": not failures,
-        "figures": figures,
-        "failures": [{"figure": f.figure, "value": f.value, "limit": f.limit} for f in failures],
-    }
+    record = _record(figures, failures)
+    causes = ["the video fails the quality gate: " + "; ".join(str(f) for f in failures)] if failures else []
+    if work.shorts.exists():  # its Shorts cut is published too: held to the same limits
+        shorts_figures = measure(work.shorts, subtitles=subtitles).to_dict()
+        shorts_failures = judge(shorts_figures)
+        record["shorts"] = _record(shorts_figures, shorts_failures)
+        record["passed"] = record["passed"] and not shorts_failures
+        if shorts_failures:
+            causes.append("its Shorts cut fails: " + "; ".join(str(f) for f in shorts_failures))
     context.update_job(job_id, {"quality": record})
-    if failures:
-        cause = "the video fails the quality gate: " + "; ".join(str(f) for f in failures)
+    if causes:
         logger.error("video refused by the gate", extra={"job_id": job_id, "stage": State.CHECK_VIDEO,
                                                          "failures": record["failures"]})
-        raise VideoQualityError(cause + " (figures on the job under 'quality'; run_scheduler.py check FILE shows them)")
+        raise VideoQualityError(
+            "; ".join(causes) + " (figures on the job under 'quality'; run_scheduler.py check FILE shows them)"
+        )
     logger.info("video passes the gate", extra={"job_id": job_id, "stage": State.CHECK_VIDEO,
                                                 "cuts_per_minute": figures.get("cuts_per_minute"),
                                                 "loudness_lufs": figures.get("loudness_lufs")})
-    return {"job_id": job_id, "passed": True, "figures": figures}
+    return {"job_id": job_id, "passed": True, "figures": figures,
+            **({"shorts_figures": record["shorts"]["figures"]} if "shorts" in record else {})}

@@ -22,6 +22,14 @@ The track is mono: the narration is one voice, and YouTube plays a mono track on
 channels. AAC uses ffmpeg's ``fast`` coder at 128 kb/s, several times faster than its
 default ``twoloop`` and transparent for speech at that rate.
 
+With a music bed (MUSIC_DIR: ``music=`` a track), between steps 2 and 3 the track is
+looped to the narration's length, faded in and out, brought to ``BED_BELOW_VOICE_DB``
+under the voice's loudness, ducked under the voice (``ducking.py``: the voice is the
+sidechain, the bed goes down 13.5 dB where it speaks) and mixed in; steps 3 and 4 then
+bring the *mix* to -14 LUFS with the true peak under -1 dBTP. The tracks between the steps
+are raw 32-bit float files, read and written a few seconds at a time, so a long chapter
+costs no more memory than a short one.
+
 ``NarrationJob`` runs these steps on a thread, so the renderer encodes the pictures while
 the sound is made; ``cancel()`` kills the running ffmpeg.
 """
@@ -35,8 +43,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 
-__all__ = ["NarrationJob", "gain_db", "makeup_gain_db", "measure_lufs"]
+from services.pipeline.providers.render.ducking import (
+    frame_gains_db,
+    frame_levels_db,
+    frame_size,
+    sample_gains,
+    speech_frames,
+)
+
+__all__ = ["NarrationJob", "gain_db", "makeup_gain_db", "measure_lufs", "music_tracks"]
 
 SAMPLE_RATE = 48_000
 TARGET_LUFS = -14.0
@@ -46,6 +63,11 @@ MAX_MAKEUP_DB = 6.0  # the most extra gain that makes up for what the limiter to
 MAKEUP_ROUNDS = 2  # measurements through the limiter before the final pass
 CLOSE_ENOUGH_LU = 0.5
 BITRATE = "128k"
+BED_BELOW_VOICE_DB = 12.0  # the bed in the pauses, under the voice's loudness (under speech: 13.5 dB more)
+BED_FADE_IN_SECONDS = 2.0
+BED_FADE_OUT_SECONDS = 3.0
+CHUNK_SECONDS = 10  # the raw tracks are mixed this much at a time
+MUSIC_SUFFIXES = (".mp3", ".m4a", ".aac", ".ogg", ".opus", ".flac", ".wav")
 _INTEGRATED = re.compile(r"Integrated loudness:\s+I:\s+(-?[\d.]+|-inf) LUFS")
 
 
@@ -71,15 +93,27 @@ def makeup_gain_db(
     return max(gain, min(MAX_GAIN_DB, base + MAX_MAKEUP_DB, gain + shortfall))
 
 
-class NarrationJob:
-    """Make the narration track for ``parts`` into ``output`` on a background thread."""
+def music_tracks(folder: Path) -> list[Path]:
+    """The audio files of a music folder (MUSIC_DIR), by name; none if it does not exist."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MUSIC_SUFFIXES)
 
-    def __init__(self, parts: Sequence[Path], output: Path, work_dir: Path) -> None:
+
+class NarrationJob:
+    """Make the narration track for ``parts`` (with ``music`` as its bed, if given) into
+    ``output`` on a background thread."""
+
+    def __init__(self, parts: Sequence[Path], output: Path, work_dir: Path, music: Path | None = None) -> None:
         if not parts:
             raise ValueError("no narration to make: no segments")
         self._parts = list(parts)
         self._output = output
-        self._joined = work_dir / f".{output.stem}.joined.wav"
+        self._music = music
+        self._joined = work_dir / f".{output.stem}.joined.f32"
+        self._bed = work_dir / f".{output.stem}.bed.f32"
+        self._mix = work_dir / f".{output.stem}.mix.f32"
+        self.bed_gain_db: float | None = None
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
         self._cancelled = False
@@ -107,22 +141,31 @@ class NarrationJob:
                 self._process.kill()
         if self._thread.is_alive():
             self._thread.join()
-        self._joined.unlink(missing_ok=True)
+        self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        for path in (self._joined, self._bed, self._mix):
+            path.unlink(missing_ok=True)
 
     def _run(self) -> None:
         try:
-            self._ffmpeg(*self._concat_args(), "-c:a", "pcm_f32le", str(self._joined))
-            self.measured_lufs = measure_lufs(self._joined, run=self._ffmpeg)
-            first = gain = gain_db(self.measured_lufs)
+            self._ffmpeg(*self._concat_args(), "-f", "f32le", str(self._joined))
+            self.measured_lufs = measure_lufs(self._joined, run=self._ffmpeg, raw=True)
+            track, loudness = self._joined, self.measured_lufs
+            if self._music is not None:
+                track = self._with_bed(self.measured_lufs)
+                loudness = measure_lufs(track, run=self._ffmpeg, raw=True)
+            first = gain = gain_db(loudness)
             for _ in range(MAKEUP_ROUNDS):
-                limited = measure_lufs(self._joined, _gain_filter(gain), run=self._ffmpeg)
+                limited = measure_lufs(track, _gain_filter(gain), run=self._ffmpeg, raw=True)
                 if limited >= TARGET_LUFS - CLOSE_ENOUGH_LU:
                     break
                 gain = makeup_gain_db(gain, limited, first_gain=first)
             self.applied_gain_db = gain
             self._ffmpeg(
+                *_RAW,
                 "-i",
-                str(self._joined),
+                str(track),
                 "-af",
                 _gain_filter(self.applied_gain_db),
                 "-ac",
@@ -140,7 +183,41 @@ class NarrationJob:
         except BaseException as error:  # handed to the caller by result()
             self._error = error
         finally:
-            self._joined.unlink(missing_ok=True)
+            self._remove_temporaries()
+
+    def _with_bed(self, voice_lufs: float) -> Path:
+        """The voice with the music bed under it, ducked where it speaks (raw float)."""
+        samples = self._joined.stat().st_size // 4
+        seconds = samples / SAMPLE_RATE
+        fade_in, fade_out = min(BED_FADE_IN_SECONDS, seconds / 3), min(BED_FADE_OUT_SECONDS, seconds / 3)
+        chain = (
+            f"aresample={SAMPLE_RATE},aformat=sample_fmts=flt:channel_layouts=mono,"
+            f"afade=t=in:d={fade_in:.3f},afade=t=out:st={seconds - fade_out:.3f}:d={fade_out:.3f},"
+            "ebur128=framelog=quiet"
+        )
+        err = self._ffmpeg(
+            "-stream_loop", "-1", "-i", str(self._music), "-t", f"{seconds:.4f}", "-af", chain,
+            "-f", "f32le", str(self._bed),
+        )
+        found = _INTEGRATED.search(err)
+        bed_lufs = float(found.group(1)) if found and found.group(1) != "-inf" else float("-inf")
+        # a silent track stays silent; a loud one is brought down to its place under the voice
+        self.bed_gain_db = gain_db(bed_lufs, voice_lufs - BED_BELOW_VOICE_DB) if bed_lufs > -70 else 0.0
+        scale = np.float32(10 ** (self.bed_gain_db / 20))
+        chunk = CHUNK_SECONDS * SAMPLE_RATE // frame_size(SAMPLE_RATE) * frame_size(SAMPLE_RATE)
+        with self._joined.open("rb") as voice:  # the sidechain: the voice's level frame by frame
+            levels = [frame_levels_db(part, SAMPLE_RATE) for part in _chunks(voice, chunk)]
+        gains = frame_gains_db(speech_frames(np.concatenate(levels) if levels else np.zeros(0)))
+        with self._joined.open("rb") as voice, self._bed.open("rb") as bed, self._mix.open("wb") as mix:
+            start = 0
+            for part in _chunks(voice, chunk):
+                under = np.zeros(len(part), dtype=np.float32)
+                got = np.fromfile(bed, dtype=np.float32, count=len(part))
+                under[: len(got)] = got
+                mixed = part + under * scale * sample_gains(gains, start, len(part), SAMPLE_RATE)
+                mix.write(mixed.astype(np.float32).tobytes())
+                start += len(part)
+        return self._mix
 
     def _concat_args(self) -> list[str]:
         args: list[str] = []
@@ -166,10 +243,23 @@ class NarrationJob:
         return err
 
 
-def measure_lufs(path: Path, filters: str = "", *, run=None) -> float:
-    """Integrated loudness of ``path`` (after ``filters``, if any), in LUFS."""
+_RAW = ("-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "1")  # how ffmpeg reads the raw tracks
+
+
+def _chunks(handle, size: int):
+    """``size`` float samples at a time from an open raw track."""
+    while True:
+        part = np.fromfile(handle, dtype=np.float32, count=size)
+        if not len(part):
+            return
+        yield part
+
+
+def measure_lufs(path: Path, filters: str = "", *, run=None, raw: bool = False) -> float:
+    """Integrated loudness of ``path`` (after ``filters``, if any), in LUFS; ``raw``: the
+    file is a raw mono float track at SAMPLE_RATE."""
     chain = f"{filters},ebur128=framelog=quiet" if filters else "ebur128=framelog=quiet"
-    args = ["-i", str(path), "-af", chain, "-f", "null", "-"]
+    args = [*(_RAW if raw else ()), "-i", str(path), "-af", chain, "-f", "null", "-"]
     err = run(*args) if run else _run_ffmpeg(*args)
     found = _INTEGRATED.search(err)
     if not found:

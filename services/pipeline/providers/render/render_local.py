@@ -82,8 +82,8 @@ class Segment:
 
     ``cues`` are ``(start, end, text)`` in seconds from the segment's start (word-timed
     lines from the TTS): each line shows from its start until the next one's, the first from
-    the segment's start. Without cues the whole ``subtitle`` shows for the whole segment.
-    ``more_panels`` follow ``panel`` when the narration covers a group of panels: the
+    the segment's start. Without cues the ``subtitle`` is paged at the reading pace
+    (``rhythm.plan_shots``). ``more_panels`` follow ``panel`` when the narration covers a group of panels: the
     segment's time is shared equally between them.
     """
 
@@ -156,12 +156,14 @@ def render_video(
     encoder: str = "gop",
     motion: str = "none",
     rtl: bool = False,
+    music: Path | None = None,
 ) -> RenderResult:
     """Render ``segments`` to ``output`` (an .mp4); return what was made.
 
     The shots come from ``rhythm.plan_shots``: ``motion`` is MOTION (``none`` or ``push``:
     a push-in at each framing), ``rtl`` the chapter's reading order (where a close view of
-    a panel starts). ``encoder``: ``gop`` (default) encodes each still picture's short GOP
+    a panel starts), ``music`` a track for the bed under the voice (``narration_audio``:
+    looped, faded, ducked under the speech). ``encoder``: ``gop`` (default) encodes each still picture's short GOP
     once and repeats it; ``frames`` encodes every frame (the plain way, kept for comparison).
     """
     if not segments:
@@ -176,7 +178,7 @@ def render_video(
     shots = plan(segments, durations, size, rtl=rtl, motion=motion)
     counts = frame_counts([shot.seconds for shot in shots])
     narration = work / f".{output.stem}.narration.m4a"
-    audio_job = NarrationJob([s.audio for s in segments], narration, work).start()
+    audio_job = NarrationJob([s.audio for s in segments], narration, work, music=music).start()
     picture_track = work / f".{output.stem}.video.mp4"
     try:
         with av.open(str(picture_track), mode="w", format="mp4") as container:

@@ -3,11 +3,14 @@
 The upload session is kept in ``work/<job_id>/upload_session.json``, so a worker started
 again after a crash goes on with the same upload; a spent quota is YouTubeQuotaError. The
 refresh token comes from the file YOUTUBE_TOKEN_FILE names (0600), handed over by the
-settings; the Google client loads only when this publisher is chosen.
+settings; the Google client loads only when this publisher is chosen. A Shorts cut
+(SHORTS_CUT) is uploaded after the video, with ``#Shorts`` in its title and a link to
+the video first in its description, from its own upload session.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -56,14 +59,34 @@ class YouTubePublisher:
         body = youtube.video_body(
             script["title"], publishing.describe(script, source), script.get("tags", []), upload
         )
+        credentials = youtube.load_credentials(settings.youtube_token_file, account=account)
         video_id = youtube.upload_video(
             work.video,
             body,
             upload,
             session_file=work.root / "upload_session.json",
-            credentials=youtube.load_credentials(settings.youtube_token_file, account=account),
+            credentials=credentials,
             job_id=work.job_id,
             account=account,
             api_url=settings.youtube_api_url,
         )
-        return {"job_id": work.job_id, "youtube_url": youtube.video_url(video_id), "status": "completed"}
+        url = youtube.video_url(video_id)
+        answer = {"job_id": work.job_id, "youtube_url": url, "status": "completed"}
+        if work.shorts.exists():  # after the video, so its description links to it
+            shorts_upload = dataclasses.replace(upload, thumbnail=None)
+            shorts_body = youtube.video_body(
+                publishing.shorts_title(script["title"]), publishing.describe_shorts(url, script, source),
+                script.get("tags", []), shorts_upload,
+            )
+            shorts_id = youtube.upload_video(
+                work.shorts,
+                shorts_body,
+                shorts_upload,
+                session_file=work.root / "upload_session_shorts.json",
+                credentials=credentials,
+                job_id=work.job_id,
+                account=account,
+                api_url=settings.youtube_api_url,
+            )
+            answer["shorts_url"] = youtube.video_url(shorts_id)
+        return answer
