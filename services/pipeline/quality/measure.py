@@ -210,7 +210,8 @@ def _tiles(difference: np.ndarray) -> np.ndarray:
     """The mean of a 192×108 difference over each tile."""
     rows, cols = _TILE
     h, w = difference.shape
-    return difference[: h // rows * rows, : w // cols * cols].reshape(h // rows, rows, w // cols, cols).mean(axis=(1, 3))
+    whole = difference[: h // rows * rows, : w // cols * cols]
+    return whole.reshape(h // rows, rows, w // cols, cols).mean(axis=(1, 3))
 
 
 _INTEGRATED = re.compile(r"I:\s+(-?[\d.]+|-inf)\s+LUFS")

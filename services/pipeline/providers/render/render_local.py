@@ -295,7 +295,8 @@ def _ease(t: float) -> float:
 
 
 def _between(a: View, b: View, t: float) -> View:
-    return View(*(x + (y - x) * t for x, y in zip((a.x0, a.y0, a.x1, a.y1), (b.x0, b.y0, b.x1, b.y1), strict=True)))
+    start, end = (a.x0, a.y0, a.x1, a.y1), (b.x0, b.y0, b.x1, b.y1)
+    return View(*(x + (y - x) * t for x, y in zip(start, end, strict=True)))
 
 
 def _timeline(shots: Sequence[Shot], counts: Sequence[int]) -> Iterator[_Picture]:

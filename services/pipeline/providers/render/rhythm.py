@@ -207,7 +207,9 @@ def _framings(begin: float, length: float, line_starts: list[float], push: float
     if length <= 0:
         return 1
     count = max(1, round(length / TARGET_SHOT), math.ceil(length / MAX_SHOT))
-    while length / (count + 1) >= MIN_FRAMING and _longest_still(begin, length, count, line_starts, push) > MAX_STILL:
+    while length / (count + 1) >= MIN_FRAMING:
+        if _longest_still(begin, length, count, line_starts, push) <= MAX_STILL:
+            break
         count += 1
     return count
 

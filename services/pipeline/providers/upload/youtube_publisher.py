@@ -56,37 +56,25 @@ class YouTubePublisher:
             synthetic_media=True,
             thumbnail=thumbnail,
         )
-        body = youtube.video_body(
-            script["title"], publishing.describe(script, source), script.get("tags", []), upload
-        )
         credentials = youtube.load_credentials(settings.youtube_token_file, account=account)
-        video_id = youtube.upload_video(
-            work.video,
-            body,
-            upload,
-            session_file=work.root / "upload_session.json",
-            credentials=credentials,
-            job_id=work.job_id,
-            account=account,
-            api_url=settings.youtube_api_url,
-        )
-        url = youtube.video_url(video_id)
+
+        def send(video: Path, title: str, description: str, how: Any, session: str) -> str:
+            """Upload one file resumably (its own session file); its watch URL."""
+            body = youtube.video_body(title, description, script.get("tags", []), how)
+            video_id = youtube.upload_video(
+                video, body, how, session_file=work.root / session, credentials=credentials,
+                job_id=work.job_id, account=account, api_url=settings.youtube_api_url,
+            )
+            return youtube.video_url(video_id)
+
+        url = send(work.video, script["title"], publishing.describe(script, source), upload, "upload_session.json")
         answer = {"job_id": work.job_id, "youtube_url": url, "status": "completed"}
         if work.shorts.exists():  # after the video, so its description links to it
-            shorts_upload = dataclasses.replace(upload, thumbnail=None)
-            shorts_body = youtube.video_body(
-                publishing.shorts_title(script["title"]), publishing.describe_shorts(url, script, source),
-                script.get("tags", []), shorts_upload,
-            )
-            shorts_id = youtube.upload_video(
+            answer["shorts_url"] = send(
                 work.shorts,
-                shorts_body,
-                shorts_upload,
-                session_file=work.root / "upload_session_shorts.json",
-                credentials=credentials,
-                job_id=work.job_id,
-                account=account,
-                api_url=settings.youtube_api_url,
+                publishing.shorts_title(script["title"]),
+                publishing.describe_shorts(url, script, source),
+                dataclasses.replace(upload, thumbnail=None),
+                "upload_session_shorts.json",
             )
-            answer["shorts_url"] = youtube.video_url(shorts_id)
         return answer
