@@ -119,8 +119,10 @@ def test_motion_and_the_reading_order_reach_the_renderer(settings_path: Path, tm
     work.root.mkdir(parents=True)
     speech = {"segments": [{"panel": "panel-001.png", "text": "Chào", "audio": "seg-001.wav"}]}
     (work.root / "speech.json").write_text(json.dumps(speech), encoding="utf-8")
-    render_task.render(work, settings.for_account("kenh-a"))
-    (work.root / "source.json").write_text(json.dumps({"reading_direction": "rtl"}), encoding="utf-8")
+    (work.root / "source.json").write_text(json.dumps({"account_id": "kenh-a"}), encoding="utf-8")
+    render_task.render(work, settings)  # the worker's settings are the global ones: the account's apply
+    source = {"reading_direction": "rtl", "account_id": "kenh-b"}
+    (work.root / "source.json").write_text(json.dumps(source), encoding="utf-8")
     render_task.render(work, settings)
     assert [(c["motion"], c["rtl"]) for c in calls] == [("push", False), ("none", True)]
 

@@ -42,7 +42,9 @@ def video_size(settings: PipelineSettings) -> tuple[int, int]:
 
 def render(work: Workspace, settings: PipelineSettings) -> dict[str, Any]:
     """Render the job's video (or keep the one already made), and its Shorts cut when
-    SHORTS_CUT asks for one; return the worker's output."""
+    SHORTS_CUT asks for one; return the worker's output. The account's settings apply
+    (``[accounts.<id>]``: MOTION, MUSIC_DIR, SHORTS_CUT, SHORTS_SECONDS), as the upload's do."""
+    settings = _account_settings(work, settings)
     wants_shorts = settings.shorts_cut and settings.video_format == "landscape"
     if work.video.exists() and (work.shorts.exists() or not wants_shorts):
         return _output(work)
@@ -86,6 +88,17 @@ def music_for(work: Workspace, settings: PipelineSettings) -> Path | None:
     if not tracks:
         return None
     return tracks[zlib.crc32(work.job_id.encode()) % len(tracks)]
+
+
+def _account_settings(work: Workspace, settings: PipelineSettings) -> PipelineSettings:
+    """``settings`` with the job's account applied (its ``source.json`` names it)."""
+    if not settings.accounts:
+        return settings
+    try:
+        account = work.read("source.json").get("account_id")
+    except (OSError, ValueError):
+        return settings
+    return settings.for_account(str(account or "default"))
 
 
 def _reads_rtl(work: Workspace) -> bool:
