@@ -50,6 +50,19 @@ so a log or a ``repr`` shows ``**********``.
 | SHORTS_CUT | false | also make a Shorts cut: the chapter's opening in 9:16 (whole segments, up to SHORTS_SECONDS), published after the video with a link to it |
 | SHORTS_SECONDS | 60 | the Shorts cut's length at most, 15 to 180 (YouTube takes Shorts up to 3 minutes) |
 | MOTION | none | ``push``: a slow push-in at each cut (moving frames cost encoding time), or ``none``: still framings |
+| RENDER_BACKEND | local | where the render runs: ``local`` (a worker process here) or ``spot`` (an EC2 Spot instance) |
+| UPLOAD_BACKEND | local | where the upload runs: ``local`` or ``spot`` |
+| RENDER_BUCKET | unset | the S3 bucket a Spot worker's inputs, heartbeats, result and video go through (``jobs/<job_id>/``, ``tasks/<token>/``) |
+| AWS_REGION | ap-southeast-1 | the region of the bucket and the instances (the seed's default) |
+| RENDERER_AMI_ID | unset | the render instance's AMI (Python 3.11+, the AWS CLI); its architecture picks x86_64 or arm64 types |
+| RENDERER_INSTANCE_TYPE | c5.2xlarge | the first type asked for; c6i, c7i, m5, m6i (x86) or c7g, c6g (arm64) .2xlarge follow |
+| RENDERER_SECURITY_GROUP_ID | unset | the render instance's security group |
+| RENDERER_SUBNET_ID | unset | its subnet; several, comma-separated, let the fleet pick a zone with capacity |
+| RENDERER_IAM_INSTANCE_PROFILE | unset | its instance profile (name or ARN): S3 access to the bucket's job prefix |
+| UPLOADER_AMI_ID, UPLOADER_INSTANCE_TYPE (t3.medium), UPLOADER_SECURITY_GROUP_ID, UPLOADER_SUBNET_ID, UPLOADER_IAM_INSTANCE_PROFILE | | the same for a Spot upload |
+| SPOT_MAX_HOURLY_USD | unset | the cost guard: a type whose current Spot price is higher is not launched |
+| SPOT_MONTHLY_BUDGET_USD | unset | past this month's estimated Spot spend, renders run locally |
+| SPOT_FALLBACK | local | when no Spot instance can be had: ``local`` (run here, with a warning) or ``fail`` |
 | TASK_TRANSPORT | local | where render and upload workers run: ``local`` (a process here) |
 
 The settings are read in one place: ``load_settings`` (process environment + file), by the
@@ -62,7 +75,7 @@ else reads them from the environment: a stage gets them from its context
 Per-account settings: a ``[accounts.<account_id>]`` table in the settings file (only there)
 overrides, for the jobs of that account (a channel), any of ``manga_ids``,
 ``manga_search``, ``manga_content_rating``, ``manga_original_language``, ``manga_order``,
-``reading_direction``, ``motion``, ``music_dir``, ``shorts_cut``, ``shorts_seconds``, ``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
+``reading_direction``, ``motion``, ``music_dir``, ``shorts_cut``, ``shorts_seconds``, ``render_backend``, ``upload_backend``, ``tts_voice``, ``tts_fallback_voice``, ``tts_rate``, ``tts_pitch``, ``youtube_privacy``,
 ``youtube_token_file``, ``youtube_category_id`` and ``youtube_publish_at``. When the table
 lists accounts, a job of an account it does not list is refused (it would otherwise
 publish on another channel's token); without the table every account uses the values above.
@@ -112,6 +125,7 @@ ContentRating = Literal["safe", "suggestive", "erotica", "pornographic"]
 OrderDirection = Literal["asc", "desc"]
 Direction = Literal["auto", "rtl", "ltr"]
 Motion = Literal["none", "push"]
+Backend = Literal["local", "spot"]
 MangaId = Annotated[str, Field(pattern=r"^[0-9a-fA-F-]{36}$")]
 
 
@@ -130,6 +144,8 @@ class AccountSettings(BaseModel):
     music_dir: Path | None = None
     shorts_cut: bool | None = None
     shorts_seconds: int | None = Field(None, ge=15, le=180)
+    render_backend: Backend | None = None
+    upload_backend: Backend | None = None
     tts_voice: Voice | None = None
     tts_fallback_voice: Voice | None = None
     tts_rate: Rate | None = None
@@ -187,6 +203,23 @@ class PipelineSettings(BaseSettings):
     shorts_cut: bool = False
     shorts_seconds: int = Field(60, ge=15, le=180)
     task_transport: str = "local"
+    render_backend: Backend = "local"
+    upload_backend: Backend = "local"
+    render_bucket: str | None = None
+    aws_region: str = "ap-southeast-1"
+    renderer_ami_id: str | None = None
+    renderer_instance_type: str = "c5.2xlarge"
+    renderer_security_group_id: str | None = None
+    renderer_subnet_id: str | None = None
+    renderer_iam_instance_profile: str | None = None
+    uploader_ami_id: str | None = None
+    uploader_instance_type: str = "t3.medium"
+    uploader_security_group_id: str | None = None
+    uploader_subnet_id: str | None = None
+    uploader_iam_instance_profile: str | None = None
+    spot_max_hourly_usd: float | None = Field(None, gt=0)
+    spot_monthly_budget_usd: float | None = Field(None, ge=0)
+    spot_fallback: Literal["local", "fail"] = "local"
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
     @classmethod

@@ -35,7 +35,7 @@ WORKERS = {}
 class MemoryTransport:
     name = "memory"
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, settings=None):
         self.data_dir = data_dir
 
     def start(self, token, task, *, heartbeat_seconds):
@@ -75,21 +75,23 @@ def memory_transport(tmp_path: Path, monkeypatch):
     sys.modules.pop("services.pipeline.tasks.memory_transport", None)
 
 
-def test_the_local_transport_is_the_one_built_in() -> None:
-    assert transport_names() == ["local"]
+def test_the_local_and_spot_transports_are_built_in() -> None:
+    assert transport_names() == ["local", "spot"]
     assert isinstance(transport_for("local", Path("data")), SubprocessTransport)
-    with pytest.raises(ValueError, match="TASK_TRANSPORT must be one of local, got 'spot'"):
+    with pytest.raises(ValueError, match="TASK_TRANSPORT must be one of local, spot, got 'pigeon'"):
+        transport_for("pigeon", Path("data"))
+    with pytest.raises(ValueError, match="the spot transport needs the pipeline settings"):
         transport_for("spot", Path("data"))
 
 
 def test_an_unknown_transport_in_the_settings_is_named(settings_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("TASK_TRANSPORT", "carrier-pigeon")
-    with pytest.raises(SettingsError, match="TASK_TRANSPORT must be one of local, got 'carrier-pigeon'"):
+    with pytest.raises(SettingsError, match="TASK_TRANSPORT must be one of local, spot, got 'carrier-pigeon'"):
         load_settings()
 
 
 def test_a_new_transport_is_one_file_beside_the_local_one(memory_transport, tmp_path: Path) -> None:
-    assert transport_names() == ["local", "memory"]
+    assert transport_names() == ["local", "memory", "spot"]
     settings = PipelineSettings.from_values({**EMBEDDED_VALUES, "task_transport": "memory"})
     context = RecordingContext(data_dir=tmp_path, settings=settings)
     token = mint_token()

@@ -42,9 +42,12 @@ __all__ = ["POLL_SECONDS", "start_stage", "transport_of", "wait_stage"]
 POLL_SECONDS = 0.5
 
 
-def transport_of(context: Any) -> TaskTransport:
-    """The TaskTransport the context's settings name, for the context's data dir."""
-    return transport_for(context.settings.task_transport, Path(context.data_dir))
+def transport_of(context: Any, task: str | None = None) -> TaskTransport:
+    """The TaskTransport for ``task`` (``render`` / ``upload``): ``spot`` when its
+    RENDER_BACKEND / UPLOAD_BACKEND says so, else the one TASK_TRANSPORT names."""
+    settings = context.settings
+    name = "spot" if task and getattr(settings, f"{task}_backend", "local") == "spot" else settings.task_transport
+    return transport_for(name, Path(context.data_dir), settings)
 
 
 def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[], datetime] = utc_now):
@@ -54,7 +57,7 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
     def start(event: dict[str, Any], context: Any) -> dict[str, Any]:
         job_id = str(event["job_id"])
         token = str(event.get("task_token") or mint_token())
-        transport = transport_of(context)
+        transport = transport_of(context, task)
         started = transport.start(
             token,
             {
@@ -71,13 +74,15 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
     return start
 
 
-def wait_stage(spec: StateSpec, *, clock: Callable[[], datetime] = utc_now, poll: float = POLL_SECONDS):
-    """The WaitFor* stage for a state with ``spec``'s HeartbeatSeconds and TimeoutSeconds."""
+def wait_stage(
+    spec: StateSpec, task: str | None = None, *, clock: Callable[[], datetime] = utc_now, poll: float = POLL_SECONDS
+):
+    """The WaitFor* stage of ``task`` for a state with ``spec``'s HeartbeatSeconds and TimeoutSeconds."""
 
     async def wait(event: dict[str, Any], context: Any) -> dict[str, Any]:
         token = str(event["task_token"])
         started = datetime.fromisoformat(str(event["started_at"]))
-        transport = transport_of(context)
+        transport = transport_of(context, task)
         while True:
             report = TaskReport(last_heartbeat=transport.heartbeat(token), result=transport.result(token))
             try:

@@ -51,7 +51,7 @@ class SubprocessTransport:
 
     name: ClassVar[str] = "local"
 
-    def __init__(self, data_dir: Path | str) -> None:
+    def __init__(self, data_dir: Path | str, settings: Any = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.files = LocalTransport(self.data_dir / "tasks")
 

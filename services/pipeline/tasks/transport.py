@@ -9,9 +9,9 @@ through the same transport's files or service (``task_tokens.LocalTransport`` fo
 worker on this host).
 
 Transports are found by name: each module ``tasks/*_transport.py`` defines ``TRANSPORT``,
-a class with a ``name`` and a constructor taking the data dir; the ``TASK_TRANSPORT``
-setting picks one (default ``local``). So the EC2 Spot transport is one new file,
-``tasks/spot_transport.py``, and nothing else.
+a class with a ``name`` and a constructor taking the data dir and the settings; the
+``TASK_TRANSPORT`` setting picks one (default ``local``), and RENDER_BACKEND /
+UPLOAD_BACKEND ``spot`` pick ``tasks/spot_transport.py`` for their task.
 """
 
 from __future__ import annotations
@@ -90,9 +90,10 @@ def transport_names() -> list[str]:
     return sorted(_registry())
 
 
-def transport_for(name: str, data_dir: Path) -> TaskTransport:
-    """The transport called ``name`` for the data dir ``data_dir`` (ValueError if none is)."""
+def transport_for(name: str, data_dir: Path, settings: Any = None) -> TaskTransport:
+    """The transport called ``name`` for the data dir ``data_dir``, with the pipeline's
+    ``settings`` (which the ``spot`` one needs: its bucket, AMI, types); ValueError if none is."""
     registry = _registry()
     if name not in registry:
         raise ValueError(f"TASK_TRANSPORT must be one of {', '.join(sorted(registry))}, got {name!r}")
-    return registry[name](data_dir)
+    return registry[name](data_dir, settings)
