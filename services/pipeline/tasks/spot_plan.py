@@ -119,7 +119,9 @@ def user_data(
             "python3 -m venv /opt/video-scheduler",
             f"aws s3 cp {q(f's3://{bucket}/{wheel_key}')} /tmp/{q(wheel)}",
             f"/opt/video-scheduler/bin/pip install --quiet /tmp/{q(wheel)}",
-            f"/opt/video-scheduler/bin/python -m services.pipeline.tasks.spot_worker {q(task)} || true",
+            f"/opt/video-scheduler/bin/python -m services.pipeline.tasks.spot_worker {q(task)} "
+            "> /var/log/video-scheduler-worker.log 2>&1 || true",
+            f"aws s3 cp /var/log/video-scheduler-worker.log {q(f's3://{bucket}/tasks/{token}/worker.log')} || true",
             "shutdown -h now",
             "",
         ]

@@ -138,7 +138,8 @@ class SpotTransport:
         self._upload_inputs(job_id)
         wheel_key = self._upload_wheel()
         self.s3.put_object(Bucket=self.bucket, Key=f"tasks/{token}/task.json",
-                           Body=json.dumps({**task, "token": token, "bucket": self.bucket}).encode())
+                           Body=json.dumps({**task, "token": token, "bucket": self.bucket,
+                                            "heartbeat_seconds": heartbeat_seconds}).encode())
         script = spot_plan.user_data(
             job_id=job_id, token=token, task=kind, bucket=self.bucket, region=self.settings.aws_region,
             wheel_key=wheel_key, deadline_seconds=int(task.get("timeout_seconds") or 14400),
