@@ -304,3 +304,25 @@ def test_the_current_price_is_each_zones_newest_and_the_dearest_zone() -> None:
     assert spot_plan.current_prices(history) == {"c5.2xlarge": 0.30}
     assert spot_plan.affordable(["c5.2xlarge", "m5.2xlarge"], {"c5.2xlarge": 0.3}, 0.25) == ["m5.2xlarge"]
     assert spot_plan.affordable(["c5.2xlarge"], {"c5.2xlarge": 9.0}, None) == ["c5.2xlarge"]
+
+
+def test_the_tokens_owned_are_those_of_the_jobs_still_waiting() -> None:
+    from services.pipeline.stages.worker_stages import owned_tokens
+    from services.scheduler.models import JobStatus, ScheduledJob
+    from tests.pipeline.stage_context import RecordingContext
+
+    when = datetime(2026, 12, 2, tzinfo=timezone.utc)
+
+    def job(status: JobStatus, outputs: dict[str, Any]) -> ScheduledJob:
+        return ScheduledJob(account_id="a", content="next", kind="pipeline.video", scheduled_time=when,
+                            created_at=when, updated_at=when, status=status,
+                            pipeline={"state": "WaitForRender", "outputs": outputs})
+
+    jobs = [
+        job(JobStatus.RUNNING, {"StartRenderer": {"task_token": "tA"}}),
+        job(JobStatus.SCHEDULED, {"StartRenderer": {"task_token": "tB"}, "StartUploader": {"task_token": "tC"}}),
+        job(JobStatus.COMPLETED, {"StartRenderer": {"task_token": "tD"}}),  # done: its worker is nobody's
+        job(JobStatus.FAILED, {"StartUploader": {"task_token": "tE"}}),
+        job(JobStatus.RUNNING, {}),
+    ]
+    assert owned_tokens(RecordingContext(jobs=jobs)) == {"tA", "tB", "tC"}

@@ -25,10 +25,11 @@ from moto.server import ThreadedMotoServer
 
 from services.pipeline.engine.definition import load_definition
 from services.pipeline.engine.policy import Relaunch, on_lost_worker
-from services.pipeline.errors import TaskFailed, error_name
+from services.pipeline.errors import HeartbeatTimeout, TaskFailed, error_name
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.settings import PipelineSettings
 from services.pipeline.stages import fetcher, scriptgen, ttsgen
+from services.pipeline.stages.worker_stages import start_stage, wait_stage
 from services.pipeline.tasks.spot_transport import SpotTransport
 from services.pipeline.tasks.task_tokens import TaskReport, judge, mint_token
 from services.pipeline.tasks.worker_wheel import build_wheel
@@ -203,3 +204,80 @@ async def test_an_interruption_notice_reports_a_lost_worker_at_once_and_the_mach
     spec = load_definition().state("WaitForRender")
     assert on_lost_worker(spec, error_name(seen.value), 0) == Relaunch("StartRenderer", 1)
     transport.end(token, kill=True)
+
+
+# -- through the Start* and WaitFor* stages ------------------------------------------------------
+
+
+def _states(ec2: Any) -> dict[str, str]:
+    return {i["InstanceId"]: i["State"]["Name"] for r in ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]}
+
+
+async def test_a_silent_instance_times_out_is_terminated_and_a_new_one_renders(
+    tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
+) -> None:
+    data = tmp_path / "data"
+    job_id = await _job(data, monkeypatch)
+    _, settings = _transport(data, wheel)
+    context = RecordingContext(data_dir=data, settings=settings)
+    monkeypatch.setattr("services.pipeline.tasks.spot_transport.SpotTransport._upload_wheel",
+                        lambda self: _put_wheel(self, wheel))
+    spec = load_definition().state("WaitForRender").model_copy(update={"heartbeat_seconds": 1})
+    start, wait = start_stage("render", 300), wait_stage(spec, "render", poll=0.1)
+    first = await asyncio.to_thread(start, {"job_id": job_id, "task_token": mint_token()}, context)
+    with pytest.raises(HeartbeatTimeout):  # nobody beats under the first token
+        await wait(first, context)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    assert _states(ec2)[first["instance_id"]] in ("shutting-down", "terminated")  # killed before the retry
+    second = await asyncio.to_thread(start, {"job_id": job_id, "task_token": mint_token()}, context)
+    assert second["instance_id"] != first["instance_id"]
+    worker = _worker(job_id, second["task_token"], imds)
+    try:
+        output = await wait(second, context)
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    assert output["video"].endswith(f"jobs/{job_id}/video.mp4") and Workspace(data, job_id).video.exists()
+    assert _states(ec2)[second["instance_id"]] in ("shutting-down", "terminated")  # ended with the wait
+
+
+async def test_a_daemon_stopped_mid_wait_reattaches_and_the_sweep_spares_only_owned_workers(
+    tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
+) -> None:
+    data = tmp_path / "data"
+    job_id = await _job(data, monkeypatch)
+    transport, settings = _transport(data, wheel)
+    stray = mint_token()  # a worker whose job is gone (a daemon that died, a job removed)
+    transport.start(stray, {"task": "render", "job_id": job_id, "settings": settings.for_worker()},
+                    heartbeat_seconds=60)
+    monkeypatch.setattr("services.pipeline.tasks.spot_transport.SpotTransport._upload_wheel",
+                        lambda self: _put_wheel(self, wheel))
+    context = RecordingContext(data_dir=data, settings=settings)
+    started = await asyncio.to_thread(start_stage("render", 300), {"job_id": job_id, "task_token": mint_token()},
+                                      context)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    states = _states(ec2)
+    assert list(states.values()).count("running") == 1 and states[started["instance_id"]] == "running"
+    worker = _worker(job_id, started["task_token"], imds)
+    spec = load_definition().state("WaitForRender")
+    waiting = asyncio.create_task(wait_stage(spec, "render", poll=0.1)(started, context))
+    try:
+        await asyncio.sleep(0.5)
+        waiting.cancel()  # the daemon stops mid-wait: the instance is left to finish
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert _states(ec2)[started["instance_id"]] == "running"
+        # the restarted daemon resumes the wait under the same token: re-attached, not relaunched
+        output = await wait_stage(spec, "render", poll=0.1)(started, context)
+    finally:
+        worker.kill()
+        worker.wait(timeout=30)
+    assert output["status"] == "completed" and Workspace(data, job_id).video.exists()
+    assert len(_states(ec2)) == 2  # no third instance was launched
+
+
+def _put_wheel(transport: SpotTransport, wheel: Path) -> str:
+    key = f"wheels/{wheel.parent.name}/{wheel.name}"
+    transport.s3.upload_file(str(wheel), transport.bucket, key)
+    return key

@@ -37,7 +37,7 @@ from services.pipeline.tasks.task_tokens import TaskReport, Waiting, judge, mint
 from services.pipeline.tasks.transport import TaskTransport, transport_for
 from services.scheduler.clock import utc_now
 
-__all__ = ["POLL_SECONDS", "start_stage", "transport_of", "wait_stage"]
+__all__ = ["POLL_SECONDS", "owned_tokens", "start_stage", "transport_of", "wait_stage"]
 
 POLL_SECONDS = 0.5
 
@@ -50,6 +50,25 @@ def transport_of(context: Any, task: str | None = None) -> TaskTransport:
     return transport_for(name, Path(context.data_dir), settings)
 
 
+_LIVE = ("pending", "scheduled", "running")
+_STARTS = ("StartRenderer", "StartUploader")
+
+
+def owned_tokens(context: Any) -> set[str]:
+    """The task tokens a job still waits on: those of the Start* outputs in the
+    checkpoints of the jobs not yet finished (the orphan sweep spares their workers)."""
+    owned: set[str] = set()
+    for job in getattr(context, "jobs", lambda: [])():
+        if getattr(job.status, "value", job.status) not in _LIVE:
+            continue
+        outputs = ((job.model_extra or {}).get("pipeline") or {}).get("outputs") or {}
+        for state in _STARTS:
+            token = (outputs.get(state) or {}).get("task_token")
+            if token:
+                owned.add(str(token))
+    return owned
+
+
 def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[], datetime] = utc_now):
     """The Start* stage of ``task`` (``render`` or ``upload``)."""
     every = (heartbeat_seconds or 300) / 5
@@ -58,6 +77,9 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
         job_id = str(event["job_id"])
         token = str(event.get("task_token") or mint_token())
         transport = transport_of(context, task)
+        sweep = getattr(transport, "sweep_orphans", None)
+        if sweep is not None:  # workers no job waits on any more (a daemon that died, a job removed)
+            sweep(owned_tokens(context) | {token})
         started = transport.start(
             token,
             {
