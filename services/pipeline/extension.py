@@ -11,7 +11,8 @@ second the daemon's start does not need); here are its parser and its wiring:
 - ``youtube-auth``: authorise a YouTube channel once (``commands/youtube_auth.py``);
 - ``demo [--dir DIR] [--panels N] [--format landscape|shorts]``: one video end to end on the embedded defaults
   (``commands/demo.py``);
-- ``check FILE.mp4 [--json] [--subtitles TEXT]``: the gate before upload (``commands/check.py``).
+- ``check FILE.mp4 [--json] [--subtitles TEXT]``: the gate before upload (``commands/check.py``);
+- ``spend [--month YYYY-MM] [--json]``: the month's Spot spend (``commands/spend.py``).
 """
 
 from __future__ import annotations
@@ -111,4 +112,8 @@ class PipelineExtension:
         check.add_argument("--json", action="store_true", help="print the figures and failures as JSON")
         check.add_argument("--subtitles", type=Path, help="a text file whose characters the font must have")
         check.set_defaults(run=_command("check"))
+        spend = subparsers.add_parser("spend", parents=[common], help="the month's estimated Spot render spend")
+        spend.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
+        spend.add_argument("--json", action="store_true", help="print the runs and the total as JSON")
+        spend.set_defaults(run=_command("spend"))
 

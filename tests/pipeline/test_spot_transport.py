@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from services.pipeline.settings import PipelineSettings
-from services.pipeline.tasks import spot_plan
+from services.pipeline.tasks import spot_ledger, spot_plan
 from services.pipeline.tasks.spot_transport import NoSpotCapacity, SpotTransport
 from services.pipeline.tasks.worker_wheel import build_wheel
 
@@ -134,6 +134,30 @@ def test_a_launch_asks_one_spot_instance_with_the_right_options_tags_and_user_da
     assert gone["State"]["Name"] in ("shutting-down", "terminated")
     assert ec2.describe_launch_templates()["LaunchTemplates"] == []
     assert transport.alive(TOKEN) is not None and transport.alive(TOKEN).lost
+    spent = transport.spend(TOKEN)  # what it cost, on record for the month
+    assert spent["instance_type"] == "c5.2xlarge" and spent["job_id"] == JOB and spent["seconds"] >= 0
+    assert spent["cost_usd"] == spot_ledger.estimate_usd(spent["seconds"], spent["hourly_usd"])
+    transport.end(TOKEN, kill=True)  # a second end records nothing more
+    assert len(spot_ledger.read_runs(data)) == 1
+
+
+def test_a_month_past_its_budget_renders_locally(aws, tmp_path: Path, wheel: Path, caplog) -> None:
+    data = tmp_path / "data"
+    workspace(data)
+    month = spot_ledger.this_month(datetime.now(timezone.utc))
+    spot_ledger.record_run(data, {"token": "tOLD", "instance_type": "c5.2xlarge", "seconds": 3600,
+                                  "hourly_usd": 0.3, "cost_usd": 5.0, "ended_at": f"{month}-01T00:00:00+00:00"})
+    assert spot_ledger.month_spend(data, month) == (5.0, spot_ledger.read_runs(data))
+    s = settings(aws, spot_monthly_budget_usd=5.0)
+    transport = SpotTransport(data, s, wheel=wheel)
+    started = transport.start("tBUDGET", task(s, data), heartbeat_seconds=60)
+    try:
+        assert started["instance_type"] == "local"  # no instance launched past the budget
+        assert aws["ec2"].describe_instances()["Reservations"] == []
+        assert any("SPOT_MONTHLY_BUDGET_USD" in r.getMessage() for r in caplog.records)
+    finally:
+        transport.end("tBUDGET", kill=True)
+    assert spot_ledger.estimate_usd(1800, 0.34) == 0.17
 
 
 def test_a_result_in_the_bucket_ends_the_wait_and_brings_the_video_home(aws, tmp_path: Path, wheel: Path) -> None:
@@ -326,3 +350,30 @@ def test_the_tokens_owned_are_those_of_the_jobs_still_waiting() -> None:
         job(JobStatus.RUNNING, {}),
     ]
     assert owned_tokens(RecordingContext(jobs=jobs)) == {"tA", "tB", "tC"}
+
+
+def test_the_spend_command_shows_the_months_runs_and_the_budget(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    data = tmp_path / "data"
+    for n, (month, cost) in enumerate([("2026-11", 1.25), ("2026-12", 0.5), ("2026-12", 0.75)]):
+        spot_ledger.record_run(data, {"token": f"t{n}", "job_id": f"job-{n}", "instance_type": "c5.2xlarge",
+                                      "seconds": 600, "hourly_usd": 0.3, "cost_usd": cost,
+                                      "ended_at": f"{month}-02T09:00:00+00:00"})
+    env = {**os.environ, "DATA_DIR": str(data), "PIPELINE_SETTINGS_FILE": str(tmp_path / "none.toml"),
+           "SPOT_MONTHLY_BUDGET_USD": "20"}
+
+    def spend(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(root / "run_scheduler.py"), "spend", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    shown = spend("--month", "2026-12")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().splitlines()[-1] == "2026-12: $1.2500 on 2 Spot run(s) of the $20 budget"
+    as_json = json.loads(spend("--month", "2026-11", "--json").stdout)
+    assert as_json["spend_usd"] == 1.25 and [r["job_id"] for r in as_json["runs"]] == ["job-0"]
+    bad = spend("--month", "2026-13")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --month must be YYYY-MM, got '2026-13'"

@@ -223,11 +223,12 @@ async def test_a_silent_instance_times_out_is_terminated_and_a_new_one_renders(
     context = RecordingContext(data_dir=data, settings=settings)
     monkeypatch.setattr("services.pipeline.tasks.spot_transport.SpotTransport._upload_wheel",
                         lambda self: _put_wheel(self, wheel))
-    spec = load_definition().state("WaitForRender").model_copy(update={"heartbeat_seconds": 1})
+    spec = load_definition().state("WaitForRender")
     start, wait = start_stage("render", 300), wait_stage(spec, "render", poll=0.1)
+    impatient = wait_stage(spec.model_copy(update={"heartbeat_seconds": 1}), "render", poll=0.1)
     first = await asyncio.to_thread(start, {"job_id": job_id, "task_token": mint_token()}, context)
     with pytest.raises(HeartbeatTimeout):  # nobody beats under the first token
-        await wait(first, context)
+        await impatient(first, context)
     ec2 = boto3.client("ec2", region_name=REGION)
     assert _states(ec2)[first["instance_id"]] in ("shutting-down", "terminated")  # killed before the retry
     second = await asyncio.to_thread(start, {"job_id": job_id, "task_token": mint_token()}, context)

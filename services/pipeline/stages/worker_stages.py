@@ -121,7 +121,9 @@ def wait_stage(
                 raise
             if not isinstance(seen, Waiting):
                 transport.end(token, kill=False)
-                return seen
+                spend = getattr(transport, "spend", None)  # a Spot run: its type, seconds, cost
+                record = spend(token) if spend is not None else None
+                return {**seen, "spot": record} if record else seen
             ended = transport.alive(token)
             if ended is not None and transport.result(token) is None:
                 # the worker ended without a result: say so now rather than sit out

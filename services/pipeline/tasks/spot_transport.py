@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from services.pipeline.errors import PipelineError
-from services.pipeline.tasks import spot_plan
+from services.pipeline.tasks import spot_ledger, spot_plan
 from services.pipeline.tasks.subprocess_transport import SubprocessTransport
 from services.pipeline.tasks.transport import Ended
+from services.scheduler.clock import utc_now
 
 __all__ = ["CAPACITY_ERRORS", "NoSpotCapacity", "SpotTransport", "TRANSPORT"]
 
@@ -112,6 +113,15 @@ class SpotTransport:
         role = _Role.of(self.settings, kind)
         if not role.ami_id:
             raise ValueError(f"{kind.upper()}_BACKEND=spot needs {role.prefix}_AMI_ID")
+        budget = self.settings.spot_monthly_budget_usd
+        if budget is not None:
+            spent, _ = spot_ledger.month_spend(self.data_dir, spot_ledger.this_month(utc_now()))
+            if spent >= budget:
+                logger.warning(
+                    "this month's Spot spend is past SPOT_MONTHLY_BUDGET_USD; the task runs on the local worker",
+                    extra={"job_id": job_id, "stage": f"spot:{kind}", "spent_usd": spent, "budget_usd": budget},
+                )
+                return self.local.start(token, task, heartbeat_seconds=heartbeat_seconds)
         try:
             return self._launch(token, task, role, job_id, kind, heartbeat_seconds)
         except NoSpotCapacity as exc:
@@ -232,14 +242,41 @@ class SpotTransport:
             self.local.end(token, kill=kill)
             return
         ec2 = self.ec2
-        ids = [i["InstanceId"] for i in self._instances(token) if i["State"]["Name"] != "terminated"]
+        instances = self._instances(token)
+        ids = [i["InstanceId"] for i in instances if i["State"]["Name"] != "terminated"]
         if ids:
             ec2.terminate_instances(InstanceIds=ids)
+        for instance in instances:
+            self._record_spend(token, instance)
         templates = ec2.describe_launch_templates(
             Filters=[{"Name": "launch-template-name", "Values": [_template_name(token)]}]
         )["LaunchTemplates"]
         for template in templates:
             ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+
+    def spend(self, token: str) -> dict[str, Any] | None:
+        """What the token's instance cost (the ledger's record), once its wait has ended."""
+        runs = spot_ledger.read_runs(self.data_dir)
+        return next((r for r in runs if r.get("token") == token), None)
+
+    def _record_spend(self, token: str, instance: dict[str, Any]) -> None:
+        launched = instance.get("LaunchTime")
+        if launched is None:
+            return
+        now = utc_now()
+        seconds = max(0.0, (now - launched).total_seconds())
+        instance_type = str(instance.get("InstanceType"))
+        try:
+            hourly = self._prices(self.ec2, [instance_type]).get(instance_type, 0.0)
+        except Exception:  # the price is an estimate: a failed lookup records the time alone
+            logger.exception("could not read the Spot price", extra={"stage": "spot"})
+            hourly = 0.0
+        tag = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+        spot_ledger.record_run(self.data_dir, {
+            "job_id": tag.get("job_id"), "token": token, "instance_id": instance["InstanceId"],
+            "instance_type": instance_type, "seconds": round(seconds, 1), "hourly_usd": hourly,
+            "cost_usd": spot_ledger.estimate_usd(seconds, hourly), "ended_at": now.isoformat(),
+        })
 
     def sweep_orphans(self, owned_tokens: set[str]) -> list[str]:
         """Terminate this project's instances whose token no job owns; their ids."""
