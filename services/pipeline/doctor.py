@@ -6,7 +6,9 @@ account of the ``[accounts]`` table), then runs the checks: the bundled ffmpeg r
 subtitle font is installed, espeak-ng (optional), the data dir is writable, each secret
 file a setting names exists and is 0600, the settings a chosen backend needs are there,
 the local chapter folder has a chapter left to take (a warning: a fresh data dir has
-none), which tracks MUSIC_DIR holds (a note when none), and (unless ``--offline``) each YouTube token is refreshed with Google, so a token
+none), which tracks MUSIC_DIR holds (a note when none), for a Spot backend the AWS side
+(``spot_checks``: credentials found, never printed; the bucket, AMI, subnets, security
+group and instance profile there; a launch allowed, by DryRun), and (unless ``--offline``) each YouTube token is refreshed with Google, so a token
 that stopped refreshing is found before a day's run rather than after a render. Exit 1
 when the settings are broken or a required check fails; 0 otherwise.
 
@@ -23,16 +25,22 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 
 from services.pipeline.providers.fetch.local_source import LocalFolderSource
 from services.pipeline.providers.fonts import font_path
-from services.pipeline.settings import PipelineSettings, load_settings, read_secret_file, settings_file
+from services.pipeline.settings import (
+    PipelineSettings,
+    load_settings,
+    read_secret_file,
+    settings_file,
+)
 from services.pipeline.stages import backend_names
 from services.scheduler.settings import SettingsError
 
-__all__ = ["Check", "MANGADEX_POLICY", "doctor_report", "run_checks"]
+__all__ = ["Check", "MANGADEX_POLICY", "doctor_report", "run_checks", "spot_checks"]
 
 MANGADEX_POLICY = (
     "MangaDex: credit the site, the scanlation group and the chapter in every video (done in the "
@@ -85,6 +93,15 @@ def run_checks(
     for folder in dict.fromkeys(view.music_folder(data_dir) for view in [settings, *views]):
         checks.append(_music(folder))
     if online:
+        spot_seen: set[tuple[Any, ...]] = set()
+        for view in [settings, *views]:
+            for kind in ("render", "upload"):
+                if getattr(view, f"{kind}_backend") != "spot":
+                    continue
+                key = (kind, view.render_bucket, view.aws_region, *_role_values(view, kind))
+                if key not in spot_seen:
+                    spot_seen.add(key)
+                    checks.extend(spot_checks(view, kind))
         for view in views:
             token = view.youtube_token_file
             if view.upload_target == "youtube" and token is not None and ("refresh", token) not in seen:
@@ -229,6 +246,72 @@ def _local_chapters(samples: Path, data_dir: Path) -> Check:
     )
     why = f"all {found} chapter(s) in {samples} are taken" if found else f"no chapter in {samples}"
     return Check("local chapters", False, f"{why}: a video job would find no manga; {hint}", required=False)
+
+
+def _role_values(settings: PipelineSettings, kind: str) -> tuple[Any, ...]:
+    prefix = "renderer" if kind == "render" else "uploader"
+    return tuple(getattr(settings, f"{prefix}_{name}") for name in
+                 ("ami_id", "instance_type", "subnet_id", "security_group_id", "iam_instance_profile"))
+
+
+def spot_checks(settings: PipelineSettings, kind: str, *, session: Any = None) -> list[Check]:
+    """RENDER_BACKEND / UPLOAD_BACKEND=spot: AWS credentials found (never printed), the
+    bucket reachable, the AMI, subnets, security group and instance profile there, and a
+    launch allowed (RunInstances with DryRun)."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return [Check(f"spot {kind}", False, "boto3 is not installed: pip install 'video-scheduler[spot]'")]
+    name = f"spot {kind}"
+    prefix = "RENDERER" if kind == "render" else "UPLOADER"
+    ami, instance_type, subnets, group, profile = _role_values(settings, kind)
+    session = session or boto3.session.Session(region_name=settings.aws_region)
+    credentials = session.get_credentials()
+    if credentials is None:
+        return [Check(f"{name}: credentials", False, "no AWS credentials found (environment, ~/.aws, instance "
+                      "profile): the daemon needs them to launch and watch workers")]
+    checks = [Check(f"{name}: credentials", True, f"found ({credentials.method})")]
+
+    def ask(what: str, call: Callable[[], Any], ok: str) -> None:
+        try:
+            call()
+            checks.append(Check(f"{name}: {what}", True, ok))
+        except (ClientError, BotoCoreError) as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            if code == "DryRunOperation":
+                checks.append(Check(f"{name}: {what}", True, ok))
+            else:
+                checks.append(Check(f"{name}: {what}", False, f"{code}: {exc}"))
+
+    s3, ec2 = session.client("s3"), session.client("ec2")
+    if not settings.render_bucket:
+        checks.append(Check(f"{name}: bucket", False, "RENDER_BUCKET is not set"))
+    else:
+        ask("bucket", lambda: s3.head_bucket(Bucket=settings.render_bucket), f"s3://{settings.render_bucket} reachable")
+    if not ami:
+        checks.append(Check(f"{name}: AMI", False, f"{prefix}_AMI_ID is not set"))
+        return checks
+
+    def image() -> None:
+        if not ec2.describe_images(ImageIds=[ami])["Images"]:
+            raise ClientError({"Error": {"Code": "InvalidAMIID.NotFound", "Message": ami}}, "DescribeImages")
+
+    ask("AMI", image, f"{ami} exists in {settings.aws_region}")
+    subnet_ids = [s.strip() for s in (subnets or "").split(",") if s.strip()]
+    if subnet_ids:
+        ask("subnets", lambda: ec2.describe_subnets(SubnetIds=subnet_ids), ", ".join(subnet_ids))
+    if group:
+        ask("security group", lambda: ec2.describe_security_groups(GroupIds=[group]), group)
+    if profile:
+        profile_name = profile.rsplit("/", 1)[-1]
+        ask("instance profile", lambda: session.client("iam").get_instance_profile(InstanceProfileName=profile_name),
+            profile_name)
+    launch = {"ImageId": ami, "InstanceType": instance_type, "MinCount": 1, "MaxCount": 1, "DryRun": True}
+    if subnet_ids:
+        launch["SubnetId"] = subnet_ids[0]
+    ask("launch allowed", lambda: ec2.run_instances(**launch), f"RunInstances {instance_type} (DryRun)")
+    return checks
 
 
 def _music(folder: Path) -> Check:

@@ -377,3 +377,26 @@ def test_the_spend_command_shows_the_months_runs_and_the_budget(tmp_path: Path) 
     assert as_json["spend_usd"] == 1.25 and [r["job_id"] for r in as_json["runs"]] == ["job-0"]
     bad = spend("--month", "2026-13")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --month must be YYYY-MM, got '2026-13'"
+
+
+def test_doctor_checks_the_spot_settings_against_aws(aws, monkeypatch) -> None:
+    from services.pipeline.doctor import spot_checks
+
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_instance_profile(InstanceProfileName="video-scheduler-renderer")
+    checks = {c.name: c for c in spot_checks(settings(aws), "render")}
+    assert all(c.ok for c in checks.values()), [c for c in checks.values() if not c.ok]
+    assert set(checks) == {f"spot render: {n}" for n in ("credentials", "bucket", "AMI", "subnets", "security group",
+                                                         "instance profile", "launch allowed")}
+    assert SECRETS[1] not in checks["spot render: credentials"].detail  # found, never printed
+    broken = settings(aws, render_bucket="no-such-bucket", renderer_ami_id="ami-12345678",
+                      renderer_security_group_id="sg-00000000")
+    failed = {c.name for c in spot_checks(broken, "render") if not c.ok}
+    assert {"spot render: bucket", "spot render: AMI", "spot render: security group"} <= failed
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    (missing,) = spot_checks(settings(aws), "render")
+    assert not missing.ok and "no AWS credentials found" in missing.detail
