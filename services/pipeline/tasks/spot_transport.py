@@ -33,6 +33,7 @@ instance profile, ``~/.aws``), never from a job or a task file.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from datetime import datetime
@@ -97,11 +98,11 @@ class SpotTransport:
         config = Config(retries={"max_attempts": retries, "mode": "standard"}) if retries else None
         return session.client(service, region_name=self.settings.aws_region, config=config)
 
-    @property
+    @functools.cached_property
     def s3(self) -> Any:
-        return self._client("s3")
+        return self._client("s3")  # made once: the wait asks for the heartbeat twice a second
 
-    @property
+    @functools.cached_property
     def ec2(self) -> Any:
         return self._client("ec2")
 
