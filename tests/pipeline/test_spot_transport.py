@@ -400,3 +400,19 @@ def test_doctor_checks_the_spot_settings_against_aws(aws, monkeypatch) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     (missing,) = spot_checks(settings(aws), "render")
     assert not missing.ok and "no AWS credentials found" in missing.detail
+
+
+def test_the_bucket_keeps_a_renders_pieces_for_the_next_instance(aws, tmp_path: Path) -> None:
+    from services.pipeline.tasks.spot_worker import BucketPieces
+
+    s3 = boto3.client("s3", region_name=REGION)
+    first = BucketPieces(s3, BUCKET, JOB, tmp_path / "first")
+    assert first.get("abc-0000.mp4") is None  # nothing made yet
+    piece = tmp_path / "piece.mp4"
+    piece.write_bytes(b"an encoded piece")
+    first.put("abc-0000.mp4", piece)
+    assert s3.head_object(Bucket=BUCKET, Key=f"jobs/{JOB}/pieces/abc-0000.mp4")["ContentLength"] == 16
+    relaunched = BucketPieces(s3, BUCKET, JOB, tmp_path / "second")  # another instance, another disk
+    found = relaunched.get("abc-0000.mp4")
+    assert found is not None and found.read_bytes() == b"an encoded piece"
+    assert relaunched.get("abc-0001.mp4") is None

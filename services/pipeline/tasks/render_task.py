@@ -22,7 +22,7 @@ from typing import Any
 
 from services.pipeline.providers.fonts import displayable
 from services.pipeline.providers.render.narration_audio import music_tracks
-from services.pipeline.providers.render.render_local import LANDSCAPE, PORTRAIT, Segment, render_video
+from services.pipeline.providers.render.render_local import LANDSCAPE, PORTRAIT, Pieces, Segment, render_video
 from services.pipeline.settings import PipelineSettings
 from services.pipeline.workspace import Workspace
 
@@ -40,9 +40,10 @@ def video_size(settings: PipelineSettings) -> tuple[int, int]:
     return VIDEO_FORMATS[settings.video_format]
 
 
-def render(work: Workspace, settings: PipelineSettings) -> dict[str, Any]:
+def render(work: Workspace, settings: PipelineSettings, pieces: Pieces | None = None) -> dict[str, Any]:
     """Render the job's video (or keep the one already made), and its Shorts cut when
-    SHORTS_CUT asks for one; return the worker's output. The account's settings apply
+    SHORTS_CUT asks for one; return the worker's output. ``pieces`` keeps the finished
+    pieces between attempts (a Spot worker's bucket). The account's settings apply
     (``[accounts.<id>]``: MOTION, MUSIC_DIR, SHORTS_CUT, SHORTS_SECONDS), as the upload's do."""
     settings = _account_settings(work, settings)
     wants_shorts = settings.shorts_cut and settings.video_format == "landscape"
@@ -51,7 +52,7 @@ def render(work: Workspace, settings: PipelineSettings) -> dict[str, Any]:
     speech = work.read("speech.json")
     segments = [_segment(work, item) for item in speech["segments"]]
     options = {"work_dir": work.root, "motion": settings.motion, "rtl": _reads_rtl(work),
-               "music": music_for(work, settings)}
+               "music": music_for(work, settings), "pieces": pieces}
     if not work.video.exists():
         render_video(segments, work.video, size=video_size(settings), **options)
     if wants_shorts and not work.shorts.exists():

@@ -11,7 +11,10 @@ in its environment (nothing else: no secret). It:
    the two-minute interruption notice (``spot/instance-action``; 404 is none) and the
    rebalance recommendation (logged); on a notice it writes a failed result named
    ``WorkerLost`` at once, so WaitForRender relaunches now instead of after HeartbeatSeconds;
-4. runs the same task as a local worker (``render_task.render``, ``upload_task.publish``),
+4. runs the same task as a local worker (``render_task.render``, ``upload_task.publish``);
+   a render is made in pieces of about 30 s, each uploaded to ``jobs/<job_id>/pieces/`` as
+   soon as it is finished, and a piece already there (an interrupted instance's) is
+   downloaded instead of rendered, so a relaunch loses at most the piece in progress;
    uploads what it made (``jobs/<job_id>/video.mp4``, ``shorts.mp4``) and writes
    ``tasks/<token>/result.json``: succeeded with its output, or failed with the error name
    (RenderError, UploadError, or a pipeline error's own) and the cause; the first result
@@ -42,7 +45,7 @@ from services.pipeline.errors import PipelineError
 from services.scheduler.clock import utc_now
 from services.scheduler.log_format import configure_logging
 
-__all__ = ["INTERRUPTED", "POLL_SECONDS", "SpotWorker", "interruption_notice", "main"]
+__all__ = ["INTERRUPTED", "POLL_SECONDS", "BucketPieces", "SpotWorker", "interruption_notice", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,29 @@ def interruption_notice() -> dict[str, Any] | None:
     except ValueError:
         return {"action": text.strip()}
     return notice if isinstance(notice, dict) else {"action": str(notice)}
+
+
+class BucketPieces:
+    """The render's finished pieces in ``jobs/<job_id>/pieces/``: each uploaded as soon as
+    it is made, so the instance that takes over after an interruption downloads them and
+    renders only the rest."""
+
+    def __init__(self, s3: Any, bucket: str, job_id: str, folder: Path) -> None:
+        self.s3, self.bucket, self.prefix, self.folder = s3, bucket, f"jobs/{job_id}/pieces/", folder
+
+    def get(self, name: str) -> Path | None:
+        from botocore.exceptions import ClientError
+
+        target = self.folder / name
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.s3.download_file(self.bucket, self.prefix + name, str(target))
+        except ClientError:
+            return None
+        return target
+
+    def put(self, name: str, path: Path) -> None:
+        self.s3.upload_file(str(path), self.bucket, self.prefix + name)
 
 
 class SpotWorker:
@@ -182,7 +208,8 @@ class SpotWorker:
         if self.task == "render":
             from services.pipeline.tasks.render_task import render
 
-            output = render(work, settings)
+            output = render(work, settings, pieces=BucketPieces(self.s3, self.bucket, self.job_id,
+                                                                work.root / ".pieces"))
             for name in ("video.mp4", "shorts.mp4"):
                 if (work.root / name).exists():
                     self.s3.upload_file(str(work.root / name), self.bucket, f"jobs/{self.job_id}/{name}")

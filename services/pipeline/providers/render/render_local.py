@@ -37,6 +37,9 @@ first.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import shutil
 import subprocess
 import wave
 from collections import deque
@@ -45,7 +48,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import imageio_ffmpeg
@@ -60,11 +63,14 @@ from services.pipeline.providers.render.rhythm import PUSH_SECONDS, Beat, Shot, 
 __all__ = [
     "LANDSCAPE",
     "PORTRAIT",
+    "Pieces",
     "RenderResult",
     "Segment",
     "Shot",
     "frame_counts",
+    "piece_groups",
     "plan",
+    "plan_digest",
     "render_video",
 ]
 
@@ -72,6 +78,7 @@ LANDSCAPE = (1920, 1080)
 PORTRAIT = (1080, 1920)
 FPS = 30
 KEYFRAME_SECONDS = 2
+PIECE_SECONDS = 30.0  # a piece of a resumable render (see render_video's ``pieces``)
 GOP_FRAMES = 5  # a repeated GOP: a keyframe every 5 frames (1/6 s) in the default encoder
 BACKDROP_BRIGHTNESS = 0.45  # the blurred copy round a panel, darkened so the panel stands out
 
@@ -157,13 +164,18 @@ def render_video(
     motion: str = "none",
     rtl: bool = False,
     music: Path | None = None,
+    pieces: Pieces | None = None,
+    piece_seconds: float = PIECE_SECONDS,
 ) -> RenderResult:
     """Render ``segments`` to ``output`` (an .mp4); return what was made.
 
     The shots come from ``rhythm.plan_shots``: ``motion`` is MOTION (``none`` or ``push``:
     a push-in at each framing), ``rtl`` the chapter's reading order (where a close view of
     a panel starts), ``music`` a track for the bed under the voice (``narration_audio``:
-    looped, faded, ducked under the speech). ``encoder``: ``gop`` (default) encodes each still picture's short GOP
+    looped, faded, ducked under the speech). With ``pieces`` the picture track is made in
+    pieces of about ``piece_seconds`` (each from a framing's start) kept there as they are
+    finished, and a piece already there is reused: a render started again after an
+    interruption encodes only what is missing. ``encoder``: ``gop`` (default) encodes each still picture's short GOP
     once and repeats it; ``frames`` encodes every frame (the plain way, kept for comparison).
     """
     if not segments:
@@ -180,37 +192,13 @@ def render_video(
     narration = work / f".{output.stem}.narration.m4a"
     audio_job = NarrationJob([s.audio for s in segments], narration, work, music=music).start()
     picture_track = work / f".{output.stem}.video.mp4"
+    options = {"size": size, "encoder": encoder, "crf": crf, "preset": preset}
     try:
-        with av.open(str(picture_track), mode="w", format="mp4") as container:
-            video = container.add_stream("libx264", rate=FPS)
-            video.width, video.height = size
-            video.pix_fmt = "yuv420p"
-            video.codec_context.time_base = Fraction(1, FPS)
-            if encoder == "gop":
-                video.options = {
-                    "crf": str(crf),
-                    "preset": preset,
-                    "profile": "high",
-                    "tune": "zerolatency",
-                    "bframes": "0",
-                    "keyint": "250",
-                    "scenecut": "0",
-                    "forced-idr": "1",
-                    # the P-frames show the same picture again, so there is no motion to
-                    # search: the cheapest motion search (diamond, full-pel) finds the zero
-                    # vector as well as any; intra partitions stay as the preset has them
-                    "x264-params": "me=dia:subme=0:partitions=i4x4,i8x8",
-                }
-                frames = _encode_repeated_gops(container, video, shots, counts, size)
-            else:
-                video.options = {
-                    "crf": str(crf),
-                    "preset": preset,
-                    "profile": "high",
-                    "g": str(FPS * KEYFRAME_SECONDS),
-                    "keyint_min": str(FPS),
-                }
-                frames = _encode_every_frame(container, video, shots, counts, size)
+        if pieces is None:
+            frames = _encode_track(picture_track, shots, counts, **options)
+        else:
+            frames = _encode_pieces(picture_track, shots, counts, pieces, work / ".pieces",
+                                    piece_seconds=piece_seconds, **options)
         audio_job.result()
         temp = output.with_name(f".{output.name}.part")
         _join(picture_track, narration, temp)
@@ -218,8 +206,112 @@ def render_video(
     finally:
         audio_job.cancel()
         picture_track.unlink(missing_ok=True)
+        if pieces is not None:  # the store keeps its own copies
+            shutil.rmtree(work / ".pieces", ignore_errors=True)
         narration.unlink(missing_ok=True)
     return RenderResult(path=output, duration_seconds=frames / FPS, frames=frames, size=size)
+
+
+def _encode_track(path: Path, shots: Sequence[Shot], counts: Sequence[int], *, size: tuple[int, int],
+                  encoder: str, crf: int, preset: str) -> int:
+    """The picture track of ``shots`` into ``path`` (an MP4 of H.264 alone); its frame count."""
+    with av.open(str(path), mode="w", format="mp4") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height = size
+        video.pix_fmt = "yuv420p"
+        video.codec_context.time_base = Fraction(1, FPS)
+        if encoder == "gop":
+            video.options = {
+                "crf": str(crf),
+                "preset": preset,
+                "profile": "high",
+                "tune": "zerolatency",
+                "bframes": "0",
+                "keyint": "250",
+                "scenecut": "0",
+                "forced-idr": "1",
+                # the P-frames show the same picture again, so there is no motion to
+                # search: the cheapest motion search (diamond, full-pel) finds the zero
+                # vector as well as any; intra partitions stay as the preset has them
+                "x264-params": "me=dia:subme=0:partitions=i4x4,i8x8",
+            }
+            return _encode_repeated_gops(container, video, shots, counts, size)
+        video.options = {
+            "crf": str(crf),
+            "preset": preset,
+            "profile": "high",
+            "g": str(FPS * KEYFRAME_SECONDS),
+            "keyint_min": str(FPS),
+        }
+        return _encode_every_frame(container, video, shots, counts, size)
+
+
+class Pieces(Protocol):
+    """Where finished pieces of a picture track are kept between attempts (a Spot worker's
+    bucket): ``get`` a piece made before (its local file) or None, ``put`` a new one."""
+
+    def get(self, name: str) -> Path | None: ...
+
+    def put(self, name: str, path: Path) -> None: ...
+
+
+def piece_groups(shots: Sequence[Shot], counts: Sequence[int], piece_frames: int) -> list[tuple[int, int]]:
+    """The shots cut into pieces of at least ``piece_frames`` frames (the last may be
+    shorter), each ``(first, past_last)`` and each starting at a framing's first shot, so a
+    piece opens with a keyframe and needs nothing of the one before (pure)."""
+    groups, first, frames = [], 0, 0
+    for n, count in enumerate(counts):
+        if frames >= piece_frames and shots[n].framing != shots[n - 1].framing:
+            groups.append((first, n))
+            first, frames = n, 0
+        frames += count
+    if len(counts) > first:
+        groups.append((first, len(counts)))
+    return groups
+
+
+def plan_digest(shots: Sequence[Shot], counts: Sequence[int], **options: Any) -> str:
+    """A digest of what a picture track is made from (the shots, their panels' names and
+    sizes, the frame counts, the encoder's settings): a piece made from another plan is
+    never reused."""
+    described = [
+        [shot.panel.name, shot.panel.stat().st_size, shot.subtitle, count, shot.framing,
+         [shot.view.x0, shot.view.y0, shot.view.x1, shot.view.y1],
+         None if shot.push_from is None else [shot.push_from.x0, shot.push_from.y0, shot.push_from.x1,
+                                              shot.push_from.y1]]
+        for shot, count in zip(shots, counts, strict=True)
+    ]
+    text = json.dumps({"shots": described, **{k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}},
+                      ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _encode_pieces(path: Path, shots: Sequence[Shot], counts: Sequence[int], pieces: Pieces, folder: Path, *,
+                   piece_seconds: float, **options: Any) -> int:
+    """The picture track made piece by piece: a piece kept from an earlier attempt is
+    reused, a missing one encoded and handed to ``pieces`` at once; then all joined by
+    stream copy (ffmpeg's concat demuxer) into ``path``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = plan_digest(shots, counts, **options)
+    files: list[Path] = []
+    for n, (first, last) in enumerate(piece_groups(shots, counts, round(piece_seconds * FPS))):
+        name = f"{digest}-{n:04d}.mp4"
+        found = pieces.get(name)
+        if found is None:
+            found = folder / name
+            _encode_track(found, shots[first:last], counts[first:last], **options)
+            pieces.put(name, found)
+        files.append(found)
+    listing = folder / f"{digest}.txt"
+    listing.write_text("".join(f"file '{file.resolve()}'\n" for file in files), encoding="utf-8")
+    done = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
+         "-i", str(listing), "-c", "copy", "-f", "mp4", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not join the pieces: {done.stderr.strip()[-300:]}")
+    return sum(counts)
 
 
 def _encode_repeated_gops(container: Any, video: Any, shots: Sequence[Shot], counts: Sequence[int],
