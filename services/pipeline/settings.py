@@ -63,6 +63,8 @@ so a log or a ``repr`` shows ``**********``.
 | SPOT_MAX_HOURLY_USD | unset | the cost guard: a type whose current Spot price is higher is not launched |
 | SPOT_MONTHLY_BUDGET_USD | unset | past this month's estimated Spot spend, renders run locally |
 | SPOT_FALLBACK | local | when no Spot instance can be had: ``local`` (run here, with a warning) or ``fail`` |
+| SPOT_SECRET_PREFIX | /video-scheduler | where a Spot upload's YouTube token travels: an SSM SecureString ``<prefix>/tasks/<token>/youtube-token``, deleted when the wait ends |
+| SPOT_KMS_KEY_ID | unset (aws/ssm) | the KMS key that encrypts it |
 | TASK_TRANSPORT | local | where render and upload workers run: ``local`` (a process here) |
 
 The settings are read in one place: ``load_settings`` (process environment + file), by the
@@ -220,6 +222,8 @@ class PipelineSettings(BaseSettings):
     spot_max_hourly_usd: float | None = Field(None, gt=0)
     spot_monthly_budget_usd: float | None = Field(None, ge=0)
     spot_fallback: Literal["local", "fail"] = "local"
+    spot_secret_prefix: str = Field("/video-scheduler", pattern=r"^/[A-Za-z0-9_./-]*[A-Za-z0-9_-]$")
+    spot_kms_key_id: str | None = None
     accounts: dict[str, AccountSettings] = Field(default_factory=dict)
 
     @classmethod

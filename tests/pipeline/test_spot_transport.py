@@ -416,3 +416,42 @@ def test_the_bucket_keeps_a_renders_pieces_for_the_next_instance(aws, tmp_path: 
     found = relaunched.get("abc-0000.mp4")
     assert found is not None and found.read_bytes() == b"an encoded piece"
     assert relaunched.get("abc-0001.mp4") is None
+
+
+def test_a_spot_uploads_youtube_token_travels_as_an_ssm_secure_string_and_nowhere_else(
+    aws, tmp_path: Path, wheel: Path
+) -> None:
+    from services.pipeline.tasks.spot_worker import SpotWorker
+
+    data = tmp_path / "data"
+    root = workspace(data)
+    (root / "video.mp4").write_bytes(b"rendered here")
+    (root / "source.json").write_text(json.dumps({"account_id": "default"}))
+    token_file = tmp_path / "youtube-token.json"
+    token_file.write_text('{"refresh_token": "1//refresh-secret"}')
+    token_file.chmod(0o600)
+    ami = aws["ami"]
+    s = settings(aws, upload_backend="spot", upload_target="youtube", youtube_token_file=str(token_file),
+                 uploader_ami_id=ami)
+    transport = SpotTransport(data, s, wheel=wheel)
+    transport.start(TOKEN, {**task(s, data), "task": "upload"}, heartbeat_seconds=60)
+    ssm = boto3.client("ssm", region_name=REGION)
+    name = f"/video-scheduler/tasks/{TOKEN}/youtube-token"
+    parameter = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    assert parameter["Type"] == "SecureString" and parameter["Value"] == '{"refresh_token": "1//refresh-secret"}'
+    s3 = boto3.client("s3", region_name=REGION)
+    assert s3.get_object(Bucket=BUCKET, Key=f"jobs/{JOB}/video.mp4")["Body"].read() == b"rendered here"
+    everything = b"".join(s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+                          for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"] if not o["Key"].endswith(".whl"))
+    (template,) = aws["ec2"].describe_launch_templates()["LaunchTemplates"]
+    data_ = aws["ec2"].describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])
+    script = base64.b64decode(data_["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"])
+    assert b"refresh-secret" not in everything and b"refresh-secret" not in script
+    # the instance's side: the token in a 0600 file of its own
+    worker = SpotWorker("upload", JOB, TOKEN, BUCKET, REGION, tmp_path / "instance")
+    path = worker._token_file({"settings": s.for_worker()})
+    assert path is not None and path.read_text() == '{"refresh_token": "1//refresh-secret"}'
+    assert (path.stat().st_mode & 0o777) == 0o600
+    transport.end(TOKEN, kill=True)  # the copy goes with the task
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name=name)

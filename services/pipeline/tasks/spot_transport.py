@@ -146,7 +146,9 @@ class SpotTransport:
                 f"every type is priced above SPOT_MAX_HOURLY_USD={self.settings.spot_max_hourly_usd:g}: "
                 + ", ".join(f"{t} {prices.get(t, 0):.4f}" for t in types)
             )
-        self._upload_inputs(job_id)
+        self._upload_inputs(job_id, with_video=kind == "upload")
+        if kind == "upload":
+            self._send_token(token, job_id)
         wheel_key = self._upload_wheel()
         self.s3.put_object(Bucket=self.bucket, Key=f"tasks/{token}/task.json",
                            Body=json.dumps({**task, "token": token, "bucket": self.bucket,
@@ -254,6 +256,13 @@ class SpotTransport:
         )["LaunchTemplates"]
         for template in templates:
             ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+        if self.settings.upload_backend == "spot":
+            from botocore.exceptions import ClientError
+
+            try:  # the token's copy goes with the task
+                self._client("ssm").delete_parameter(Name=self.token_parameter(token))
+            except ClientError:
+                pass
 
     def spend(self, token: str) -> dict[str, Any] | None:
         """What the token's instance cost (the ledger's record), once its wait has ended."""
@@ -330,14 +339,40 @@ class SpotTransport:
                 return None
             raise
 
-    def _upload_inputs(self, job_id: str) -> None:
+    def _upload_inputs(self, job_id: str, *, with_video: bool = False) -> None:
         root = self.data_dir / "work" / job_id
         s3 = self.s3
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             relative = path.relative_to(root).as_posix()
-            if relative.startswith("pages/") or relative in ("video.mp4", "shorts.mp4"):
-                continue  # the render works on the panels; a video is the worker's to make
+            if relative in ("video.mp4", "shorts.mp4"):
+                if with_video:  # an upload of a video rendered here: the instance needs it
+                    s3.upload_file(str(path), self.bucket, f"jobs/{job_id}/{relative}")
+                continue
+            if relative.startswith(("pages/", ".")) or "/." in relative:
+                continue  # the render works on the panels; temporaries stay here
             s3.upload_file(str(path), self.bucket, f"jobs/{job_id}/inputs/{relative}")
+
+    def token_parameter(self, token: str) -> str:
+        """The SSM parameter a Spot upload's YouTube token travels in."""
+        return f"{self.settings.spot_secret_prefix}/tasks/{token}/youtube-token"
+
+    def _send_token(self, token: str, job_id: str) -> None:
+        """The job's account's YouTube token, as an SSM SecureString (KMS-encrypted) only the
+        instance profile can read; never in user-data, the task file or the bucket."""
+        from services.pipeline.settings import read_secret_file
+
+        root = self.data_dir / "work" / job_id
+        try:
+            account = json.loads((root / "source.json").read_text(encoding="utf-8")).get("account_id")
+        except (OSError, ValueError):
+            account = None
+        settings = self.settings.for_account(str(account or "default")) if self.settings.accounts else self.settings
+        if settings.upload_target != "youtube" or settings.youtube_token_file is None:
+            return
+        secret = read_secret_file(settings.youtube_token_file, "YOUTUBE_TOKEN_FILE")
+        options = {"KeyId": self.settings.spot_kms_key_id} if self.settings.spot_kms_key_id else {}
+        self._client("ssm").put_parameter(Name=self.token_parameter(token), Value=secret, Type="SecureString",
+                                          Overwrite=True, **options)
 
     def _download_outputs(self, token: str) -> None:
         task = json.loads(self._read(f"tasks/{token}/task.json") or "{}")

@@ -217,6 +217,13 @@ class SpotWorker:
                 "video": f"s3://{self.bucket}/jobs/{self.job_id}/video.mp4"}
         from services.pipeline.tasks.upload_task import publish
 
+        token_file = self._token_file(task)
+        if token_file is not None:
+            values = dict(task["settings"])
+            values["youtube_token_file"] = str(token_file)
+            values["accounts"] = {name: {**account, "youtube_token_file": str(token_file)}
+                                  for name, account in (values.get("accounts") or {}).items()}
+            settings = PipelineSettings.from_values(values)
         for name in ("video.mp4", "shorts.mp4"):
             key = f"jobs/{self.job_id}/{name}"
             try:
@@ -225,6 +232,25 @@ class SpotWorker:
                 if name == "video.mp4":
                     raise
         return publish(work, settings, utc_now())
+
+    def _token_file(self, task: dict[str, Any]) -> Path | None:
+        """The YouTube token the daemon sent (an SSM SecureString), in a 0600 file here."""
+        import boto3
+        from botocore.exceptions import ClientError
+
+        prefix = str((task.get("settings") or {}).get("spot_secret_prefix") or "/video-scheduler")
+        ssm = boto3.client("ssm", region_name=self.s3.meta.region_name)
+        try:
+            value = ssm.get_parameter(Name=f"{prefix}/tasks/{self.token}/youtube-token",
+                                      WithDecryption=True)["Parameter"]["Value"]
+        except ClientError:
+            return None
+        path = self.root / ".youtube-token.json"
+        self.root.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(value)
+        return path
 
     def _download_inputs(self, root: Path) -> None:
         prefix = f"jobs/{self.job_id}/inputs/"
