@@ -103,7 +103,7 @@ def moto_server(monkeypatch):
     assert running == [], f"instances left running: {running}"
 
 
-async def _job(data: Path, monkeypatch) -> str:
+async def _job(data: Path, monkeypatch, panels: int = 2) -> str:
     """A job made ready for its render by the embedded stages (fetch, script, voice)."""
     monkeypatch.setenv("DATA_DIR", str(data))
     monkeypatch.setenv("PIPELINE_SETTINGS_FILE", str(data.parent / "none.toml"))
@@ -111,7 +111,7 @@ async def _job(data: Path, monkeypatch) -> str:
     monkeypatch.setenv("TTS_ENGINE", "local")
     monkeypatch.setenv("VIDEO_FORMAT", "shorts")
     monkeypatch.delenv("SAMPLES_DIR", raising=False)
-    sample_chapter.make_chapter(data / "samples", panels=2)
+    sample_chapter.make_chapter(data / "samples", panels=panels)
     context = RecordingContext(data_dir=data)
     job_id = (await asyncio.to_thread(fetcher.handler, {}, context))["job_id"]
     await asyncio.to_thread(scriptgen.handler, {"job_id": job_id}, context)
@@ -282,3 +282,40 @@ def _put_wheel(transport: SpotTransport, wheel: Path) -> str:
     key = f"wheels/{wheel.parent.name}/{wheel.name}"
     transport.s3.upload_file(str(wheel), transport.bucket, key)
     return key
+
+
+async def test_a_relaunched_instance_renders_only_the_pieces_the_first_did_not_finish(
+    tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
+) -> None:
+    data = tmp_path / "data"
+    job_id = await _job(data, monkeypatch, panels=8)  # about 40 s of video: two pieces
+    transport, settings = _transport(data, wheel)
+    s3 = boto3.client("s3", region_name=REGION)
+    first = mint_token()
+    transport.start(first, {"task": "render", "job_id": job_id, "settings": settings.for_worker()},
+                    heartbeat_seconds=60)
+    worker = _worker(job_id, first, imds)
+    assert worker.wait(timeout=180) == 0, worker.stdout.read() if worker.stdout else ""
+    transport.end(first, kill=True)
+    prefix = f"jobs/{job_id}/pieces/"
+    pieces = {o["Key"]: o["LastModified"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
+    assert len(pieces) >= 2
+    # as if the first instance had been reclaimed before its last piece: that piece is missing
+    lost = sorted(pieces)[-1]
+    s3.delete_object(Bucket=BUCKET, Key=lost)
+    s3.delete_object(Bucket=BUCKET, Key=f"jobs/{job_id}/video.mp4")
+    time.sleep(1.1)  # S3 times are to the second: a piece made again would show a later one
+    second = mint_token()
+    transport.start(second, {"task": "render", "job_id": job_id, "settings": settings.for_worker()},
+                    heartbeat_seconds=60)
+    relaunched = _worker(job_id, second, imds)
+    try:
+        assert relaunched.wait(timeout=180) == 0, relaunched.stdout.read() if relaunched.stdout else ""
+        result = transport.result(second)
+    finally:
+        transport.end(second, kill=True)
+    assert result is not None and result["status"] == "succeeded"
+    after = {o["Key"]: o["LastModified"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
+    assert set(after) == set(pieces)  # the lost piece made again, nothing else added
+    assert all(after[key] == pieces[key] for key in pieces if key != lost)  # the others reused, not rendered
+    assert after[lost] > pieces[lost]
