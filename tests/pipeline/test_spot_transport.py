@@ -455,3 +455,32 @@ def test_a_spot_uploads_youtube_token_travels_as_an_ssm_secure_string_and_nowher
     transport.end(TOKEN, kill=True)  # the copy goes with the task
     with pytest.raises(ssm.exceptions.ParameterNotFound):
         ssm.get_parameter(Name=name)
+
+
+def test_the_first_run_after_a_start_sweeps_the_workers_no_job_owns(aws, tmp_path: Path, wheel: Path) -> None:
+    from services.pipeline.stages import worker_stages
+    from services.scheduler.models import JobStatus, ScheduledJob
+    from tests.pipeline.stage_context import RecordingContext
+
+    data = tmp_path / "data"
+    workspace(data)
+    s = settings(aws)
+    transport = SpotTransport(data, s, wheel=wheel)
+    transport.start(TOKEN, task(s, data), heartbeat_seconds=60)  # a resumed job's worker
+    transport.start("tSTRAY", task(s, data), heartbeat_seconds=60)  # a job removed while it ran
+    when = datetime(2026, 12, 2, tzinfo=timezone.utc)
+    resumed = ScheduledJob(account_id="a", content="next", kind="pipeline.video", scheduled_time=when,
+                           created_at=when, updated_at=when, status=JobStatus.RUNNING,
+                           pipeline={"state": "WaitForRender", "outputs": {"StartRenderer": {"task_token": TOKEN}}})
+    context = RecordingContext(data_dir=data, settings=s, jobs=[resumed])
+    worker_stages._SWEPT.discard(data.resolve())
+    (swept,) = worker_stages.sweep_at_start(context)
+    states = {i["InstanceId"]: i["State"]["Name"] for r in aws["ec2"].describe_instances()["Reservations"]
+              for i in r["Instances"]}
+    assert states[swept] in ("shutting-down", "terminated")
+    assert [n for n in states.values() if n == "running"] == ["running"]  # the resumed job's, re-attached later
+    assert worker_stages.sweep_at_start(context) == []  # once per process
+    local = RecordingContext(data_dir=tmp_path / "other", settings=PipelineSettings.embedded())
+    assert worker_stages.sweep_at_start(local) == []  # no Spot backend: AWS is never asked
+    transport.end(TOKEN, kill=True)
+    transport.end("tSTRAY", kill=True)

@@ -32,6 +32,7 @@ from services.pipeline.jobs.video_records import video_outcome
 from services.pipeline.settings import PipelineSettings, load_settings
 from services.pipeline.stages import embedded_stages, pipeline_definition
 from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
+from services.pipeline.stages.worker_stages import sweep_at_start
 from services.scheduler.errors import SchedulerError
 from services.scheduler.models import JobStatus, ScheduledJob, normalize_text
 from services.scheduler.scheduler import Scheduler
@@ -129,12 +130,14 @@ class DailyJobs:
         async def on_video(output: dict[str, Any], cp: Checkpoint) -> None:
             await self._record_video(job, output)
 
+        context = RunContext(self.scheduler, self.load_settings, asyncio.get_running_loop())
+        await asyncio.to_thread(sweep_at_start, context)  # Spot workers nobody owns since a restart
         machine = Machine(
             self.definition,
             self.stages if self.stages is not None else embedded_stages(self.definition),
             save=save,
             clock=self.scheduler.clock,
-            context=RunContext(self.scheduler, self.load_settings, asyncio.get_running_loop()),
+            context=context,
             hooks=PipelineRun(on_video=on_video),
         )
         try:

@@ -47,6 +47,7 @@ from services.pipeline.settings import PipelineSettings, load_settings
 from services.pipeline.stages import embedded_stages, pipeline_definition
 from services.pipeline.stages.names import State
 from services.pipeline.stages.quota import VIDEO_KIND, VIETNAM_TZ
+from services.pipeline.stages.worker_stages import sweep_at_start
 from services.scheduler.handlers import PermanentFailure, Reschedule
 from services.scheduler.models import ScheduledJob
 from services.scheduler.scheduler import Scheduler
@@ -191,6 +192,7 @@ class VideoJobs:
             alerts.saw(cp)
 
         context = self.context()
+        await asyncio.to_thread(sweep_at_start, context)  # Spot workers nobody owns since a restart
         machine = Machine(
             self.definition, self.stages, save=save, clock=self.scheduler.clock, context=context, hooks=PipelineRun()
         )

@@ -37,7 +37,9 @@ from services.pipeline.tasks.task_tokens import TaskReport, Waiting, judge, mint
 from services.pipeline.tasks.transport import TaskTransport, transport_for
 from services.scheduler.clock import utc_now
 
-__all__ = ["POLL_SECONDS", "owned_tokens", "start_stage", "transport_of", "wait_stage"]
+__all__ = ["POLL_SECONDS", "owned_tokens", "start_stage", "sweep_at_start", "transport_of", "wait_stage"]
+
+logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 
@@ -67,6 +69,29 @@ def owned_tokens(context: Any) -> set[str]:
             if token:
                 owned.add(str(token))
     return owned
+
+
+_SWEPT: set[Path] = set()
+
+
+def sweep_at_start(context: Any) -> list[str]:
+    """Once per process and data dir (the daemon's first video run after a start): when a
+    task runs on Spot, terminate this project's instances that no unfinished job owns (a
+    worker left by a daemon that died with its job's record gone). A job resumed from its
+    checkpoint keeps its worker: it re-attaches under the same token. Never fails the run."""
+    where = Path(context.data_dir).resolve()
+    if where in _SWEPT:
+        return []
+    try:
+        settings = context.settings  # broken settings: the run's first stage says so, not this
+        views = [settings, *(settings.for_account(name) for name in settings.accounts)]
+        if not any("spot" in (v.render_backend, v.upload_backend) for v in views):
+            return []
+        _SWEPT.add(where)
+        return transport_for("spot", where, settings).sweep_orphans(owned_tokens(context))
+    except Exception:
+        logger.exception("the Spot orphan sweep failed; the next launch sweeps again", extra={"stage": "spot"})
+        return []
 
 
 def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[], datetime] = utc_now):
