@@ -319,3 +319,49 @@ async def test_a_relaunched_instance_renders_only_the_pieces_the_first_did_not_f
     assert set(after) == set(pieces)  # the lost piece made again, nothing else added
     assert all(after[key] == pieces[key] for key in pieces if key != lost)  # the others reused, not rendered
     assert after[lost] > pieces[lost]
+
+
+async def test_a_spot_upload_publishes_with_the_token_it_was_sent(
+    tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
+) -> None:
+    from tests.pipeline.loopback_services import LoopbackYouTube
+    from tests.pipeline.test_going_live import write_token_file
+
+    data = tmp_path / "data"
+    job_id = await _job(data, monkeypatch)
+    transport, render_settings = _transport(data, wheel)
+    render_token = mint_token()
+    transport.start(render_token, {"task": "render", "job_id": job_id, "settings": render_settings.for_worker()},
+                    heartbeat_seconds=60)
+    rendering = _worker(job_id, render_token, imds)
+    assert rendering.wait(timeout=180) == 0
+    assert transport.result(render_token)["status"] == "succeeded"  # the video is home now
+    transport.end(render_token, kill=True)
+    with LoopbackYouTube() as youtube:
+        token_file = write_token_file(tmp_path / "youtube-token.json", youtube.token_uri)
+        upload_settings = PipelineSettings.from_values({
+            **render_settings.for_worker(), "upload_backend": "spot", "uploader_ami_id": render_settings.renderer_ami_id,
+            "upload_target": "youtube", "youtube_token_file": str(token_file), "youtube_api_url": youtube.api_url,
+        })
+        uploader = SpotTransport(data, upload_settings, wheel=wheel)
+        upload_token = mint_token()
+        uploader.start(upload_token, {"task": "upload", "job_id": job_id, "settings": upload_settings.for_worker()},
+                       heartbeat_seconds=60)
+        (data / "work" / job_id / "video.mp4").unlink()  # the instance works from the bucket alone
+        assert token_file.read_text() not in json.dumps(upload_settings.for_worker())  # a path, not the token
+        token_file.rename(tmp_path / "kept-elsewhere.json")  # the instance cannot read the daemon's file
+        uploading = subprocess.Popen(
+            [sys.executable, "-m", "services.pipeline.tasks.spot_worker", "upload", "--poll-seconds=0.2"],
+            env={**{k: v for k, v in os.environ.items() if not k.startswith(("DATA_DIR", "PIPELINE_"))},
+                 "JOB_ID": job_id, "TASK_TOKEN": upload_token, "RENDER_BUCKET": BUCKET, "AWS_REGION": REGION,
+                 "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert uploading.wait(timeout=180) == 0, uploading.stdout.read() if uploading.stdout else ""
+            result = uploader.result(upload_token)
+        finally:
+            uploader.end(upload_token, kill=True)
+        assert result["status"] == "succeeded" and result["output"]["youtube_url"].endswith("vid123")
+        (session,) = youtube.uploaded()
+        assert len(session.data) > 1000  # the rendered video, from the bucket, to YouTube
+        assert youtube.token_requests()  # refreshed with the token the instance was sent
