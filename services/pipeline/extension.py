@@ -38,6 +38,25 @@ __all__ = ["PipelineExtension"]
 logger = logging.getLogger(__name__)
 
 
+def _with_spend(command: Callable[..., int]) -> Callable[..., int]:
+    """The scheduler's ``stats``, then (as text, when Spot workers ran) a line with this
+    month's estimated render spend; the scheduler itself knows nothing of the pipeline."""
+
+    def run(backend: Any, args: argparse.Namespace, settings: Any) -> int:
+        code = command(backend, args, settings)
+        if code == 0 and not getattr(args, "json", False):
+            from services.pipeline.tasks.spot_ledger import LEDGER_FILE, month_spend, this_month
+            from services.scheduler.clock import utc_now
+
+            if (Path(settings.data_dir) / LEDGER_FILE).exists():
+                month = this_month(utc_now())
+                total, runs = month_spend(Path(settings.data_dir), month)
+                args.out.line(f"render spend {month}: ${total:.4f} on {len(runs)} Spot run(s) (details: spend)")
+        return code
+
+    return run
+
+
 def _command(name: str) -> Callable[[argparse.Namespace, Any], int]:
     """``services.pipeline.commands.<name>.<name>_command``, imported when it is called."""
 
@@ -116,4 +135,7 @@ class PipelineExtension:
         spend.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
         spend.add_argument("--json", action="store_true", help="print the runs and the total as JSON")
         spend.set_defaults(run=_command("spend"))
+        stats = subparsers.choices.get("stats")
+        if stats is not None and stats.get_default("with_backend") is not None:
+            stats.set_defaults(with_backend=_with_spend(stats.get_default("with_backend")))
 

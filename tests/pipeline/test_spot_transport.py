@@ -377,6 +377,14 @@ def test_the_spend_command_shows_the_months_runs_and_the_budget(tmp_path: Path) 
     assert as_json["spend_usd"] == 1.25 and [r["job_id"] for r in as_json["runs"]] == ["job-0"]
     bad = spend("--month", "2026-13")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --month must be YYYY-MM, got '2026-13'"
+    month = spot_ledger.this_month(datetime.now(timezone.utc))
+    spot_ledger.record_run(data, {"token": "tNOW", "job_id": "job-now", "instance_type": "c6i.2xlarge",
+                                  "seconds": 300, "hourly_usd": 0.3, "cost_usd": 0.025,
+                                  "ended_at": f"{month}-01T09:00:00+00:00"})
+    stats = subprocess.run([sys.executable, str(root / "run_scheduler.py"), "stats"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert stats.returncode == 0, stats.stderr
+    assert stats.stdout.strip().splitlines()[-1].startswith(f"render spend {month}: $")  # the scheduler's stats too
 
 
 def test_doctor_checks_the_spot_settings_against_aws(aws, monkeypatch) -> None:

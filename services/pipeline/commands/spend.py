@@ -5,7 +5,8 @@ type, seconds and estimated cost, recorded when its wait ended. One line per run
 total, with SPOT_MONTHLY_BUDGET_USD beside it when set. It writes nothing.
 
 The scheduler's own ``stats`` is about schedules' runs and knows nothing of the pipeline
-(the scheduler never imports it), so the spend has its own command.
+(the scheduler never imports it): the extension wraps it to end with the month's total
+once Spot workers have run, and the details are here.
 """
 
 from __future__ import annotations
