@@ -128,6 +128,13 @@ def _transport(data: Path, wheel: Path) -> tuple[SpotTransport, PipelineSettings
     return SpotTransport(data, settings, wheel=wheel), settings
 
 
+def _launch(transport: SpotTransport, settings: PipelineSettings, job_id: str, token: str, task: str = "render",
+            heartbeat_seconds: float = 60) -> dict[str, Any]:
+    """StartRenderer's (or StartUploader's) call of the transport for ``job_id``."""
+    return transport.start(token, {"task": task, "job_id": job_id, "settings": settings.for_worker()},
+                           heartbeat_seconds=heartbeat_seconds)
+
+
 def _worker(job_id: str, token: str, imds: str, poll: float = 0.2) -> subprocess.Popen[str]:
     """The worker as the user-data starts it: its environment and nothing else of ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATA_DIR", "PIPELINE_", "SCRIPT_", "TTS_"))}
@@ -160,8 +167,7 @@ async def test_the_instance_worker_renders_from_the_bucket_and_reports_there(
     job_id = await _job(data, monkeypatch)
     transport, settings = _transport(data, wheel)
     token = mint_token()
-    started = transport.start(token, {"task": "render", "job_id": job_id, "data_dir": str(data),
-                                      "settings": settings.for_worker()}, heartbeat_seconds=1)
+    started = _launch(transport, settings, job_id, token, heartbeat_seconds=1)
     assert started["instance_id"].startswith("i-")
     worker = _worker(job_id, token, imds)
     try:
@@ -186,8 +192,7 @@ async def test_an_interruption_notice_reports_a_lost_worker_at_once_and_the_mach
     job_id = await _job(data, monkeypatch)
     transport, settings = _transport(data, wheel)
     token = mint_token()
-    transport.start(token, {"task": "render", "job_id": job_id, "data_dir": str(data),
-                            "settings": settings.for_worker()}, heartbeat_seconds=60)
+    _launch(transport, settings, job_id, token)
     FakeIMDS.notice = {"action": "terminate", "time": "2026-12-02T10:00:00Z"}
     worker = _worker(job_id, token, imds, poll=0.1)
     try:
@@ -250,8 +255,7 @@ async def test_a_daemon_stopped_mid_wait_reattaches_and_the_sweep_spares_only_ow
     job_id = await _job(data, monkeypatch)
     transport, settings = _transport(data, wheel)
     stray = mint_token()  # a worker whose job is gone (a daemon that died, a job removed)
-    transport.start(stray, {"task": "render", "job_id": job_id, "settings": settings.for_worker()},
-                    heartbeat_seconds=60)
+    _launch(transport, settings, job_id, stray)
     monkeypatch.setattr("services.pipeline.tasks.spot_transport.SpotTransport._upload_wheel",
                         lambda self: _put_wheel(self, wheel))
     context = RecordingContext(data_dir=data, settings=settings)
@@ -292,8 +296,7 @@ async def test_a_relaunched_instance_renders_only_the_pieces_the_first_did_not_f
     transport, settings = _transport(data, wheel)
     s3 = boto3.client("s3", region_name=REGION)
     first = mint_token()
-    transport.start(first, {"task": "render", "job_id": job_id, "settings": settings.for_worker()},
-                    heartbeat_seconds=60)
+    _launch(transport, settings, job_id, first)
     worker = _worker(job_id, first, imds)
     assert worker.wait(timeout=180) == 0, worker.stdout.read() if worker.stdout else ""
     transport.end(first, kill=True)
@@ -306,8 +309,7 @@ async def test_a_relaunched_instance_renders_only_the_pieces_the_first_did_not_f
     s3.delete_object(Bucket=BUCKET, Key=f"jobs/{job_id}/video.mp4")
     time.sleep(1.1)  # S3 times are to the second: a piece made again would show a later one
     second = mint_token()
-    transport.start(second, {"task": "render", "job_id": job_id, "settings": settings.for_worker()},
-                    heartbeat_seconds=60)
+    _launch(transport, settings, job_id, second)
     relaunched = _worker(job_id, second, imds)
     try:
         assert relaunched.wait(timeout=180) == 0, relaunched.stdout.read() if relaunched.stdout else ""
@@ -331,8 +333,7 @@ async def test_a_spot_upload_publishes_with_the_token_it_was_sent(
     job_id = await _job(data, monkeypatch)
     transport, render_settings = _transport(data, wheel)
     render_token = mint_token()
-    transport.start(render_token, {"task": "render", "job_id": job_id, "settings": render_settings.for_worker()},
-                    heartbeat_seconds=60)
+    _launch(transport, render_settings, job_id, render_token)
     rendering = _worker(job_id, render_token, imds)
     assert rendering.wait(timeout=180) == 0
     assert transport.result(render_token)["status"] == "succeeded"  # the video is home now
@@ -345,8 +346,7 @@ async def test_a_spot_upload_publishes_with_the_token_it_was_sent(
         })
         uploader = SpotTransport(data, upload_settings, wheel=wheel)
         upload_token = mint_token()
-        uploader.start(upload_token, {"task": "upload", "job_id": job_id, "settings": upload_settings.for_worker()},
-                       heartbeat_seconds=60)
+        _launch(uploader, upload_settings, job_id, upload_token, task="upload")
         (data / "work" / job_id / "video.mp4").unlink()  # the instance works from the bucket alone
         assert token_file.read_text() not in json.dumps(upload_settings.for_worker())  # a path, not the token
         token_file.rename(tmp_path / "kept-elsewhere.json")  # the instance cannot read the daemon's file

@@ -123,9 +123,8 @@ def test_a_task_without_a_recorded_worker_is_lost_not_parsed_from_its_instance_i
 
 def test_the_start_output_keeps_the_seeds_shape(tmp_path: Path) -> None:
     context = RecordingContext(data_dir=tmp_path, settings=PipelineSettings.embedded())
-    started = start_stage("render", 300, clock=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc))(
-        {"job_id": "job-x"}, context
-    )
+    started = start_stage("render", 300, clock=lambda: datetime(2026, 1, 1, tzinfo=timezone.utc),
+                          timeout_seconds=7200)({"job_id": "job-x"}, context)
     try:
         assert set(started) == {
             "job_id", "instance_id", "instance_type", "spot_request_id", "task_token", "started_at",
@@ -133,5 +132,6 @@ def test_the_start_output_keeps_the_seeds_shape(tmp_path: Path) -> None:
         assert started["instance_type"] == "local" and started["instance_id"].startswith("pid-")
         task = SubprocessTransport(tmp_path).files.read_task(started["task_token"])
         assert task["version"] == 1 and task["data_dir"] == str(tmp_path.resolve())
+        assert task["timeout_seconds"] == 7200  # the WaitFor* state's: a Spot instance's own deadline
     finally:
         SubprocessTransport(tmp_path).end(started["task_token"], kill=True)

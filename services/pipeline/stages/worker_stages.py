@@ -94,8 +94,10 @@ def sweep_at_start(context: Any) -> list[str]:
         return []
 
 
-def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[], datetime] = utc_now):
-    """The Start* stage of ``task`` (``render`` or ``upload``)."""
+def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[], datetime] = utc_now,
+                timeout_seconds: float | None = None):
+    """The Start* stage of ``task`` (``render`` or ``upload``); ``timeout_seconds`` is its
+    WaitFor* state's, which a Spot instance's own deadline follows."""
     every = (heartbeat_seconds or 300) / 5
 
     def start(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -113,6 +115,7 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
                 "data_dir": str(Path(context.data_dir).resolve()),
                 "settings": context.settings.for_worker(),
                 "log_level": logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+                **({"timeout_seconds": timeout_seconds} if timeout_seconds else {}),
             },
             heartbeat_seconds=every,
         )
