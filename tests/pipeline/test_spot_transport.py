@@ -492,3 +492,20 @@ def test_the_first_run_after_a_start_sweeps_the_workers_no_job_owns(aws, tmp_pat
     assert worker_stages.sweep_at_start(local) == []  # no Spot backend: AWS is never asked
     transport.end(TOKEN, kill=True)
     transport.end("tSTRAY", kill=True)
+
+
+def test_an_accounts_own_render_backend_picks_the_spot_transport_for_its_jobs(aws, tmp_path: Path) -> None:
+    from services.pipeline.stages.worker_stages import transport_of
+    from services.pipeline.tasks.subprocess_transport import SubprocessTransport
+    from tests.pipeline.stage_context import RecordingContext
+
+    data = tmp_path / "data"
+    root = workspace(data)
+    values = settings(aws).for_worker()
+    values.update(render_backend="local", accounts={"kenh-a": {"render_backend": "spot"}, "kenh-b": {}})
+    context = RecordingContext(data_dir=data, settings=PipelineSettings.from_values(values))
+    (root / "source.json").write_text(json.dumps({"account_id": "kenh-a"}))
+    assert isinstance(transport_of(context, "render", JOB), SpotTransport)
+    assert isinstance(transport_of(context, "upload", JOB), SubprocessTransport)  # its upload stays here
+    (root / "source.json").write_text(json.dumps({"account_id": "kenh-b"}))
+    assert isinstance(transport_of(context, "render", JOB), SubprocessTransport)

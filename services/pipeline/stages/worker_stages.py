@@ -35,6 +35,7 @@ from services.pipeline.engine.definition import StateSpec
 from services.pipeline.errors import TaskFailed, WorkerLost
 from services.pipeline.tasks.task_tokens import TaskReport, Waiting, judge, mint_token
 from services.pipeline.tasks.transport import TaskTransport, transport_for
+from services.pipeline.workspace import Workspace
 from services.scheduler.clock import utc_now
 
 __all__ = ["POLL_SECONDS", "owned_tokens", "start_stage", "sweep_at_start", "transport_of", "wait_stage"]
@@ -44,12 +45,25 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 
 
-def transport_of(context: Any, task: str | None = None) -> TaskTransport:
-    """The TaskTransport for ``task`` (``render`` / ``upload``): ``spot`` when its
-    RENDER_BACKEND / UPLOAD_BACKEND says so, else the one TASK_TRANSPORT names."""
-    settings = context.settings
+def transport_of(context: Any, task: str | None = None, job_id: str | None = None) -> TaskTransport:
+    """The TaskTransport for ``task`` (``render`` / ``upload``) of ``job_id``: ``spot`` when
+    its RENDER_BACKEND / UPLOAD_BACKEND says so (the job's account's, ``[accounts.<id>]``),
+    else the one TASK_TRANSPORT names."""
+    settings = _job_settings(context, job_id)
     name = "spot" if task and getattr(settings, f"{task}_backend", "local") == "spot" else settings.task_transport
     return transport_for(name, Path(context.data_dir), settings)
+
+
+def _job_settings(context: Any, job_id: str | None) -> Any:
+    """The settings of the job's account (its ``source.json`` names it), else the run's."""
+    settings = context.settings
+    if not job_id or not getattr(settings, "accounts", None):
+        return settings
+    try:
+        source = Workspace(Path(context.data_dir), job_id).read("source.json")
+    except (OSError, ValueError):
+        return settings
+    return settings.for_account(str(source.get("account_id") or "default"))
 
 
 _LIVE = ("pending", "scheduled", "running")
@@ -103,7 +117,7 @@ def start_stage(task: str, heartbeat_seconds: float | None, *, clock: Callable[[
     def start(event: dict[str, Any], context: Any) -> dict[str, Any]:
         job_id = str(event["job_id"])
         token = str(event.get("task_token") or mint_token())
-        transport = transport_of(context, task)
+        transport = transport_of(context, task, job_id)
         sweep = getattr(transport, "sweep_orphans", None)
         if sweep is not None:  # workers no job waits on any more (a daemon that died, a job removed)
             sweep(owned_tokens(context) | {token})
@@ -132,7 +146,7 @@ def wait_stage(
     async def wait(event: dict[str, Any], context: Any) -> dict[str, Any]:
         token = str(event["task_token"])
         started = datetime.fromisoformat(str(event["started_at"]))
-        transport = transport_of(context, task)
+        transport = transport_of(context, task, str(event.get("job_id") or "") or None)
         while True:
             report = TaskReport(last_heartbeat=transport.heartbeat(token), result=transport.result(token))
             try:
