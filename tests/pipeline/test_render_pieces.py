@@ -58,6 +58,7 @@ def test_pieces_start_at_a_framing_and_hold_every_shot_once() -> None:
     for a, _ in groups[1:]:
         assert shots[a].framing != shots[a - 1].framing  # never inside a framing
     assert piece_groups(shots, counts, 10_000) == [(0, 7)] and piece_groups([], [], 60) == []
+    assert piece_groups(shots, [30, 30, 30, 30, 30, 30, 0], 60) == [(0, 2), (2, 7)]  # no piece without a frame
 
 
 def test_a_render_started_again_encodes_only_the_missing_pieces(tmp_path: Path) -> None:

@@ -266,7 +266,10 @@ def piece_groups(shots: Sequence[Shot], counts: Sequence[int], piece_frames: int
             first, frames = n, 0
         frames += count
     if len(counts) > first:
-        groups.append((first, len(counts)))
+        if groups and frames == 0:  # trailing shots too short for a frame: no empty piece
+            groups[-1] = (groups[-1][0], len(counts))
+        else:
+            groups.append((first, len(counts)))
     return groups
 
 
