@@ -48,11 +48,11 @@ from PIL import Image
 from services.pipeline.panels import ReadingDirection, panels_of
 from services.pipeline.providers.fetch import sample_chapter
 from services.pipeline.providers.fonts import font_path
+from services.pipeline.providers.render.compositor import Framer
 from services.pipeline.providers.render.render_local import (
     FPS,
     LANDSCAPE,
     Segment,
-    _Framer,
     _wav_seconds,
     frame_counts,
     plan,
@@ -119,7 +119,7 @@ def run_ffmpeg(segments: list[Segment], out: Path) -> None:
     work = out.parent / "ffmpeg-stills"
     work.mkdir(exist_ok=True)
     shots = shots_of(segments)
-    framer = _Framer(shots, LANDSCAPE)
+    framer = Framer(shots, LANDSCAPE)
     counts = frame_counts([shot.seconds for shot in shots])
     lines = []
     for index, (shot, count) in enumerate(zip(shots, counts, strict=True)):
@@ -255,7 +255,7 @@ def measure(way: str, work: Path) -> dict:
 def ssim_samples(video: Path, segments: list[Segment], work: Path, samples: int = 6) -> list[float]:
     """SSIM of frames at shot midpoints against the composited picture."""
     shots = shots_of(segments)
-    framer = _Framer(shots, LANDSCAPE)
+    framer = Framer(shots, LANDSCAPE)
     counts = frame_counts([shot.seconds for shot in shots])
     scores = []
     picks = [round(i * (len(shots) - 1) / (samples - 1)) for i in range(samples)]

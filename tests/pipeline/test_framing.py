@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from services.pipeline.panels import Box
+from services.pipeline.providers.render.compositor import caption_of, composite
 from services.pipeline.providers.render.framing import MAX_SHRINK, layout, safe_box
-from services.pipeline.providers.render.render_local import LANDSCAPE, PORTRAIT, Shot, _composite, caption_of
+from services.pipeline.providers.render.render_local import LANDSCAPE, PORTRAIT, Shot
 
 SHAPES = {"wide": (1000, 400), "square": (900, 900), "page": (800, 1100), "tall": (500, 1500), "strip": (800, 1420)}
 
@@ -78,7 +79,7 @@ def test_what_the_panel_leaves_is_its_own_blurred_darkened_copy_not_a_flat_bar(t
     art[:, 400:] = (40, 90, 220)  # a cool right half
     Image.fromarray(art).save(tmp_path / "panel.png")
     subtitle = "Minh đi lên núi hái nấm."
-    picture = np.asarray(_composite(Shot(tmp_path / "panel.png", subtitle, 2.0), frame)).astype(float)
+    picture = np.asarray(composite(Shot(tmp_path / "panel.png", subtitle, 2.0), frame)).astype(float)
     plan = layout((800, 1100), frame, caption_of(subtitle, frame)[3])
     width, height = frame
     if plan.panel.x0 > 20:  # pillarboxed: the sides carry the panel's colours, dimmed

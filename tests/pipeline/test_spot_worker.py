@@ -119,6 +119,14 @@ async def _job(data: Path, monkeypatch, panels: int = 2) -> str:
     return job_id
 
 
+async def _ready(tmp_path: Path, monkeypatch, wheel: Path, panels: int = 2
+                 ) -> tuple[Path, str, SpotTransport, PipelineSettings]:
+    """A data dir with one job ready to render, and the Spot transport on the moto server."""
+    data = tmp_path / "data"
+    job_id = await _job(data, monkeypatch, panels)
+    return (data, job_id, *_transport(data, wheel))
+
+
 def _transport(data: Path, wheel: Path) -> tuple[SpotTransport, PipelineSettings]:
     ec2 = boto3.client("ec2", region_name=REGION)
     ami = next(i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"]
@@ -163,9 +171,7 @@ def wheel(tmp_path_factory) -> Path:
 async def test_the_instance_worker_renders_from_the_bucket_and_reports_there(
     tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
 ) -> None:
-    data = tmp_path / "data"
-    job_id = await _job(data, monkeypatch)
-    transport, settings = _transport(data, wheel)
+    data, job_id, transport, settings = await _ready(tmp_path, monkeypatch, wheel)
     token = mint_token()
     started = _launch(transport, settings, job_id, token, heartbeat_seconds=1)
     assert started["instance_id"].startswith("i-")
@@ -188,9 +194,7 @@ async def test_the_instance_worker_renders_from_the_bucket_and_reports_there(
 async def test_an_interruption_notice_reports_a_lost_worker_at_once_and_the_machine_relaunches(
     tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
 ) -> None:
-    data = tmp_path / "data"
-    job_id = await _job(data, monkeypatch)
-    transport, settings = _transport(data, wheel)
+    data, job_id, transport, settings = await _ready(tmp_path, monkeypatch, wheel)
     token = mint_token()
     _launch(transport, settings, job_id, token)
     FakeIMDS.notice = {"action": "terminate", "time": "2026-12-02T10:00:00Z"}
@@ -222,9 +226,7 @@ def _states(ec2: Any) -> dict[str, str]:
 async def test_a_silent_instance_times_out_is_terminated_and_a_new_one_renders(
     tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
 ) -> None:
-    data = tmp_path / "data"
-    job_id = await _job(data, monkeypatch)
-    _, settings = _transport(data, wheel)
+    data, job_id, _, settings = await _ready(tmp_path, monkeypatch, wheel)
     context = RecordingContext(data_dir=data, settings=settings)
     monkeypatch.setattr("services.pipeline.tasks.spot_transport.SpotTransport._upload_wheel",
                         lambda self: _put_wheel(self, wheel))
@@ -251,9 +253,7 @@ async def test_a_silent_instance_times_out_is_terminated_and_a_new_one_renders(
 async def test_a_daemon_stopped_mid_wait_reattaches_and_the_sweep_spares_only_owned_workers(
     tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
 ) -> None:
-    data = tmp_path / "data"
-    job_id = await _job(data, monkeypatch)
-    transport, settings = _transport(data, wheel)
+    data, job_id, transport, settings = await _ready(tmp_path, monkeypatch, wheel)
     stray = mint_token()  # a worker whose job is gone (a daemon that died, a job removed)
     _launch(transport, settings, job_id, stray)
     monkeypatch.setattr("services.pipeline.tasks.spot_transport.SpotTransport._upload_wheel",
@@ -291,9 +291,7 @@ def _put_wheel(transport: SpotTransport, wheel: Path) -> str:
 async def test_a_relaunched_instance_renders_only_the_pieces_the_first_did_not_finish(
     tmp_path: Path, monkeypatch, moto_server: str, imds: str, wheel: Path
 ) -> None:
-    data = tmp_path / "data"
-    job_id = await _job(data, monkeypatch, panels=8)  # about 40 s of video: two pieces
-    transport, settings = _transport(data, wheel)
+    data, job_id, transport, settings = await _ready(tmp_path, monkeypatch, wheel, panels=8)  # about 40 s of video: two pieces
     s3 = boto3.client("s3", region_name=REGION)
     first = mint_token()
     _launch(transport, settings, job_id, first)
@@ -329,9 +327,7 @@ async def test_a_spot_upload_publishes_with_the_token_it_was_sent(
     from tests.pipeline.loopback_services import LoopbackYouTube
     from tests.pipeline.test_going_live import write_token_file
 
-    data = tmp_path / "data"
-    job_id = await _job(data, monkeypatch)
-    transport, render_settings = _transport(data, wheel)
+    data, job_id, transport, render_settings = await _ready(tmp_path, monkeypatch, wheel)
     render_token = mint_token()
     _launch(transport, render_settings, job_id, render_token)
     rendering = _worker(job_id, render_token, imds)
